@@ -1,0 +1,255 @@
+package arpresponder
+
+import "encoding/binary"
+
+// Offsets and values of IPv6 (RFC 8200) and of Neighbor Solicitation and
+// Advertisement messages (RFC 4861 4.3, 4.4, 4.6.1).
+const (
+	ipv6HdrLen     = 40
+	ipv6PayloadLen = 4
+	ipv6NextHeader = 6
+	ipv6HopLimit   = 7
+	ipv6Src        = 8
+	ipv6Dst        = 24
+	protoICMPv6    = 58
+
+	icmpType     = 0
+	icmpCode     = 1
+	icmpChecksum = 2
+	ndFlags      = 4 // NA: Router, Solicited, Override
+	ndTarget     = 8
+	ndOptions    = 24 // also the minimum NS/NA length (RFC 4861 7.1.1)
+
+	typeNS = 135
+	typeNA = 136
+
+	// ndHopLimit: NDP packets must not have crossed a router (RFC 4861
+	// 7.1.1); replies are sent with it.
+	ndHopLimit = 255
+
+	naFlagSolicited = 0x40
+	naFlagOverride  = 0x20
+
+	optSourceLLA = 1
+	optTargetLLA = 2
+	llaOptLen    = 8 // type, length 1 (in 8-byte units), 6-byte MAC
+
+	naReplyLen = ipv6HdrLen + ndOptions + llaOptLen
+)
+
+// allNodes is ff02::1, the destination of advertisements answering a DAD
+// solicitation and of unsolicited advertisements (RFC 4861 7.2.4, 7.2.6).
+var allNodes = [16]byte{0: 0xff, 1: 0x02, 15: 0x01}
+
+// nd is a Neighbor Solicitation or Advertisement that passed RFC 4861 7.1.
+type nd struct {
+	typ              uint8
+	flags            uint8
+	src, dst, target [16]byte
+	lla              [ethAddrLen]byte // source (NS) or target (NA) link-layer address option
+	hasLLA           bool
+}
+
+// parseND validates ip6 as an IPv6 packet carrying an NS or NA. It returns
+// ReasonNone if it is one, else why not.
+func parseND(ip6 []byte) (nd, Reason) {
+	var m nd
+	if len(ip6) < ipv6HdrLen || ip6[0]>>4 != 6 {
+		return m, ReasonMalformed
+	}
+	end := ipv6HdrLen + int(binary.BigEndian.Uint16(ip6[ipv6PayloadLen:]))
+	if end > len(ip6) {
+		return m, ReasonMalformed
+	}
+	if ip6[ipv6NextHeader] != protoICMPv6 {
+		return m, ReasonNotNS
+	}
+	msg := ip6[ipv6HdrLen:end] // bytes past end are link-layer padding
+	if len(msg) < icmpChecksum {
+		return m, ReasonMalformed
+	}
+	m.typ = msg[icmpType]
+	if m.typ != typeNS && m.typ != typeNA {
+		return m, ReasonNotNS
+	}
+	copy(m.src[:], ip6[ipv6Src:])
+	copy(m.dst[:], ip6[ipv6Dst:])
+	// RFC 4861 7.1.1 (NS) and 7.1.2 (NA): hop limit, code, length, target
+	// not multicast, and last, as the costliest, the checksum.
+	if ip6[ipv6HopLimit] != ndHopLimit || msg[icmpCode] != 0 || len(msg) < ndOptions ||
+		msg[ndTarget] == 0xff || martianSource6(&m.src) ||
+		icmpv6Sum(&m.src, &m.dst, msg) != 0xffff {
+		return m, ReasonMalformed
+	}
+	m.flags = msg[ndFlags]
+	copy(m.target[:], msg[ndTarget:])
+
+	want := byte(optSourceLLA)
+	if m.typ == typeNA {
+		want = optTargetLLA
+	}
+	for opts := msg[ndOptions:]; len(opts) > 0; {
+		if len(opts) < 2 {
+			return m, ReasonMalformed
+		}
+		n := int(opts[1]) * 8
+		if n == 0 || n > len(opts) {
+			return m, ReasonMalformed
+		}
+		// Like Linux ndisc_parse_options, the first of duplicated options
+		// wins; its length must be right for Ethernet.
+		if opts[0] == want && !m.hasLLA {
+			if n != llaOptLen {
+				return m, ReasonMalformed
+			}
+			copy(m.lla[:], opts[2:llaOptLen])
+			m.hasLLA = true
+		}
+		opts = opts[n:]
+	}
+
+	if m.typ == typeNS && m.src == [16]byte{} {
+		// A DAD probe: to a solicited-node address, without a source
+		// link-layer address option (RFC 4861 7.1.1).
+		if !isSolicitedNode(m.dst) || m.hasLLA {
+			return m, ReasonMalformed
+		}
+	}
+	if m.typ == typeNA && m.dst[0] == 0xff && m.flags&naFlagSolicited != 0 {
+		return m, ReasonMalformed // RFC 4861 7.1.2
+	}
+	return m, ReasonNone
+}
+
+// HandleNDP decides on one received IPv6 packet. vlan is the frame's tag,
+// ethSrc its Ethernet source and ip6 the IPv6 header and payload (extension
+// headers are not followed; link-layer padding after the payload is ignored).
+// For a valid Neighbor Solicitation (RFC 4861 7.1.1) whose target is a VIP it
+// writes into dst[:0] a solicited Neighbor Advertisement per RFC 4861 7.2.4
+// and returns it with ReasonNone: from the VIP to the solicitation's source,
+// Solicited and Override set, hop limit 255, a Target Link-Layer Address
+// option with the VIP MAC, a valid checksum; Ethernet from the VIP MAC to the
+// solicitation's Source Link-Layer Address option, or to ethSrc if it has
+// none, with the same VLAN tag. A DAD solicitation (source ::) is answered to
+// ff02::1 (Ethernet 33:33:00:00:00:01) with Solicited clear, which defends
+// the VIP (RFC 4862 5.4.3). Otherwise HandleNDP returns nil and the Reason.
+//
+// A solicitation whose source is a VIP, or a valid advertisement for a VIP
+// with a link-layer address other than the VIP MAC, is a conflict. Packets
+// from the VIP MAC are udr's own and ignored.
+//
+// HandleNDP does not allocate if cap(dst) >= MaxReplyLen. It reads ip6 fully
+// before writing dst, so the two may overlap.
+func (r *Responder) HandleNDP(dst []byte, vlan VLAN, ethSrc [6]byte, ip6 []byte) ([]byte, Reason) {
+	m, why := parseND(ip6)
+	if why != ReasonNone {
+		return nil, why
+	}
+	if ethSrc == r.mac || (m.hasLLA && m.lla == r.mac) {
+		return nil, ReasonLooped
+	}
+	if m.typ == typeNA {
+		if r.isVIP6(m.target) {
+			return nil, ReasonConflict
+		}
+		return nil, ReasonNotNS
+	}
+	if r.isVIP6(m.src) {
+		return nil, ReasonConflict
+	}
+	if !r.isVIP6(m.target) {
+		return nil, ReasonNotVIP
+	}
+
+	dad := m.src == [16]byte{}
+	ipDst, ethDst, flags := m.src, ethSrc, byte(naFlagSolicited|naFlagOverride)
+	switch {
+	case dad:
+		ipDst, ethDst, flags = allNodes, allNodesMAC, naFlagOverride
+	case m.hasLLA:
+		ethDst = m.lla
+	}
+	if !isUnicastMAC(ethDst) && !dad {
+		return nil, ReasonMalformed // nowhere to unicast the reply
+	}
+
+	eth := ethernetLen(vlan)
+	b := frame(dst, eth+naReplyLen)
+	putEthernet(b, ethDst, r.mac, vlan, etherTypeIPv6)
+	putNA(b[eth:], &m.target, &ipDst, r.mac, flags)
+	return b, ReasonNone
+}
+
+// putNA writes into b (naReplyLen zeroed bytes) an IPv6 Neighbor
+// Advertisement from target to dst for target with the given flags and a
+// Target Link-Layer Address option holding mac.
+func putNA(b []byte, target, dst *[16]byte, mac [ethAddrLen]byte, flags byte) {
+	b = b[:naReplyLen]
+	b[0] = 6 << 4 // version; traffic class and flow label 0
+	binary.BigEndian.PutUint16(b[ipv6PayloadLen:], naReplyLen-ipv6HdrLen)
+	b[ipv6NextHeader] = protoICMPv6
+	b[ipv6HopLimit] = ndHopLimit
+	copy(b[ipv6Src:], target[:])
+	copy(b[ipv6Dst:], dst[:])
+
+	msg := b[ipv6HdrLen:]
+	msg[icmpType] = typeNA
+	msg[ndFlags] = flags
+	copy(msg[ndTarget:], target[:])
+	opt := msg[ndOptions:]
+	opt[0] = optTargetLLA
+	opt[1] = llaOptLen / 8
+	copy(opt[2:], mac[:])
+	binary.BigEndian.PutUint16(msg[icmpChecksum:], ^icmpv6Sum(target, dst, msg))
+}
+
+// icmpv6Sum returns the 16-bit ones' complement sum (RFC 1071) of the IPv6
+// pseudo-header for an ICMPv6 message (RFC 8200 8.1) followed by msg. A
+// message with a valid checksum sums to 0xffff; a message with a zero
+// checksum field gets the complement of the sum as its checksum.
+func icmpv6Sum(src, dst *[16]byte, msg []byte) uint16 {
+	s := sum16(0, src[:])
+	s = sum16(s, dst[:])
+	s += uint64(len(msg)>>16) + uint64(len(msg)&0xffff) + protoICMPv6
+	s = sum16(s, msg)
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
+}
+
+// sum16 adds b to s as big-endian 16-bit words, the last odd byte padded
+// with zero. A uint64 cannot overflow for any packet size.
+func sum16(s uint64, b []byte) uint64 {
+	for len(b) >= 2 {
+		s += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		s += uint64(b[0]) << 8
+	}
+	return s
+}
+
+// martianSource6 reports whether a cannot be the source of a packet from
+// the wire: multicast (RFC 4291 2.7), loopback (RFC 4291 2.5.3) or
+// IPv4-mapped (RFC 4291 2.5.5.2), all of which Linux ipv6_rcv drops.
+func martianSource6(a *[16]byte) bool {
+	if a[0] == 0xff {
+		return true
+	}
+	for _, b := range a[:10] {
+		if b != 0 {
+			return false
+		}
+	}
+	loopback := a[10]|a[11]|a[12]|a[13]|a[14] == 0 && a[15] == 1
+	mapped := a[10] == 0xff && a[11] == 0xff
+	return loopback || mapped
+}
+
+// isSolicitedNode reports whether a is in ff02::1:ff00:0/104 (RFC 4291 2.7.1).
+func isSolicitedNode(a [16]byte) bool {
+	return a[0] == 0xff && a[1] == 0x02 && a[2]|a[3]|a[4]|a[5]|a[6]|a[7]|a[8]|a[9]|a[10] == 0 &&
+		a[11] == 0x01 && a[12] == 0xff
+}

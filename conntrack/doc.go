@@ -1,0 +1,45 @@
+// Package conntrack is the connection table of an LVS-DR director, with the
+// behaviour of Linux IPVS (net/netfilter/ipvs/ip_vs_conn.c,
+// ip_vs_proto_tcp.c, ip_vs_core.c; IPVS.md §2, §3, §8): connections keyed
+// by client and virtual address and port, the DR "input only" TCP state
+// machine and its per-state timeouts, the real servers' ActiveConn,
+// InActConn and PersistConn counts and overload flag, and persistence
+// templates in the same table. Time is always an argument: now is in
+// seconds since the caller's epoch, and an entry is alive while
+// now < Expiry; there are no timers, entries expire when a lookup finds
+// them late and when Sweep's clock hand passes them. A Table is a bounded
+// open-addressing hash table of pointer-free 52-byte slots allocated once,
+// at most 7/8 full, under 64 bytes per entry; Lookup, Insert, Update and
+// Sweep do not allocate. A Table is not safe for concurrent use: each
+// forwarder worker owns one; the real-server counts it writes are atomics
+// shared with the schedulers.
+//
+// # Full table
+//
+// A table never holds more than Cap() entries. An insert into a full table
+// looks at the 64 slots from the new key's home slot. It first expires the
+// entries there whose timer has fired; if that frees nothing, it evicts
+// one, modelled on the kernel's drop_entry defence: a half-open connection
+// (SYN_RECV, SYNACK) or a template never ASSURED first, then a connection
+// in another inactive TCP state (NONE, FIN_WAIT, TIME_WAIT, CLOSE,
+// CLOSE_WAIT, LAST_ACK, LISTEN), then any other entry (ESTABLISHED,
+// SYN_SENT, UDP, ASSURED templates); within a rank, the one closest to
+// expiry. A template that controls connections is never evicted (its
+// connections would lose track of it); if nothing else is in the window,
+// the insert fails with ErrTableFull. Stats counts expirations, evictions
+// and refusals.
+//
+// # Differences from the kernel
+//
+// Timers run lazily: an entry whose timer fired stays counted until a
+// lookup, an insert or Sweep finds it. A template's re-arming follows its
+// connections' own expiry times, so it matches the kernel when the
+// connections are found first; a template found late while it still
+// counts a connection that expired unseen is re-armed past now, and may
+// outlive the kernel's by up to that delay.
+// A template's timeout is not stored: InsertControlled restarts it with
+// the Persistence.Timeout it is given (60 s once re-armed), so editing a
+// service's -p applies to its existing templates at their next use.
+// InsertTemplate on a present template re-points it rather than leaving an
+// invalidated copy behind (see InsertTemplate).
+package conntrack

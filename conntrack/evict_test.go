@@ -1,0 +1,191 @@
+package conntrack
+
+import (
+	"errors"
+	"runtime"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestEvictionPolicy(t *testing.T) {
+	// 8 entries in 10 slots: the 64-slot window sees the whole table.
+	tb, reg, ids := newTestTable(t, 8, 1, Options{})
+	p := Persistence{Timeout: 2000, Netmask: 32}
+	type conn struct {
+		name  string
+		key   Key
+		at    uint32
+		flags []uint8
+	}
+	conns := []conn{
+		{"established 900", testKey(tcp, 0), 0, []uint8{TCPSyn, TCPAck}},
+		{"udp 300", testKey(udp, 1), 0, []uint8{0}},
+		{"fin_wait 120", testKey(tcp, 2), 0, []uint8{TCPSyn, TCPAck, TCPFin}},
+		{"syn_recv 110", testKey(tcp, 3), 50, []uint8{TCPSyn}},
+		{"close 105", testKey(tcp, 4), 95, []uint8{TCPSyn, TCPRst}},
+		{"established 950", testKey(tcp, 7), 50, []uint8{TCPSyn, TCPAck}},
+	}
+	names := map[Key]string{}
+	for _, c := range conns {
+		mustInsert(t, tb, c.key, ids[0], c.at)
+		for _, f := range c.flags {
+			mustUpdate(t, tb, c.key, f, c.at)
+		}
+		names[c.key] = c.name
+	}
+	controlled := testKey(tcp, 6)
+	tk := p.TemplateKey(controlled)
+	if err := tb.InsertTemplate(tk, ids[0], p.Timeout, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.InsertControlled(controlled, p, 20); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, tb, controlled, TCPSyn, 20)
+	mustUpdate(t, tb, controlled, TCPAck, 20)
+	names[controlled] = "controlled established 920"
+	names[tk] = "template"
+	if tb.Len() != tb.Cap() {
+		t.Fatalf("Len %d, want a full table of %d", tb.Len(), tb.Cap())
+	}
+
+	var evicted []string
+	for i := range 7 {
+		before := map[Key]bool{}
+		tb.Range(func(k Key, _ Entry) bool { before[k] = true; return true })
+		k := testKey(tcp, 100+i)
+		mustInsert(t, tb, k, ids[0], 100)
+		mustUpdate(t, tb, k, TCPAck, 100) // ESTABLISHED until 1000
+		names[k] = "new"
+		tb.Range(func(k Key, _ Entry) bool { delete(before, k); return true })
+		for k := range before {
+			evicted = append(evicted, names[k])
+		}
+		if tb.Len() != tb.Cap() {
+			t.Fatalf("Len %d after insert into a full table, want %d", tb.Len(), tb.Cap())
+		}
+	}
+	want := []string{
+		"syn_recv 110", "close 105", "fin_wait 120", "udp 300",
+		"established 900", "controlled established 920", "established 950",
+	}
+	if diff := cmp.Diff(want, evicted); diff != "" {
+		t.Fatalf("eviction order (-want +got):\n%s", diff)
+	}
+	if te, ok := tb.Lookup(tk, 100); !ok || te.Controlled != 0 {
+		t.Fatalf("template %+v ok=%v, want kept with no connection", te, ok)
+	}
+	if got := tb.Stats(); got != (Stats{Evicted: 7}) {
+		t.Fatalf("Stats %+v, want 7 evictions", got)
+	}
+	if got := countsOf(reg, ids[0]); got != (counts{Active: 7, Persist: 1}) {
+		t.Fatalf("counts %+v after evictions", got)
+	}
+}
+
+func TestFullTableExpiresFirst(t *testing.T) {
+	tb, _, ids := newTestTable(t, 8, 1, Options{})
+	for i := range 8 {
+		mustInsert(t, tb, testKey(tcp, i), ids[0], uint32(i*10))
+		mustUpdate(t, tb, testKey(tcp, i), TCPSyn, uint32(i*10)) // SYN_RECV until i*10+60
+	}
+	// At 65 only the first has expired: it goes, nothing is evicted.
+	mustInsert(t, tb, testKey(tcp, 8), ids[0], 65)
+	if _, ok := tb.Lookup(testKey(tcp, 0), 0); ok {
+		t.Fatal("expired entry still present")
+	}
+	if got := tb.Stats(); got != (Stats{Expired: 1}) {
+		t.Fatalf("Stats %+v, want one expiry and no eviction", got)
+	}
+}
+
+func TestTableFull(t *testing.T) {
+	tb, reg, ids := newTestTable(t, 1, 1, Options{})
+	p := Persistence{Timeout: 60, Netmask: 32}
+	k := testKey(tcp, 1)
+	if err := tb.InsertTemplate(p.TemplateKey(k), ids[0], p.Timeout, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The only entry is the template the new connection needs.
+	if _, err := tb.InsertControlled(k, p, 0); !errors.Is(err, ErrTableFull) {
+		t.Fatalf("InsertControlled into a table full of its own template: %v, want ErrTableFull", err)
+	}
+	te, _ := tb.Lookup(p.TemplateKey(k), 0)
+	if te.Controlled != 0 || tb.Len() != 1 || tb.Stats().Full != 1 {
+		t.Fatalf("after refusal: template %+v, Len %d, Stats %+v", te, tb.Len(), tb.Stats())
+	}
+	if got := countsOf(reg, ids[0]); got != (counts{Persist: 1}) {
+		t.Fatalf("counts %+v", got)
+	}
+}
+
+// TestNeverGrows inserts far more connections than fit and checks that
+// the table stays within its capacity and its memory.
+func TestNeverGrows(t *testing.T) {
+	const capacity = 4096
+	tb, reg, ids := newTestTable(t, capacity, 1, Options{})
+	nslots := len(tb.slots)
+	flags := []uint8{TCPSyn, TCPAck, TCPFin, TCPRst, 0}
+	var before, after runtime.MemStats
+	insert := func(from, to int) {
+		for i := from; i < to; i++ {
+			k := testKey(tcp, i)
+			if i%7 == 0 {
+				k.Proto = udp
+			}
+			now := uint32(i / 1000)
+			mustInsert(t, tb, k, ids[0], now)
+			mustUpdate(t, tb, k, flags[i%len(flags)], now)
+			if tb.Len() > tb.Cap() {
+				t.Fatalf("Len %d > Cap %d", tb.Len(), tb.Cap())
+			}
+		}
+	}
+	insert(0, 2*capacity) // fill, and reach a steady state
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	insert(2*capacity, 50*capacity)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if len(tb.slots) != nslots || tb.Len() != capacity {
+		t.Fatalf("slots %d (was %d), Len %d, want a full table of %d", len(tb.slots), nslots, tb.Len(), capacity)
+	}
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 64<<10 {
+		t.Fatalf("heap grew by %d bytes over %d inserts into a full table", grew, 48*capacity)
+	}
+	st := tb.Stats()
+	if st.Evicted+st.Expired < 48*capacity || st.Full != 0 {
+		t.Fatalf("Stats %+v", st)
+	}
+	d := reg.State(ids[0])
+	if got := int(d.Active.Load() + d.Inactive.Load()); got != capacity {
+		t.Fatalf("server counts %d connections, table holds %d", got, capacity)
+	}
+}
+
+func TestMemoryPerEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a million entries")
+	}
+	const n = 1_000_000
+	_, reg, ids := newTestTable(t, 1, 1, Options{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tb := New(n, reg, Options{Seed: 1})
+	for i := range n {
+		mustInsert(t, tb, testKey(tcp, i), ids[0], 0)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if tb.Len() != n {
+		t.Fatalf("Len %d, want %d", tb.Len(), n)
+	}
+	perEntry := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	t.Logf("memory per tracked connection: %.2f bytes (%d slots of %d bytes for %d entries)", perEntry, len(tb.slots), slotSize, n)
+	if perEntry > 64 {
+		t.Fatalf("%.2f bytes per entry, want <= 64", perEntry)
+	}
+	runtime.KeepAlive(tb)
+}

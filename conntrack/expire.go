@@ -1,0 +1,112 @@
+package conntrack
+
+import "math"
+
+// expire runs the timer of the entry in slot i, which has fired by now,
+// and reports whether the entry was removed (ip_vs_conn_expire). A
+// template that still controls connections is re-armed instead: its timer
+// fires again every 60 s after its expiry until the next one after now,
+// and its timeout stays 60 s from then on.
+func (t *Table) expire(i int, now uint32) bool {
+	s := &t.slots[i]
+	if s.isTemplate() && s.controlled > 0 {
+		late := now - s.expiry
+		s.expiry += templateRearm * (late/templateRearm + 1)
+		s.flags |= FlagRearmed
+		return false
+	}
+	t.remove(i, now, false)
+	t.stats.Expired++
+	return true
+}
+
+// Sweep looks at up to budget slots from where the previous call stopped,
+// in a circle, and expires the entries whose timer has fired. It returns
+// how many entries it removed. Calling it once per batch of packets with a
+// small budget replaces the kernel's per-connection timers: a table of S
+// slots is covered every S/budget calls.
+func (t *Table) Sweep(now uint32, budget int) (expired int) {
+	for ; budget > 0 && t.n > 0; budget-- {
+		if t.hand >= len(t.slots) {
+			t.hand = 0
+		}
+		s := &t.slots[t.hand]
+		if !s.empty() && s.expired(now) && t.expire(t.hand, now) {
+			// A later entry may have shifted into this slot: look again.
+			expired++
+			continue
+		}
+		t.hand++
+	}
+	return expired
+}
+
+// evictWindow is how many slots from a new key's home an insert into a
+// full table looks at for an entry to expire or evict.
+const evictWindow = 64
+
+// makeRoom frees one entry for k in a full table and reports whether it
+// did. It first expires every entry of the window whose timer has fired;
+// if none went, it evicts the best victim of the window (evictRank).
+func (t *Table) makeRoom(k *Key, now uint32) bool {
+	start := t.home(k)
+	for i, seen := start, 0; seen < evictWindow; seen++ {
+		s := &t.slots[i]
+		if !s.empty() && s.expired(now) && t.expire(i, now) {
+			continue // look at the entry that shifted in
+		}
+		if i++; i == len(t.slots) {
+			i = 0
+		}
+	}
+	if t.n < t.capacity {
+		return true
+	}
+	victim, bestRank, bestLeft := -1, numRanks, int32(math.MaxInt32)
+	for i, seen := start, 0; seen < evictWindow; seen++ {
+		if s := &t.slots[i]; !s.empty() {
+			r, left := evictRank(s), int32(s.expiry-now)
+			if r < numRanks && (r < bestRank || r == bestRank && left < bestLeft) {
+				victim, bestRank, bestLeft = i, r, left
+			}
+		}
+		if i++; i == len(t.slots) {
+			i = 0
+		}
+	}
+	if victim < 0 {
+		return false
+	}
+	t.remove(victim, now, false)
+	t.stats.Evicted++
+	return true
+}
+
+// Eviction ranks, best victim first, after the kernel's drop_entry
+// defence (ip_vs_random_dropentry): half-open connections and unassured
+// templates go first, then closing connections, then the rest.
+const (
+	rankHalfOpen = iota // SYN_RECV, SYNACK; templates never ASSURED
+	rankClosing         // NONE, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN
+	rankLive            // ESTABLISHED, SYN_SENT, UDP; ASSURED templates
+	numRanks            // never evicted: templates controlling connections
+)
+
+func evictRank(s *slot) int {
+	if s.isTemplate() {
+		switch {
+		case s.controlled > 0:
+			return numRanks
+		case s.state != StateAssured:
+			return rankHalfOpen
+		}
+		return rankLive
+	}
+	switch s.state {
+	case StateSynRecv, StateSynAck:
+		return rankHalfOpen
+	case StateEstablished, StateSynSent, StateUDP:
+		return rankLive
+	}
+	return rankClosing
+}

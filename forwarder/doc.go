@@ -1,0 +1,19 @@
+// Package forwarder is udr's data plane: the per-frame pipeline of a
+// direct-routing director and the I/O backends that feed it.
+//
+// A Pipeline takes one Ethernet frame and the time it arrived and returns
+// a Verdict: forward (the frame rewritten in place: destination MAC = the
+// chosen real server's, source MAC = the director's, every other byte
+// unchanged), reply (an ARP reply or neighbor advertisement built in the
+// worker's scratch buffer), or a drop whose reason is counted. The same
+// pipeline runs over a capture file (Replay) and on a live interface
+// (Conn), so udr replay reproduces exactly what udr run does.
+//
+// Configuration reaches the pipeline as a compiled, immutable Table behind
+// an atomic pointer; a change compiles a new Table and swaps it in, so the
+// packet path never takes a lock. Process does not allocate. A Pipeline is
+// one worker's state and is not safe for concurrent use; the connection
+// table it owns is that worker's too. The live state shared between
+// workers and the control plane (connection counts, statistics, neighbour
+// MACs) is atomic.
+package forwarder

@@ -1,0 +1,134 @@
+package forwarder
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/udr-lb/udr/arpresponder"
+)
+
+// explainer turns a Decision into one line of text for udr replay
+// --explain and pcapng comments. It is for people reading a capture, not
+// for the packet path: it allocates freely.
+type explainer struct {
+	t     *Table
+	neigh *Neighbors
+	f     frame
+}
+
+func newExplainer(t *Table, neigh *Neighbors) *explainer { return &explainer{t: t, neigh: neigh} }
+
+// line explains decision d about frame b (as it left the pipeline: only
+// its MAC addresses may have changed).
+func (x *explainer) line(d *Decision, b []byte) string {
+	var sb strings.Builder
+	sb.WriteString(d.Verdict.String())
+	x.f.decode(b)
+	switch {
+	case x.f.l3Type == etherTypeARP:
+		if a, ok := arpresponder.ParseARP(b[x.f.l3:]); ok {
+			fmt.Fprintf(&sb, " ARP %s %v from %v (%s)", arpOp(uint16(a.Op)), netip.AddrFrom4(a.TargetIP), netip.AddrFrom4(a.SenderIP), net.HardwareAddr(a.SenderMAC[:]))
+		} else {
+			sb.WriteString(" ARP")
+		}
+		if d.Verdict != VerdictReply {
+			fmt.Fprintf(&sb, ": %s", d.ARPReason)
+		} else {
+			fmt.Fprintf(&sb, ": is-at %s", net.HardwareAddr(x.t.opts.VIPMAC[:]))
+		}
+		return sb.String()
+	case x.f.l3Type != etherTypeIPv4 && x.f.l3Type != etherTypeIPv6:
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, " %s %s -> %s", protoName(x.f.proto), x.addrPort(x.f.src, x.f.sport), x.addrPort(x.f.dst, x.f.dport))
+	if x.f.proto == protoTCP && x.f.l4 != 0 {
+		fmt.Fprintf(&sb, " [%s]", tcpFlagsString(x.f.tcpFlags))
+	}
+	if d.ARPReason != arpresponder.ReasonNone || (d.Verdict == VerdictReply && x.f.is6) {
+		fmt.Fprintf(&sb, ": NDP %s", d.ARPReason)
+		return sb.String()
+	}
+	if d.Service != nil {
+		fmt.Fprintf(&sb, ": service %s %s", d.Service.Key, d.Service.Scheduler)
+	}
+	switch {
+	case d.Fragment:
+		sb.WriteString(", later fragment")
+	case d.ICMP:
+		sb.WriteString(", ICMP error of connection")
+	case d.Persist:
+		sb.WriteString(", new connection, persistence template")
+	case d.New && d.Stateless:
+		sb.WriteString(", new connection mid-stream")
+	case d.New:
+		sb.WriteString(", new connection")
+		if d.Resched {
+			sb.WriteString(" (old entry rescheduled)")
+		}
+	case d.Verdict == VerdictForward:
+		sb.WriteString(", existing connection")
+	}
+	if d.Server.ID != 0 {
+		srv := netip.AddrPortFrom(d.Server.Addr, d.Server.Port)
+		fmt.Fprintf(&sb, " -> %s", srv)
+		if mac, ok := x.neigh.mac(d.Server.ID); ok && d.Verdict == VerdictForward {
+			fmt.Fprintf(&sb, " (%s)", net.HardwareAddr(mac[:]))
+		}
+	}
+	if d.State != 0 || d.New {
+		fmt.Fprintf(&sb, " %s", d.State)
+	}
+	return sb.String()
+}
+
+func (x *explainer) addrPort(a [16]byte, port uint16) string {
+	addr := netip.AddrFrom16(a).Unmap()
+	if x.f.proto != protoTCP && x.f.proto != protoUDP || x.f.l4 == 0 {
+		return addr.String()
+	}
+	return netip.AddrPortFrom(addr, port).String()
+}
+
+func arpOp(op uint16) string {
+	switch op {
+	case 1:
+		return "who-has"
+	case 2:
+		return "reply"
+	}
+	return fmt.Sprintf("op %d", op)
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case protoTCP:
+		return "TCP"
+	case protoUDP:
+		return "UDP"
+	case protoICMP:
+		return "ICMP"
+	case protoICMPv6:
+		return "ICMPv6"
+	case ipv6Fragment:
+		return "IPv6-fragment"
+	}
+	return fmt.Sprintf("proto %d", p)
+}
+
+func tcpFlagsString(fl uint8) string {
+	var parts []string
+	for _, x := range []struct {
+		bit  uint8
+		name string
+	}{{tcpSYN, "S"}, {tcpACK, "."}, {tcpFIN, "F"}, {tcpRST, "R"}, {0x08, "P"}} {
+		if fl&x.bit != 0 {
+			parts = append(parts, x.name)
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "")
+}

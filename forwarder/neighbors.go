@@ -1,0 +1,96 @@
+package forwarder
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/udr-lb/udr/service"
+)
+
+// Neighbors maps real-server addresses to MAC addresses. The control plane
+// (static --neigh flags, the ARP/NDP resolver, the kernel neighbour table)
+// writes it under a mutex; the packet path reads one atomic word per frame,
+// indexed by DestID, and never locks.
+type Neighbors struct {
+	mu     sync.Mutex
+	byAddr map[netip.Addr][6]byte
+	dests  map[netip.Addr][]service.DestID
+	byDest []atomic.Uint64 // MAC in the low 48 bits, validBit when known
+}
+
+const validBit = 1 << 63
+
+// NewNeighbors returns a neighbour table for DestIDs below capacity (the
+// Registry's capacity).
+func NewNeighbors(capacity int) *Neighbors {
+	return &Neighbors{
+		byAddr: make(map[netip.Addr][6]byte),
+		dests:  make(map[netip.Addr][]service.DestID),
+		byDest: make([]atomic.Uint64, capacity+1),
+	}
+}
+
+// Set records that addr is at mac. It reports whether this changed anything.
+func (n *Neighbors) Set(addr netip.Addr, mac [6]byte) bool {
+	addr = addr.Unmap()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if old, ok := n.byAddr[addr]; ok && old == mac {
+		return false
+	}
+	n.byAddr[addr] = mac
+	for _, id := range n.dests[addr] {
+		n.byDest[id].Store(packMAC(mac))
+	}
+	return true
+}
+
+// Delete forgets addr's MAC: its real servers get no new connections until
+// it is known again.
+func (n *Neighbors) Delete(addr netip.Addr) {
+	addr = addr.Unmap()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.byAddr, addr)
+	for _, id := range n.dests[addr] {
+		n.byDest[id].Store(0)
+	}
+}
+
+// Lookup returns addr's MAC, if known.
+func (n *Neighbors) Lookup(addr netip.Addr) ([6]byte, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	mac, ok := n.byAddr[addr.Unmap()]
+	return mac, ok
+}
+
+// bind ties a DestID to its address, so that the address's MAC reaches the
+// packet path through the ID.
+func (n *Neighbors) bind(id service.DestID, addr netip.Addr) {
+	addr = addr.Unmap()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !slices.Contains(n.dests[addr], id) {
+		n.dests[addr] = append(n.dests[addr], id)
+	}
+	if mac, ok := n.byAddr[addr]; ok {
+		n.byDest[id].Store(packMAC(mac))
+	}
+}
+
+// mac returns the MAC of real server id. It does not lock or allocate.
+func (n *Neighbors) mac(id service.DestID) ([6]byte, bool) {
+	v := n.byDest[id].Load()
+	if v&validBit == 0 {
+		return [6]byte{}, false
+	}
+	return [6]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}, true
+}
+
+func packMAC(m [6]byte) uint64 {
+	return validBit | uint64(m[0])<<40 | uint64(m[1])<<32 | uint64(m[2])<<24 |
+		uint64(m[3])<<16 | uint64(m[4])<<8 | uint64(m[5])
+}

@@ -1,0 +1,219 @@
+package forwarder
+
+import "encoding/binary"
+
+// Wire offsets and sizes (IEEE 802.3, 802.1Q, RFC 791, RFC 8200, RFC 793, RFC 768).
+const (
+	ethDst    = 0
+	ethSrc    = 6
+	ethType   = 12
+	ethHdrLen = 14
+	vlanLen   = 4
+
+	etherTypeIPv4 = 0x0800
+	etherTypeARP  = 0x0806
+	etherTypeVLAN = 0x8100
+	etherTypeQinQ = 0x88a8
+	etherTypeIPv6 = 0x86dd
+
+	ipv4MinLen = 20
+	ipv6HdrLen = 40
+
+	protoICMP   = 1
+	protoTCP    = 6
+	protoUDP    = 17
+	protoICMPv6 = 58
+
+	// IPv6 extension headers that are skipped on the way to the transport header.
+	ipv6HopByHop = 0
+	ipv6Routing  = 43
+	ipv6Fragment = 44
+	ipv6DestOpts = 60
+	maxExtHdrs   = 4
+
+	tcpMinLen = 20
+	udpHdrLen = 8
+
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+// frame is one decoded Ethernet frame. It holds offsets into the caller's
+// buffer and copies of the few fields the pipeline needs; decode fills it in
+// place so that the worker reuses one frame for every packet.
+type frame struct {
+	b       []byte
+	vlan    bool
+	vlanTCI uint16
+	l3      int    // offset of the ARP or IP header
+	l3Type  uint16 // ethertype after any VLAN tag
+
+	// IP fields, valid when l3Type is IPv4 or IPv6.
+	is6      bool
+	src, dst [16]byte // v4-mapped for IPv4
+	ipLen    int      // IP datagram length (header + payload), as the kernel counts InBytes
+	proto    uint8
+	l4       int  // offset of the transport header; 0 when absent (later fragment)
+	fragment bool // IPv4: MF set or offset non-zero
+	fragOff  uint16
+	fragID   uint16
+
+	// Transport fields, valid when l4 != 0.
+	sport, dport uint16
+	tcpFlags     uint8
+}
+
+var v4InV6Prefix = [12]byte{10: 0xff, 11: 0xff}
+
+// decode parses b's Ethernet, VLAN and IP headers at fixed offsets. It
+// returns VerdictForward when the frame is well-formed enough to go on,
+// otherwise the drop verdict. It never reads past len(b).
+func (f *frame) decode(b []byte) Verdict {
+	*f = frame{b: b}
+	if len(b) < ethHdrLen {
+		return VerdictTruncated
+	}
+	f.l3 = ethHdrLen
+	f.l3Type = binary.BigEndian.Uint16(b[ethType:])
+	if f.l3Type == etherTypeVLAN {
+		if len(b) < ethHdrLen+vlanLen {
+			return VerdictTruncated
+		}
+		f.vlan = true
+		f.vlanTCI = binary.BigEndian.Uint16(b[ethHdrLen:])
+		f.l3Type = binary.BigEndian.Uint16(b[ethHdrLen+2:])
+		f.l3 += vlanLen
+	}
+	switch f.l3Type {
+	case etherTypeARP:
+		return VerdictForward
+	case etherTypeIPv4:
+		return f.decodeIPv4()
+	case etherTypeIPv6:
+		return f.decodeIPv6()
+	}
+	return VerdictEtherType
+}
+
+func (f *frame) decodeIPv4() Verdict {
+	ip := f.b[f.l3:]
+	if len(ip) < ipv4MinLen {
+		return VerdictTruncated
+	}
+	if ip[0]>>4 != 4 {
+		return VerdictMalformed
+	}
+	ihl := int(ip[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(ip[2:]))
+	if ihl < ipv4MinLen || total < ihl {
+		return VerdictMalformed
+	}
+	if total > len(ip) {
+		return VerdictTruncated
+	}
+	if !ipv4HeaderOK(ip[:ihl]) {
+		return VerdictMalformed
+	}
+	f.ipLen = total
+	f.proto = ip[9]
+	copy(f.src[:12], v4InV6Prefix[:])
+	copy(f.src[12:], ip[12:16])
+	copy(f.dst[:12], v4InV6Prefix[:])
+	copy(f.dst[12:], ip[16:20])
+	f.fragID = binary.BigEndian.Uint16(ip[4:])
+	ff := binary.BigEndian.Uint16(ip[6:])
+	f.fragOff = ff & 0x1fff
+	f.fragment = ff&0x2000 != 0 || f.fragOff != 0
+	if f.fragOff != 0 {
+		return VerdictForward // no transport header in a later fragment
+	}
+	return f.decodeL4(f.l3+ihl, f.l3+total)
+}
+
+func (f *frame) decodeIPv6() Verdict {
+	ip := f.b[f.l3:]
+	if len(ip) < ipv6HdrLen {
+		return VerdictTruncated
+	}
+	if ip[0]>>4 != 6 {
+		return VerdictMalformed
+	}
+	total := ipv6HdrLen + int(binary.BigEndian.Uint16(ip[4:]))
+	if total > len(ip) {
+		return VerdictTruncated
+	}
+	f.is6 = true
+	f.ipLen = total
+	copy(f.src[:], ip[8:24])
+	copy(f.dst[:], ip[24:40])
+	next, off := ip[6], ipv6HdrLen
+	for range maxExtHdrs {
+		switch next {
+		case ipv6HopByHop, ipv6Routing, ipv6DestOpts:
+			if off+8 > total {
+				return VerdictTruncated
+			}
+			next, off = ip[off], off+8+int(ip[off+1])*8
+			continue
+		case ipv6Fragment:
+			// udr forwards IPv6 datagrams whole only; a fragmented one has
+			// no transport header to schedule on in its later parts.
+			f.proto = ipv6Fragment
+			return VerdictForward
+		}
+		break
+	}
+	if off > total {
+		return VerdictTruncated
+	}
+	f.proto = next
+	return f.decodeL4(f.l3+off, f.l3+total)
+}
+
+// decodeL4 reads the ports and TCP flags of the transport header at off;
+// end is the end of the IP datagram.
+func (f *frame) decodeL4(off, end int) Verdict {
+	l4 := f.b[off:end]
+	switch f.proto {
+	case protoTCP:
+		if len(l4) < tcpMinLen {
+			return VerdictTruncated
+		}
+		if int(l4[12]>>4)*4 < tcpMinLen {
+			return VerdictMalformed
+		}
+		f.tcpFlags = l4[13]
+	case protoUDP:
+		if len(l4) < udpHdrLen {
+			return VerdictTruncated
+		}
+	case protoICMP, protoICMPv6:
+		if len(l4) < 8 {
+			return VerdictTruncated
+		}
+		f.l4 = off
+		return VerdictForward
+	default:
+		f.l4 = off
+		return VerdictForward
+	}
+	f.l4 = off
+	f.sport = binary.BigEndian.Uint16(l4[0:])
+	f.dport = binary.BigEndian.Uint16(l4[2:])
+	return VerdictForward
+}
+
+// ipv4HeaderOK reports whether an IPv4 header's checksum is correct
+// (RFC 1071: the one's-complement sum over the header is all ones).
+func ipv4HeaderOK(hdr []byte) bool {
+	var sum uint32
+	for i := 0; i+1 < len(hdr); i += 2 {
+		sum += uint32(hdr[i])<<8 | uint32(hdr[i+1])
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return sum == 0xffff
+}

@@ -1,0 +1,227 @@
+package forwarder
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/sched"
+	"github.com/udr-lb/udr/service"
+)
+
+// Pipeline decides the fate of one frame at a time: parse, find the service,
+// look up or create the connection, schedule, rewrite. It is one worker's
+// state and is not safe for concurrent use; it does not allocate.
+type Pipeline struct {
+	table *atomic.Pointer[Table]
+	conns *conntrack.Table
+	neigh *Neighbors
+	reg   *service.Registry
+	epoch time.Time
+
+	t     *Table // the snapshot in use for the current frame
+	f     frame
+	frags fragTable
+	last  Decision
+	stats Stats
+	reply [maxReplyLen]byte
+}
+
+// maxReplyLen bounds the frames the pipeline builds itself (ARP replies,
+// neighbor advertisements, ICMP errors).
+const maxReplyLen = 1518
+
+// PipelineConfig wires a Pipeline to the state it shares.
+type PipelineConfig struct {
+	Table     *atomic.Pointer[Table] // the current snapshot, swapped by the control plane
+	Conns     *conntrack.Table       // owned by this worker
+	Neighbors *Neighbors
+	Registry  *service.Registry
+	// Epoch is the time that conntrack's clock counts from; now passed to
+	// Process must not be before it.
+	Epoch time.Time
+}
+
+// NewPipeline returns a worker over c.
+func NewPipeline(c PipelineConfig) *Pipeline {
+	return &Pipeline{table: c.Table, conns: c.Conns, neigh: c.Neighbors, reg: c.Registry, epoch: c.Epoch}
+}
+
+// Decision explains the pipeline's last verdict: which service, scheduler
+// and real server, and whether the connection was new. It holds no
+// pointer that the next frame changes, except Service, which points into
+// the immutable Table.
+type Decision struct {
+	Verdict   Verdict
+	Service   *service.Service // nil when no service was found
+	Dest      service.DestID   // the real server, for Forward
+	Server    sched.Server
+	New       bool // the frame created a connection entry
+	Persist   bool // the real server came from a persistence template
+	Stateless bool // scheduled without an entry (sh/mh mid-stream, sloppy TCP)
+	Resched   bool // an old entry was replaced (conn_reuse_mode)
+	State     conntrack.State
+	Fragment  bool // a later IPv4 fragment, sent where its first went
+	ICMP      bool // an ICMP error sent to its connection's real server
+	ARPReason arpresponder.Reason
+}
+
+// Decision returns the explanation of the last Process call.
+func (p *Pipeline) Decision() *Decision { return &p.last }
+
+// Stats returns the worker's counters. The owner reads them between
+// batches or after the worker stopped.
+func (p *Pipeline) Stats() *Stats { return &p.stats }
+
+// Conns returns the worker's connection table.
+func (p *Pipeline) Conns() *conntrack.Table { return p.conns }
+
+// Registry returns the registry of the real servers' live state.
+func (p *Pipeline) Registry() *service.Registry { return p.reg }
+
+// Seconds converts a wall-clock time to the connection table's clock.
+func (p *Pipeline) Seconds(now time.Time) uint32 {
+	return uint32(now.Sub(p.epoch)/time.Second) + 1
+}
+
+// Sweep expires up to budget connection entries; the owner calls it once
+// per batch.
+func (p *Pipeline) Sweep(now time.Time, budget int) int {
+	return p.conns.Sweep(p.Seconds(now), budget)
+}
+
+// Process decides on frame b, received at now. For VerdictForward the
+// returned frame is b itself, rewritten in place; for VerdictReply it is a
+// new frame in the worker's scratch buffer, valid until the next call; for
+// every drop verdict it is nil.
+func (p *Pipeline) Process(b []byte, now time.Time) (Verdict, []byte) {
+	p.t = p.table.Load()
+	p.last = Decision{}
+	v, out := p.process(b, p.Seconds(now))
+	p.last.Verdict = v
+	p.stats.Verdicts[v]++
+	return v, out
+}
+
+func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
+	f := &p.f
+	if v := f.decode(b); v != VerdictForward {
+		return v, nil
+	}
+	dst := [6]byte(b[ethDst : ethDst+6])
+	group := dst[0]&1 != 0
+	if !group && dst != p.t.opts.IfMAC && dst != p.t.opts.VIPMAC {
+		return VerdictNotForUs, nil
+	}
+	switch f.l3Type {
+	case etherTypeARP:
+		return p.arp(b)
+	case etherTypeIPv6:
+		if f.proto == protoICMPv6 && f.l4 != 0 && isNDP(b[f.l4]) {
+			return p.ndp(b)
+		}
+	}
+	if group {
+		return VerdictMulticast, nil
+	}
+	if _, ok := p.t.vips[f.dst]; !ok {
+		return VerdictNotVIP, nil
+	}
+	switch {
+	case f.fragOff != 0:
+		return p.laterFragment(now)
+	case f.proto == protoTCP || f.proto == protoUDP:
+		return p.transport(now)
+	case f.proto == protoICMP || f.proto == protoICMPv6:
+		return p.icmp(now)
+	}
+	return VerdictProto, nil
+}
+
+// forward rewrites the frame for real server id: destination MAC = the
+// server's, source MAC = the director's. Nothing else changes.
+func (p *Pipeline) forward(id service.DestID) (Verdict, []byte) {
+	mac, ok := p.neigh.mac(id)
+	if !ok {
+		return VerdictNoNeighbor, nil
+	}
+	b := p.f.b
+	copy(b[ethDst:ethDst+6], mac[:])
+	copy(b[ethSrc:ethSrc+6], p.t.opts.IfMAC[:])
+	st := p.reg.State(id)
+	st.InPkts.Add(1)
+	st.InBytes.Add(uint64(p.f.ipLen))
+	p.last.Dest = id
+	return VerdictForward, b
+}
+
+func (p *Pipeline) laterFragment(now uint32) (Verdict, []byte) {
+	if p.f.is6 {
+		return VerdictFragment, nil
+	}
+	id, ok := p.frags.lookup(p.f.fragKey(), now)
+	if !ok {
+		return VerdictFragment, nil
+	}
+	p.last.Fragment = true
+	return p.forward(id)
+}
+
+func (p *Pipeline) arp(b []byte) (Verdict, []byte) {
+	f := &p.f
+	vlan := arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
+	payload := b[f.l3:]
+	p.learnARP(payload)
+	out, reason := p.t.resp.HandleARP(p.reply[:0], vlan, [6]byte(b[ethSrc:ethSrc+6]), payload)
+	p.last.ARPReason = reason
+	switch reason {
+	case arpresponder.ReasonNone:
+		return VerdictReply, out
+	case arpresponder.ReasonConflict:
+		return VerdictARPConflict, nil
+	case arpresponder.ReasonMalformed:
+		return VerdictMalformed, nil
+	}
+	return VerdictARPIgnored, nil
+}
+
+func (p *Pipeline) ndp(b []byte) (Verdict, []byte) {
+	f := &p.f
+	vlan := arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
+	out, reason := p.t.resp.HandleNDP(p.reply[:0], vlan, [6]byte(b[ethSrc:ethSrc+6]), b[f.l3:f.l3+f.ipLen])
+	p.last.ARPReason = reason
+	switch reason {
+	case arpresponder.ReasonNone:
+		return VerdictReply, out
+	case arpresponder.ReasonConflict:
+		return VerdictARPConflict, nil
+	case arpresponder.ReasonMalformed:
+		return VerdictMalformed, nil
+	}
+	return VerdictNDPIgnored, nil
+}
+
+// learnARP records the sender of any ARP packet whose sender address is a
+// real server's: the director learns its neighbours from the traffic it sees.
+func (p *Pipeline) learnARP(payload []byte) {
+	a, ok := arpresponder.ParseARP(payload)
+	if !ok {
+		return
+	}
+	ip := [16]byte{10: 0xff, 11: 0xff}
+	copy(ip[12:], a.SenderIP[:])
+	id, rip := p.t.rips[ip]
+	if !rip {
+		return
+	}
+	if mac, known := p.neigh.mac(id); known && mac == a.SenderMAC {
+		return
+	}
+	p.neigh.Set(netip.AddrFrom16(ip).Unmap(), a.SenderMAC)
+}
+
+// isNDP reports whether an ICMPv6 type is neighbor discovery (RFC 4861 4):
+// router/neighbor solicitation and advertisement, redirect.
+func isNDP(typ uint8) bool { return typ >= 133 && typ <= 137 }

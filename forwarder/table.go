@@ -1,0 +1,185 @@
+package forwarder
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/sched"
+	"github.com/udr-lb/udr/service"
+)
+
+// Options are the settings of a Table that do not come from the rules.
+type Options struct {
+	// IfMAC is the director's interface MAC: the source of every forwarded
+	// frame, and an address frames to forward may be sent to.
+	IfMAC [6]byte
+	// VIPMAC answers ARP and NDP for the VIPs. It is a virtual MAC by
+	// default (arpresponder.VirtualMAC), or IfMAC.
+	VIPMAC [6]byte
+	// SloppyTCP schedules TCP packets without SYN that have no entry, as the
+	// kernel's sloppy_tcp=1 (sh and mh services always do).
+	SloppyTCP bool
+	// Rand feeds the twos scheduler; nil means a fixed seed.
+	Rand func() uint32
+}
+
+// Table is one immutable snapshot of the virtual server table, compiled for
+// the packet path. Workers load it once per batch; a configuration change
+// compiles a new Table and swaps it in.
+type Table struct {
+	opts     Options
+	cfg      *service.Config
+	services []compiledService
+	byKey    map[svcKey]int32
+	vips     map[[16]byte]struct{}
+	rips     map[[16]byte]service.DestID // a real server address → one of its DestIDs
+	resp     *arpresponder.Responder
+	timeouts service.Timeouts
+}
+
+// svcKey is the packet path's service lookup key.
+type svcKey struct {
+	addr  [16]byte
+	port  uint16
+	proto uint8
+}
+
+type compiledService struct {
+	cfg       *service.Service
+	sched     sched.Scheduler
+	servers   []sched.Server
+	stateless bool // sh and mh pick from the packet alone: mid-stream packets are scheduled
+}
+
+// Compile builds a Table from cfg. Real servers get their DestIDs from reg,
+// and their MACs from neigh. prev is the Table being replaced, or nil: the
+// schedulers of services that stay carry their state over, as the kernel's
+// add_dest/del_dest/upd_dest hooks do, and real servers that disappeared are
+// marked unavailable so that their connections stop (expire_nodest_conn=0).
+func Compile(cfg *service.Config, reg *service.Registry, neigh *Neighbors, prev *Table, opts Options) (*Table, error) {
+	t := &Table{
+		opts:     opts,
+		cfg:      cfg,
+		byKey:    make(map[svcKey]int32, len(cfg.Services)),
+		vips:     make(map[[16]byte]struct{}),
+		rips:     make(map[[16]byte]service.DestID),
+		timeouts: cfg.Timeouts.WithDefaults(),
+	}
+	var vipList []netip.Addr
+	live := make(map[service.DestID]bool)
+	for _, s := range cfg.Services {
+		cs, err := compileService(s, reg, prev, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, srv := range cs.servers {
+			live[srv.ID] = true
+			neigh.bind(srv.ID, srv.Addr)
+			t.rips[srv.Addr.As16()] = srv.ID
+		}
+		k := svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}
+		t.byKey[k] = int32(len(t.services))
+		t.services = append(t.services, cs)
+		if _, ok := t.vips[k.addr]; !ok {
+			t.vips[k.addr] = struct{}{}
+			vipList = append(vipList, s.Addr)
+		}
+	}
+	t.resp = arpresponder.New(vipList, opts.VIPMAC)
+	if prev != nil {
+		for _, ps := range prev.services {
+			for _, srv := range ps.servers {
+				if !live[srv.ID] {
+					srv.State.Available.Store(false)
+				}
+			}
+		}
+	}
+	return t, nil
+}
+
+func compileService(s *service.Service, reg *service.Registry, prev *Table, opts Options) (compiledService, error) {
+	cs := compiledService{
+		cfg:       s,
+		servers:   make([]sched.Server, len(s.Dests)),
+		stateless: s.Scheduler == "sh" || s.Scheduler == "mh",
+	}
+	for i, d := range s.Dests {
+		id, err := reg.ID(s.Key, d)
+		if err != nil {
+			return cs, fmt.Errorf("service %s: %w", s.Key, err)
+		}
+		st := reg.State(id)
+		st.Weight.Store(d.Weight)
+		st.Available.Store(true)
+		if old := st.UThreshold.Swap(d.UThreshold); d.UThreshold == 0 || d.UThreshold > old {
+			// ip_vs_edit_dest: raising or removing the upper threshold
+			// clears the overload flag.
+			st.Overloaded.Store(false)
+		}
+		st.LThreshold.Store(d.LThreshold)
+		cs.servers[i] = sched.Server{ID: id, Addr: d.Addr, Port: d.Port, Weight: d.Weight, LastWeight: d.LastWeight, State: st}
+	}
+	sopts := sched.Options{Rand: opts.Rand}
+	var prevSched sched.Scheduler
+	if prev != nil {
+		if i, ok := prev.byKey[svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}]; ok {
+			if ps := prev.services[i]; ps.cfg.Scheduler == s.Scheduler && ps.cfg.Flags == s.Flags {
+				prevSched = ps.sched
+			}
+		}
+	}
+	if prevSched == nil {
+		// A service that is new here went through the kernel's
+		// init_service on an empty list and then one add_dest per -a, in
+		// the order they were added (the reverse of the list order).
+		var err error
+		if prevSched, err = sched.New(s.Scheduler, s.Flags, nil, nil, sopts); err != nil {
+			return cs, fmt.Errorf("service %s: %w", s.Key, err)
+		}
+		for n := len(cs.servers) - 1; n > 0; n-- {
+			if prevSched, err = sched.New(s.Scheduler, s.Flags, cs.servers[n:], prevSched, sopts); err != nil {
+				return cs, fmt.Errorf("service %s: %w", s.Key, err)
+			}
+		}
+	}
+	var err error
+	if cs.sched, err = sched.New(s.Scheduler, s.Flags, cs.servers, prevSched, sopts); err != nil {
+		return cs, fmt.Errorf("service %s: %w", s.Key, err)
+	}
+	return cs, nil
+}
+
+// Config returns the configuration the Table was compiled from. It must not
+// be modified.
+func (t *Table) Config() *service.Config { return t.cfg }
+
+// Options returns the options the Table was compiled with.
+func (t *Table) Options() Options { return t.opts }
+
+// VIPs returns the distinct virtual IPs of the Table's services.
+func (t *Table) VIPs() []netip.Addr {
+	var out []netip.Addr
+	seen := make(map[netip.Addr]bool)
+	for _, s := range t.services {
+		if a := s.cfg.Addr; !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// lookup finds the service for a packet: the exact (protocol, VIP, port)
+// first, then a port-0 ("all ports") service of the VIP, as
+// ip_vs_service_find does. Port-0 services are persistent by construction.
+func (t *Table) lookup(proto uint8, vip [16]byte, port uint16) (*compiledService, bool) {
+	if i, ok := t.byKey[svcKey{addr: vip, port: port, proto: proto}]; ok {
+		return &t.services[i], true
+	}
+	if i, ok := t.byKey[svcKey{addr: vip, proto: proto}]; ok {
+		return &t.services[i], true
+	}
+	return nil, false
+}

@@ -1,0 +1,132 @@
+package forwarder
+
+import (
+	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/sched"
+	"github.com/udr-lb/udr/service"
+)
+
+// connReuseMode is the kernel's conn_reuse_mode default: a SYN on an entry
+// in TIME_WAIT or CLOSE is scheduled as a new connection.
+const connReuseMode = 1
+
+// transport handles a TCP or UDP packet to a VIP (ip_vs_in_hook): an
+// existing connection goes on to its real server; otherwise the service's
+// scheduler, or its persistence template, picks one.
+func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
+	f := &p.f
+	svc, ok := p.t.lookup(f.proto, f.dst, f.dport)
+	if !ok {
+		return VerdictNoService, nil
+	}
+	p.last.Service = svc.cfg
+	k := conntrack.Key{Client: f.src, VIP: f.dst, CPort: f.sport, VPort: f.dport, Proto: f.proto}
+	syn := f.proto == protoTCP && f.tcpFlags&tcpSYN != 0
+
+	if e, ok := p.conns.Lookup(k, now); ok {
+		if syn && conntrack.RescheduleOnSYN(e, connReuseMode) {
+			// The old connection is over: expire it and schedule the SYN.
+			p.conns.Delete(k, now)
+			p.last.Resched = true
+		} else {
+			if !p.reg.State(e.Dest).Available.Load() {
+				// expire_nodest_conn=0: dropped, the entry left to time out.
+				return VerdictDestRemoved, nil
+			}
+			e, _ = p.conns.Update(k, f.tcpFlags, now)
+			p.last.State = e.State
+			p.last.Server = svc.server(e.Dest)
+			return p.forwardFirst(e.Dest, now)
+		}
+	}
+
+	if f.proto == protoTCP && (f.tcpFlags&tcpRST != 0 || (!syn && !svc.stateless && !p.t.opts.SloppyTCP)) {
+		// tcp_conn_schedule: only a SYN starts a connection (a SYN+ACK too,
+		// for active FTP); a RST never does.
+		return VerdictNoConn, nil
+	}
+	p.last.Stateless = !syn && f.proto == protoTCP
+	if svc.cfg.Persistent {
+		return p.persistent(svc, k, now)
+	}
+	i := svc.sched.Pick(p.flow(now))
+	if i < 0 {
+		return VerdictNoBackend, nil
+	}
+	srv := svc.servers[i]
+	p.last.Server = srv
+	if _, ok := p.neigh.mac(srv.ID); !ok {
+		return VerdictNoNeighbor, nil
+	}
+	if err := p.conns.Insert(k, srv.ID, now); err != nil {
+		return VerdictTableFull, nil
+	}
+	return p.established(k, srv.ID, now)
+}
+
+// persistent schedules a new connection of a persistent service
+// (ip_vs_sched_persist): the client's template decides while its real server
+// is still in the service; otherwise the scheduler picks and a new template
+// remembers the pick for svc.Timeout seconds.
+func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32) (Verdict, []byte) {
+	pers := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}
+	tk := pers.TemplateKey(k)
+	t, ok := p.conns.Lookup(tk, now)
+	if ok && p.reg.State(t.Dest).Available.Load() {
+		p.last.Persist = true
+		p.last.Server = svc.server(t.Dest)
+	} else {
+		i := svc.sched.Pick(p.flow(now))
+		if i < 0 {
+			return VerdictNoBackend, nil
+		}
+		srv := svc.servers[i]
+		p.last.Server = srv
+		if _, ok := p.neigh.mac(srv.ID); !ok {
+			return VerdictNoNeighbor, nil
+		}
+		if err := p.conns.InsertTemplate(tk, srv.ID, svc.cfg.Timeout, now); err != nil {
+			return VerdictTableFull, nil
+		}
+	}
+	id, err := p.conns.InsertControlled(k, pers, now)
+	if err != nil {
+		return VerdictTableFull, nil
+	}
+	return p.established(k, id, now)
+}
+
+// established applies the first packet to a connection just created and
+// forwards it.
+func (p *Pipeline) established(k conntrack.Key, id service.DestID, now uint32) (Verdict, []byte) {
+	e, _ := p.conns.Update(k, p.f.tcpFlags, now)
+	p.last.State = e.State
+	p.last.New = true
+	p.reg.State(id).Conns.Add(1)
+	return p.forwardFirst(id, now)
+}
+
+// forwardFirst forwards the packet and, when it is the first fragment of a
+// datagram, remembers where its later fragments go.
+func (p *Pipeline) forwardFirst(id service.DestID, now uint32) (Verdict, []byte) {
+	if p.f.fragment && !p.f.is6 {
+		p.frags.remember(p.f.fragKey(), id, now)
+	}
+	return p.forward(id)
+}
+
+func (p *Pipeline) flow(now uint32) sched.Flow {
+	f := &p.f
+	return sched.Flow{Src: f.src, Dst: f.dst, SrcPort: f.sport, DstPort: f.dport, Is6: f.is6, Now: now}
+}
+
+// server returns the real server id of the service, for explanations; a
+// zero Server if it is no longer there.
+func (s *compiledService) server(id service.DestID) sched.Server {
+	for _, srv := range s.servers {
+		if srv.ID == id {
+			return srv
+		}
+	}
+	return sched.Server{ID: id}
+}

@@ -1,0 +1,14 @@
+// Package service is udr's model of the virtual server table — services,
+// real servers, timeouts, and the live per-server state shared by the
+// packet path — and its ipvsadm front end: ParseCommand reads one ipvsadm
+// command line exactly as ipvsadm 1.31 does (same options, defaults and
+// messages, byte for byte, with ipvsadm's exit statuses), Config.Apply
+// changes a Config as the kernel's ip_vs_ctl.c would (its checks, its order,
+// its errors, new real servers at the head of the list), ParseRules reads
+// `ipvsadm -S -n` rule files with every faulty line reported by file and
+// line, and WriteRules prints a Config exactly as `ipvsadm -S -n` would. udr
+// forwards by direct routing only, so NAT, tunneling, firewall-mark and SCTP
+// services are refused with a message of udr's own. A Config is not safe for
+// concurrent use: Clone it, Apply to the clone, then publish the clone. The
+// package imports only the standard library.
+package service
