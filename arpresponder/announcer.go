@@ -79,8 +79,10 @@ func (a *Announcer) Next() time.Time { return a.next }
 
 // Defend reports whether a conflict seen at now (ReasonConflict) may be
 // answered at once with an announcement of the VIP, and if so records it:
-// at most one defence per DefendInterval, as RFC 5227 2.4 (b) prescribes, so
-// two hosts claiming one address do not flood the link.
+// at most one defence per DefendInterval, as RFC 5227 2.4 (c) prescribes for
+// a host that defends its address indefinitely (udr never gives up a
+// configured VIP), so that two hosts claiming one address do not flood the
+// link.
 func (a *Announcer) Defend(now time.Time) bool {
 	if !a.lastDefend.IsZero() && now.Sub(a.lastDefend) < DefendInterval {
 		return false

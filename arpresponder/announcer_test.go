@@ -99,7 +99,7 @@ func TestAnnouncerLate(t *testing.T) {
 	}
 }
 
-// TestAnnouncerDefend checks RFC 5227 2.4 (b): at most one defence per
+// TestAnnouncerDefend checks RFC 5227 2.4 (c): at most one defence per
 // DefendInterval.
 func TestAnnouncerDefend(t *testing.T) {
 	a := NewAnnouncer(0)

@@ -47,7 +47,8 @@ const (
 	// sender MAC is not the VIP MAC (RFC 5227 2.4), a Neighbor Solicitation
 	// whose source is a VIP, or a Neighbor Advertisement for a VIP with a
 	// link-layer address that is not the VIP MAC. The caller counts it and
-	// may defend with a rate-limited announcement (RFC 5227 2.4 (b)).
+	// may defend with a rate-limited announcement (RFC 5227 2.4 (c),
+	// Announcer.Defend).
 	ReasonConflict
 
 	// ReasonLooped: the packet was sent from the VIP MAC: udr's own reply

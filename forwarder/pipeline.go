@@ -26,12 +26,12 @@ type Pipeline struct {
 	frags fragTable
 	last  Decision
 	stats Stats
-	reply [maxReplyLen]byte
+	reply [MaxReplyLen]byte
 }
 
-// maxReplyLen bounds the frames the pipeline builds itself (ARP replies,
+// MaxReplyLen bounds the frames the pipeline builds itself (ARP replies,
 // neighbor advertisements, ICMP errors).
-const maxReplyLen = 1518
+const MaxReplyLen = 1518
 
 // PipelineConfig wires a Pipeline to the state it shares.
 type PipelineConfig struct {
@@ -190,7 +190,9 @@ func (p *Pipeline) arp(b []byte) (Verdict, []byte) {
 func (p *Pipeline) ndp(b []byte) (Verdict, []byte) {
 	f := &p.f
 	vlan := arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
-	out, reason := p.t.resp.HandleNDP(p.reply[:0], vlan, [6]byte(b[ethSrc:ethSrc+6]), b[f.l3:f.l3+f.ipLen])
+	ip6 := b[f.l3 : f.l3+f.ipLen]
+	p.learnNA(ip6)
+	out, reason := p.t.resp.HandleNDP(p.reply[:0], vlan, [6]byte(b[ethSrc:ethSrc+6]), ip6)
 	p.last.ARPReason = reason
 	switch reason {
 	case arpresponder.ReasonNone:
@@ -220,6 +222,30 @@ func (p *Pipeline) learnARP(payload []byte) {
 		return
 	}
 	p.neigh.Set(netip.AddrFrom16(ip).Unmap(), a.SenderMAC)
+}
+
+// learnNA records the target of a neighbor advertisement (RFC 4861 4.4)
+// whose target is a real server's address and that carries a target
+// link-layer address option.
+func (p *Pipeline) learnNA(ip6 []byte) {
+	const naType, tllaOpt, optStart = 136, 2, ipv6HdrLen + 24
+	if len(ip6) < optStart+8 || p.f.l4 != p.f.l3+ipv6HdrLen || ip6[ipv6HdrLen] != naType {
+		return
+	}
+	target := [16]byte(ip6[ipv6HdrLen+8 : ipv6HdrLen+24])
+	id, rip := p.t.rips[target]
+	if !rip {
+		return
+	}
+	for opts := ip6[optStart:]; len(opts) >= 8 && opts[1] != 0; opts = opts[min(int(opts[1])*8, len(opts)):] {
+		if opts[0] == tllaOpt && opts[1] == 1 {
+			mac := [6]byte(opts[2:8])
+			if have, known := p.neigh.mac(id); !known || have != mac {
+				p.neigh.Set(netip.AddrFrom16(target), mac)
+			}
+			return
+		}
+	}
 }
 
 // isNDP reports whether an ICMPv6 type is neighbor discovery (RFC 4861 4):

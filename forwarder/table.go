@@ -3,6 +3,7 @@ package forwarder
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/sched"
@@ -125,7 +126,14 @@ func compileService(s *service.Service, reg *service.Registry, prev *Table, opts
 	var prevSched sched.Scheduler
 	if prev != nil {
 		if i, ok := prev.byKey[svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}]; ok {
-			if ps := prev.services[i]; ps.cfg.Scheduler == s.Scheduler && ps.cfg.Flags == s.Flags {
+			ps := prev.services[i]
+			if ps.cfg.Scheduler == s.Scheduler && ps.cfg.Flags == s.Flags {
+				if slices.Equal(ps.cfg.Dests, s.Dests) {
+					// Nothing changed for the scheduler: the kernel calls
+					// none of its hooks, so it keeps its state exactly.
+					cs.sched = ps.sched
+					return cs, nil
+				}
 				prevSched = ps.sched
 			}
 		}
@@ -168,6 +176,16 @@ func (t *Table) VIPs() []netip.Addr {
 			out = append(out, a)
 		}
 	}
+	return out
+}
+
+// RealServers returns the distinct real server addresses of the Table.
+func (t *Table) RealServers() []netip.Addr {
+	out := make([]netip.Addr, 0, len(t.rips))
+	for a := range t.rips {
+		out = append(out, netip.AddrFrom16(a).Unmap())
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
 	return out
 }
 

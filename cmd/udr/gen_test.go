@@ -655,48 +655,75 @@ func midStream(c *capture) {
 // dropReasons is one frame (at least) for each drop verdict of
 // forwarder/verdict.go that a replay of a static rules file reaches.
 func dropReasons(c *capture) {
-	c.rsARP(rs1, rs2) // arp-ignored (and learnt); rs3 never answers
+	// arp-ignored (and learnt); rs3 never answers
+	c.rsARP(rs1, rs2)
 	toVIP := c.toVIP(clientMAC)
 	from := clientPort(client, 0)
 	syn := c.tcpFrame(toVIP, from, vip80, seg{flags: "S", seq: isn(0)})
 
-	c.raw(syn[:10])                                                                        // truncated: not even an Ethernet header
-	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[2], ip[3] = 4, 0 }))                  // truncated: total length 1024 > frame
-	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[0] = 0x44 }))                         // malformed: IHL 4 (16 bytes)
-	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[0] = 0x65 }))                         // malformed: version 6 in an IPv4 ethertype
-	c.raw(patchIPv4(syn, true, func(ip []byte) { ip[10] ^= 0xff }))                        // malformed: header checksum wrong
-	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[2], ip[3] = 0, 16 }))                 // malformed: total length 16 < IHL 20
-	c.tcp(ether{src: clientMAC, dst: otherMAC}, from, vip80, seg{flags: "S", seq: isn(0)}) // not-for-us
-	c.raw(build(toVIP, 0x88b5, gopacket.Payload(bytes.Repeat([]byte{0x5a}, 46))))          // ethertype: IEEE local experimental
+	// truncated: not even an Ethernet header
+	c.raw(syn[:10])
+	// truncated: total length 1024 > frame
+	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[2], ip[3] = 4, 0 }))
+	// malformed: IHL 4 (16 bytes)
+	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[0] = 0x44 }))
+	// malformed: version 6 in an IPv4 ethertype
+	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[0] = 0x65 }))
+	// malformed: header checksum wrong
+	c.raw(patchIPv4(syn, true, func(ip []byte) { ip[10] ^= 0xff }))
+	// malformed: total length 16 < IHL 20
+	c.raw(patchIPv4(syn, false, func(ip []byte) { ip[2], ip[3] = 0, 16 }))
+	// not-for-us
+	c.tcp(ether{src: clientMAC, dst: otherMAC}, from, vip80, seg{flags: "S", seq: isn(0)})
+	// ethertype: IEEE local experimental
+	c.raw(build(toVIP, 0x88b5, gopacket.Payload(bytes.Repeat([]byte{0x5a}, 46))))
 	qinq := build(ether{src: clientMAC, dst: c.vipMAC, vlan: 10}, layers.EthernetTypeDot1Q,
 		&layers.Dot1Q{VLANIdentifier: 20, Type: layers.EthernetTypeIPv4}, gopacket.Payload(syn[14:]))
-	c.raw(qinq)                                                                                                 // ethertype: two VLAN tags
-	c.whoHas(clientMAC, client, netip.MustParseAddr("192.0.2.200"), 0)                                          // arp-ignored: not a VIP
-	c.arp(ether{src: strangerMAC, dst: broadcast}, layers.ARPReply, strangerMAC, vip, broadcast, vip)           // arp-conflict
-	c.neighborSolicit(clientMAC, client6, netip.MustParseAddr("2001:db8::99"), 0)                               // ndp-ignored: no IPv6 VIP
-	c.tcp(toVIP, from, netip.AddrPortFrom(netip.MustParseAddr("192.0.2.99"), 80), seg{flags: "S", seq: isn(0)}) // not-vip
-	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 443), seg{flags: "S", seq: isn(0)})                              // no-service
+	// ethertype: two VLAN tags
+	c.raw(qinq)
+	// arp-ignored: not a VIP
+	c.whoHas(clientMAC, client, netip.MustParseAddr("192.0.2.200"), 0)
+	// arp-conflict
+	c.arp(ether{src: strangerMAC, dst: broadcast}, layers.ARPReply, strangerMAC, vip, broadcast, vip)
+	// ndp-ignored: no IPv6 VIP
+	c.neighborSolicit(clientMAC, client6, netip.MustParseAddr("2001:db8::99"), 0)
+	// not-vip
+	c.tcp(toVIP, from, netip.AddrPortFrom(netip.MustParseAddr("192.0.2.99"), 80), seg{flags: "S", seq: isn(0)})
+	// no-service
+	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 443), seg{flags: "S", seq: isn(0)})
 	typ, ip := c.ip(client, vip, layers.IPProtocolICMPv4)
-	c.emit(toVIP, typ, ip.(gopacket.SerializableLayer), // proto: echo request
+	// proto: echo request
+	c.emit(toVIP, typ, ip.(gopacket.SerializableLayer),
 		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 1, Seq: 1},
 		gopacket.Payload(bytes.Repeat([]byte{0xa5}, 56)))
 	typ, ip = c.ip(client, vip, layers.IPProtocolGRE)
-	c.emit(toVIP, typ, ip.(gopacket.SerializableLayer), gopacket.Payload(make([]byte, 24))) // proto: GRE
-	c.tcp(toVIP, from, vip80, seg{flags: "A", seq: isn(0) + 1, ack: serverISN + 1})         // no-conn: ACK
-	c.tcp(toVIP, from, vip80, seg{flags: "R", seq: isn(0) + 1})                             // no-conn: RST
-	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 81), seg{flags: "S", seq: isn(1)})           // no-backend: weight 0 only
-	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 82), seg{flags: "S", seq: isn(2)})           // no-neighbor: rs3's MAC unknown
+	// proto: GRE
+	c.emit(toVIP, typ, ip.(gopacket.SerializableLayer), gopacket.Payload(make([]byte, 24)))
+	// no-conn: ACK
+	c.tcp(toVIP, from, vip80, seg{flags: "A", seq: isn(0) + 1, ack: serverISN + 1})
+	// no-conn: RST
+	c.tcp(toVIP, from, vip80, seg{flags: "R", seq: isn(0) + 1})
+	// no-backend: weight 0 only
+	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 81), seg{flags: "S", seq: isn(1)})
+	// no-neighbor: rs3's MAC unknown
+	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 82), seg{flags: "S", seq: isn(2)})
 	frag := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 0x7777, FragOffset: 185,
 		Protocol: layers.IPProtocolUDP, SrcIP: client.AsSlice(), DstIP: vip.AsSlice()}
-	c.emit(toVIP, layers.EthernetTypeIPv4, frag, gopacket.Payload(bytes.Repeat([]byte{'z'}, 64))) // fragment
-	c.icmpError(c.toVIP(routerMAC), routerIP, vip,                                                // icmp-no-conn
+	// fragment
+	c.emit(toVIP, layers.EthernetTypeIPv4, frag, gopacket.Payload(bytes.Repeat([]byte{'z'}, 64)))
+	// icmp-no-conn
+	c.icmpError(c.toVIP(routerMAC), routerIP, vip,
 		layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodeFragmentationNeeded),
 		1400, replyHeader(vip80, from))
-	c.tcp(ether{src: clientMAC, dst: broadcast}, from, vip80, seg{flags: "S", seq: isn(0)}) // multicast: broadcast MAC
-	c.udp(ether{src: clientMAC, dst: [6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb}},          // multicast: mDNS
+	// multicast: broadcast MAC
+	c.tcp(ether{src: clientMAC, dst: broadcast}, from, vip80, seg{flags: "S", seq: isn(0)})
+	// multicast: mDNS
+	c.udp(ether{src: clientMAC, dst: [6]byte{0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb}},
 		netip.AddrPortFrom(client, 5353), netip.AddrPortFrom(netip.MustParseAddr("224.0.0.251"), 5353), []byte{0, 0, 0, 0})
-	c.whoHas(clientMAC, client, vip, 0)                     // reply
-	c.httpConn(toVIP, clientPort(client, 9), vip80, isn(9)) // forward
+	// reply
+	c.whoHas(clientMAC, client, vip, 0)
+	// forward
+	c.httpConn(toVIP, clientPort(client, 9), vip80, isn(9))
 }
 
 // garbage is 200 frames of 0..200 random bytes, two thirds of them to the

@@ -38,7 +38,10 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "run the LVS-DR walkthrough in network namespaces (root)", runDemo},
+		{"run", "run the director on an interface", runDirector},
 		{"replay", "run the DR pipeline over a pcap or pcapng file", runReplay},
+		{"realserver", "set up, check or tear down a real server's VIPs and ARP sysctls", runRealServer},
 		{"version", "print udr's version", func([]string, io.Writer, io.Writer) error {
 			fmt.Println("udr", version)
 			return nil
