@@ -59,12 +59,14 @@ func (d *Director) loop(ctx context.Context) error {
 		out = out[:0]
 		for i := range n {
 			v, frame := d.p.Process(bufs[i][:sizes[i]], now)
-			switch v {
-			case forwarder.VerdictForward:
+			switch {
+			case v == forwarder.VerdictForward:
 				out = append(out, frame)
-			case forwarder.VerdictReply:
+			case frame != nil: // a reply, or an ICMP error
 				replies[i] = append(replies[i][:0], frame...)
 				out = append(out, replies[i])
+			}
+			switch v {
 			case forwarder.VerdictARPConflict:
 				d.conflict(bufs[i][:sizes[i]], now)
 			case forwarder.VerdictNoNeighbor:

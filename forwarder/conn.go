@@ -27,7 +27,7 @@ const DefaultBatchSize = 64
 const maxBatchSize = 1024
 
 // ConnConfig configures a PacketConn. The zero value receives every frame
-// of the interface that is addressed to the host, broadcast or multicast.
+// the interface delivers, with batches of DefaultBatchSize.
 type ConnConfig struct {
 	// Filter is a classic BPF program (see BuildFilter) installed before
 	// the socket is bound, so that no unfiltered frame is ever queued.

@@ -264,4 +264,3 @@ func (l *connLab) frameTo(t testing.TB, dst net.HardwareAddr, payload []byte) []
 	}
 	return buf.Bytes()
 }
-

@@ -14,7 +14,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-
 )
 
 func TestPrivilegedConnChecksumVLANEcho(t *testing.T) {

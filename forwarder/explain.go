@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/service"
 )
 
 // explainer turns a Decision into one line of text for udr replay
@@ -15,17 +16,25 @@ import (
 type explainer struct {
 	t     *Table
 	neigh *Neighbors
+	reg   *service.Registry
 	f     frame
 }
 
-func newExplainer(t *Table, neigh *Neighbors) *explainer { return &explainer{t: t, neigh: neigh} }
+func newExplainer(t *Table, neigh *Neighbors, reg *service.Registry) *explainer {
+	return &explainer{t: t, neigh: neigh, reg: reg}
+}
 
 // line explains decision d about frame b (as it left the pipeline: only
 // its MAC addresses may have changed).
 func (x *explainer) line(d *Decision, b []byte) string {
 	var sb strings.Builder
 	sb.WriteString(d.Verdict.String())
-	x.f.decode(b)
+	if x.f.decode(b) != VerdictForward {
+		return sb.String() // the verdict says all there is
+	}
+	if x.f.vlan {
+		fmt.Fprintf(&sb, " vlan %d", x.f.vlanTCI&0x0fff)
+	}
 	switch {
 	case x.f.l3Type == etherTypeARP:
 		if a, ok := arpresponder.ParseARP(b[x.f.l3:]); ok {
@@ -46,7 +55,11 @@ func (x *explainer) line(d *Decision, b []byte) string {
 	if x.f.proto == protoTCP && x.f.l4 != 0 {
 		fmt.Fprintf(&sb, " [%s]", tcpFlagsString(x.f.tcpFlags))
 	}
-	if d.ARPReason != arpresponder.ReasonNone || (d.Verdict == VerdictReply && x.f.is6) {
+	if d.Verdict == VerdictReply && x.f.is6 {
+		fmt.Fprintf(&sb, ": NDP is-at %s", net.HardwareAddr(x.t.opts.VIPMAC[:]))
+		return sb.String()
+	}
+	if d.ARPReason != arpresponder.ReasonNone {
 		fmt.Fprintf(&sb, ": NDP %s", d.ARPReason)
 		return sb.String()
 	}
@@ -70,6 +83,11 @@ func (x *explainer) line(d *Decision, b []byte) string {
 	case d.Verdict == VerdictForward:
 		sb.WriteString(", existing connection")
 	}
+	if d.Server.ID == 0 && d.Dest != 0 {
+		// A later fragment knows only where its first fragment went.
+		_, ap := x.reg.Dest(d.Dest)
+		d.Server.ID, d.Server.Addr, d.Server.Port = d.Dest, ap.Addr(), ap.Port()
+	}
 	if d.Server.ID != 0 {
 		srv := netip.AddrPortFrom(d.Server.Addr, d.Server.Port)
 		fmt.Fprintf(&sb, " -> %s", srv)
@@ -79,6 +97,9 @@ func (x *explainer) line(d *Decision, b []byte) string {
 	}
 	if d.State != 0 || d.New {
 		fmt.Fprintf(&sb, " %s", d.State)
+	}
+	if d.Unreachable {
+		sb.WriteString(", port unreachable to the client")
 	}
 	return sb.String()
 }

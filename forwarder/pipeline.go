@@ -21,12 +21,13 @@ type Pipeline struct {
 	reg   *service.Registry
 	epoch time.Time
 
-	t     *Table // the snapshot in use for the current frame
-	f     frame
-	frags fragTable
-	last  Decision
-	stats Stats
-	reply [MaxReplyLen]byte
+	t       *Table // the snapshot in use for the current frame
+	f       frame
+	frags   fragTable
+	unreach unreachLimiter
+	last    Decision
+	stats   Stats
+	reply   [MaxReplyLen]byte
 }
 
 // MaxReplyLen bounds the frames the pipeline builds itself (ARP replies,
@@ -65,7 +66,10 @@ type Decision struct {
 	State     conntrack.State
 	Fragment  bool // a later IPv4 fragment, sent where its first went
 	ICMP      bool // an ICMP error sent to its connection's real server
-	ARPReason arpresponder.Reason
+	// Unreachable: no real server was available and the client is sent
+	// ICMP port unreachable.
+	Unreachable bool
+	ARPReason   arpresponder.Reason
 }
 
 // Decision returns the explanation of the last Process call.
@@ -93,9 +97,10 @@ func (p *Pipeline) Sweep(now time.Time, budget int) int {
 }
 
 // Process decides on frame b, received at now. For VerdictForward the
-// returned frame is b itself, rewritten in place; for VerdictReply it is a
-// new frame in the worker's scratch buffer, valid until the next call; for
-// every drop verdict it is nil.
+// returned frame is b itself, rewritten in place. For VerdictReply, and for
+// VerdictNoBackend (the ICMP port unreachable the kernel sends, within its
+// rate limit), it is a new frame in the worker's scratch buffer, valid until
+// the next call. For every other verdict it is nil.
 func (p *Pipeline) Process(b []byte, now time.Time) (Verdict, []byte) {
 	p.t = p.table.Load()
 	p.last = Decision{}

@@ -80,7 +80,7 @@ func Replay(c ReplayConfig) (*ReplayResult, error) {
 		}
 	}
 	var p *Pipeline
-	explainer := newExplainer(t, neigh)
+	explainer := newExplainer(t, neigh, reg)
 	for {
 		data, ci, err := src.ReadPacketData()
 		if errors.Is(err, io.EOF) {
@@ -185,6 +185,7 @@ func newCaptureSink(w io.Writer, ng bool) (captureSink, error) {
 	if ng {
 		intf := pcapgo.DefaultNgInterface
 		intf.LinkType = layers.LinkTypeEthernet
+		intf.OS = "" // the same bytes on every platform
 		nw, err := pcapgo.NewNgWriterInterface(w, intf, pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "udr replay"}})
 		if err != nil {
 			return nil, err

@@ -51,7 +51,7 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	}
 	i := svc.sched.Pick(p.flow(now))
 	if i < 0 {
-		return VerdictNoBackend, nil
+		return VerdictNoBackend, p.unreachable(now)
 	}
 	srv := svc.servers[i]
 	p.last.Server = srv
@@ -78,7 +78,7 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 	} else {
 		i := svc.sched.Pick(p.flow(now))
 		if i < 0 {
-			return VerdictNoBackend, nil
+			return VerdictNoBackend, p.unreachable(now)
 		}
 		srv := svc.servers[i]
 		p.last.Server = srv

@@ -33,7 +33,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "show the director's log")
 	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+		return flagError(err)
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("demo: needs root to create network namespaces (run it with sudo)")

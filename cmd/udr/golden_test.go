@@ -292,6 +292,10 @@ func checkOutput(t *testing.T, gc goldenCase, in, out []record, explain map[int]
 			checkForwarded(t, n, o.Data, line, flows)
 			continue
 		}
+		if strings.HasPrefix(line, "no-backend ") {
+			checkUnreachable(t, n, src, o.Data, cfg)
+			continue
+		}
 		if !strings.HasPrefix(line, "reply ") {
 			t.Errorf("frame %d: output is not the input with new MACs, and the explanation is %q", n, line)
 		}
@@ -299,7 +303,9 @@ func checkOutput(t *testing.T, gc goldenCase, in, out []record, explain map[int]
 	}
 	for n, line := range explain {
 		verdict, _, _ := strings.Cut(line, " ")
-		if sends := verdict == "forward" || verdict == "reply"; sends != answered[n] {
+		sends := verdict == "forward" || verdict == "reply" ||
+			verdict == "no-backend" && strings.HasSuffix(line, ", port unreachable to the client")
+		if sends != answered[n] {
 			t.Errorf("frame %d: %q, but the output has %d frames for it", n, line, map[bool]int{true: 1}[answered[n]])
 		}
 	}
@@ -366,6 +372,37 @@ func flowKeys(b []byte) []string {
 		return append(keys, tuple(q[9], qdst, qsrc, []byte{p[2], p[3], p[0], p[1]}))
 	}
 	return append(keys, tuple(proto, src, dst, l4))
+}
+
+// checkUnreachable checks that icmp is the kernel's answer when no real
+// server is available: ICMP port unreachable from the VIP and its MAC to the
+// client, quoting the client's datagram.
+func checkUnreachable(t *testing.T, n int, request, icmp []byte, cfg *service.Config) {
+	t.Helper()
+	p := gopacket.NewPacket(icmp, layers.LayerTypeEthernet, gopacket.Default)
+	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if eth == nil || [6]byte(eth.SrcMAC) != arpresponderMAC(cfg) || [6]byte(eth.DstMAC) != [6]byte(request[6:12]) {
+		t.Errorf("frame %d: port unreachable not from the VIP MAC to the client: %v", n, p)
+		return
+	}
+	req := gopacket.NewPacket(request, layers.LayerTypeEthernet, gopacket.Default)
+	switch ip := p.NetworkLayer().(type) {
+	case *layers.IPv4:
+		orig := req.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+		ic, ok := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		if !ok || ic.TypeCode != layers.CreateICMPv4TypeCode(3, 3) || !ip.SrcIP.Equal(orig.DstIP) || !ip.DstIP.Equal(orig.SrcIP) ||
+			!bytes.Equal(ic.Payload, request[14:14+int(orig.Length)]) {
+			t.Errorf("frame %d: not a port unreachable quoting the client's datagram: %v", n, p)
+		}
+	case *layers.IPv6:
+		orig := req.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+		ic, ok := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if !ok || ic.TypeCode != layers.CreateICMPv6TypeCode(1, 4) || !ip.SrcIP.Equal(orig.DstIP) || !ip.DstIP.Equal(orig.SrcIP) {
+			t.Errorf("frame %d: not an ICMPv6 port unreachable to the client: %v", n, p)
+		}
+	default:
+		t.Errorf("frame %d: port unreachable is not IP: %v", n, p)
+	}
 }
 
 // checkReply checks that reply answers request: an ARP reply (RFC 826) or

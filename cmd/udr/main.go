@@ -8,22 +8,32 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 )
 
 const version = "0.1.0"
 
 // exitError carries a process exit status with its message.
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	quiet bool // the message was printed already (by the flag package)
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
+
+// flagError is the error of a FlagSet.Parse, which has printed it with the
+// usage already: exit status 2, or 0 for -h.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return &exitError{code: 2, err: err, quiet: true}
+}
 
 // usageErrorf is a bad command line: exit status 2.
 func usageErrorf(format string, args ...any) error {
@@ -62,7 +72,6 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	_ = filepath.Base(argv[0])
 	for _, c := range commands() {
 		if c.name == args[0] {
 			return exitCode(c.run(args[1:], stdout, stderr), stderr)
@@ -77,11 +86,14 @@ func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "udr: %v\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
+		if !ee.quiet {
+			fmt.Fprintf(stderr, "udr: %v\n", err)
+		}
 		return ee.code
 	}
+	fmt.Fprintf(stderr, "udr: %v\n", err)
 	return 1
 }
 

@@ -35,7 +35,7 @@ func runRealServer(args []string, stdout, stderr io.Writer) error {
 	var vips vipFlags
 	fs.Var(&vips, "vip", "virtual `IP` the real server accepts on lo (repeatable, required)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{code: 2, err: err}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("realserver %s: unexpected argument %q", verb, fs.Arg(0))

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -80,14 +81,14 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	)
 	fs.Var(neigh, "neigh", "real server `RIP=MAC` (repeatable); more are learnt from ARP in the input")
 	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("replay: unexpected argument %q", fs.Arg(0))
 	}
-	for name, v := range map[string]string{"--rules": *rules, "--in": *in, "--mac": *mac} {
-		if v == "" {
-			return usageErrorf("replay: %s is required", name)
+	for _, req := range []struct{ name, value string }{{"--rules", *rules}, {"--in", *in}, {"--mac", *mac}} {
+		if req.value == "" {
+			return usageErrorf("replay: %s is required", req.name)
 		}
 	}
 	ifMAC, err := parseMAC(*mac)
@@ -120,12 +121,15 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		neighbors.Set(addr, hw)
 	}
 	rc := forwarder.ReplayConfig{Config: cfg, Options: opts, Neighbors: neighbors, In: inf}
+	// The capture is written next to OUT and renamed into place when the
+	// replay succeeded, so a failed run leaves no half-written file.
 	var outf *os.File
 	var bw *bufio.Writer
 	if *out != "" {
-		if outf, err = os.Create(*out); err != nil {
+		if outf, err = os.CreateTemp(filepath.Dir(*out), filepath.Base(*out)+".*"); err != nil {
 			return usageErrorf("replay: %v", err)
 		}
+		defer os.Remove(outf.Name())
 		defer outf.Close()
 		bw = bufio.NewWriter(outf)
 		rc.Out = bw
@@ -145,6 +149,12 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if err := outf.Close(); err != nil {
+			return err
+		}
+		if err := os.Chmod(outf.Name(), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(outf.Name(), *out); err != nil {
 			return err
 		}
 	}

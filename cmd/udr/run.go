@@ -27,7 +27,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.SloppyTCP, "sloppy-tcp", false, "schedule TCP packets without SYN that have no entry")
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
 	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("run: unexpected argument %q", fs.Arg(0))
