@@ -171,9 +171,32 @@ func (t *Table) Update(k Key, tcpFlags uint8, now uint32) (Entry, bool) {
 	if i < 0 {
 		return Entry{}, false
 	}
+	return t.update(i, tcpFlags, now), true
+}
+
+// A Ref names the slot of an entry from LookupRef to the UpdateRef that
+// follows it, so that the packet path probes the table once per packet.
+// Any other call on the Table invalidates it.
+type Ref int32
+
+// LookupRef is Lookup that also returns a Ref to the entry.
+func (t *Table) LookupRef(k Key, now uint32) (Entry, Ref, bool) {
+	i := t.live(&k, now)
+	if i < 0 {
+		return Entry{}, -1, false
+	}
+	return t.slots[i].entry(), Ref(i), true
+}
+
+// UpdateRef is Update of the entry that LookupRef just returned.
+func (t *Table) UpdateRef(r Ref, tcpFlags uint8, now uint32) Entry {
+	return t.update(int(r), tcpFlags, now)
+}
+
+func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	s := &t.slots[i]
 	if s.isTemplate() {
-		return s.entry(), true
+		return s.entry()
 	}
 	next := StateUDP
 	if s.proto == protoTCP {
@@ -189,7 +212,7 @@ func (t *Table) Update(k Key, tcpFlags uint8, now uint32) (Entry, bool) {
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
 		t.assure(s.templateKey())
 	}
-	return e, true
+	return e
 }
 
 // Delete removes k at now, as ip_vs_conn_expire_now does for a rescheduled

@@ -166,10 +166,11 @@ func (d *Director) conflict(frame []byte, now time.Time) {
 // yet, so it got no connection.
 func (d *Director) unknownNeighbor() {
 	dec := d.p.Decision()
-	id := dec.Server.ID
+	id := dec.Dest
 	if id == 0 || d.noNeigh[id] {
 		return
 	}
 	d.noNeigh[id] = true
-	d.log.Warn("real server MAC unknown: no new connections go to it until it answers ARP/NDP", "rs", dec.Server.Addr)
+	_, rs := d.reg.Dest(id)
+	d.log.Warn("real server MAC unknown: no new connections go to it until it answers ARP/NDP", "rs", rs.Addr())
 }

@@ -83,15 +83,10 @@ func (x *explainer) line(d *Decision, b []byte) string {
 	case d.Verdict == VerdictForward:
 		sb.WriteString(", existing connection")
 	}
-	if d.Server.ID == 0 && d.Dest != 0 {
-		// A later fragment knows only where its first fragment went.
-		_, ap := x.reg.Dest(d.Dest)
-		d.Server.ID, d.Server.Addr, d.Server.Port = d.Dest, ap.Addr(), ap.Port()
-	}
-	if d.Server.ID != 0 {
-		srv := netip.AddrPortFrom(d.Server.Addr, d.Server.Port)
+	if d.Dest != 0 {
+		_, srv := x.reg.Dest(d.Dest)
 		fmt.Fprintf(&sb, " -> %s", srv)
-		if mac, ok := x.neigh.mac(d.Server.ID); ok && d.Verdict == VerdictForward {
+		if mac, ok := x.neigh.mac(d.Dest); ok && d.Verdict == VerdictForward {
 			fmt.Fprintf(&sb, " (%s)", net.HardwareAddr(mac[:]))
 		}
 	}

@@ -49,7 +49,6 @@ func (p *Pipeline) icmp(now uint32) (Verdict, []byte) {
 	p.last.ICMP = true
 	if svc, ok := p.t.lookup(k.Proto, k.VIP, k.VPort); ok {
 		p.last.Service = svc.cfg
-		p.last.Server = svc.server(e.Dest)
 	}
 	p.last.State = e.State
 	return p.forward(e.Dest)

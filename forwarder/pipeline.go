@@ -7,7 +7,6 @@ import (
 
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
-	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -51,14 +50,15 @@ func NewPipeline(c PipelineConfig) *Pipeline {
 }
 
 // Decision explains the pipeline's last verdict: which service, scheduler
-// and real server, and whether the connection was new. It holds no
-// pointer that the next frame changes, except Service, which points into
-// the immutable Table.
+// and real server, and whether the connection was new. Service points into
+// the immutable Table; the rest are plain values, so that filling it costs
+// the packet path no pointer writes.
 type Decision struct {
 	Verdict   Verdict
 	Service   *service.Service // nil when no service was found
-	Dest      service.DestID   // the real server, for Forward
-	Server    sched.Server
+	// Dest is the real server: the one forwarded to, or the one that was
+	// picked when its MAC turned out unknown.
+	Dest service.DestID
 	New       bool // the frame created a connection entry
 	Persist   bool // the real server came from a persistence template
 	Stateless bool // scheduled without an entry (sh/mh mid-stream, sloppy TCP)
@@ -131,7 +131,7 @@ func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
 	if group {
 		return VerdictMulticast, nil
 	}
-	if _, ok := p.t.vips[f.dst]; !ok {
+	if !p.t.index.isVIP(&f.dst) {
 		return VerdictNotVIP, nil
 	}
 	switch {
@@ -148,6 +148,7 @@ func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
 // forward rewrites the frame for real server id: destination MAC = the
 // server's, source MAC = the director's. Nothing else changes.
 func (p *Pipeline) forward(id service.DestID) (Verdict, []byte) {
+	p.last.Dest = id
 	mac, ok := p.neigh.mac(id)
 	if !ok {
 		return VerdictNoNeighbor, nil
@@ -158,7 +159,6 @@ func (p *Pipeline) forward(id service.DestID) (Verdict, []byte) {
 	st := p.reg.State(id)
 	st.InPkts.Add(1)
 	st.InBytes.Add(uint64(p.f.ipLen))
-	p.last.Dest = id
 	return VerdictForward, b
 }
 

@@ -32,8 +32,7 @@ type Table struct {
 	opts     Options
 	cfg      *service.Config
 	services []compiledService
-	byKey    map[svcKey]int32
-	vips     map[[16]byte]struct{}
+	index    svcIndex
 	rips     map[[16]byte]service.DestID // a real server address → one of its DestIDs
 	resp     *arpresponder.Responder
 	timeouts service.Timeouts
@@ -62,8 +61,7 @@ func Compile(cfg *service.Config, reg *service.Registry, neigh *Neighbors, prev 
 	t := &Table{
 		opts:     opts,
 		cfg:      cfg,
-		byKey:    make(map[svcKey]int32, len(cfg.Services)),
-		vips:     make(map[[16]byte]struct{}),
+		index:    newSvcIndex(2 * len(cfg.Services)),
 		rips:     make(map[[16]byte]service.DestID),
 		timeouts: cfg.Timeouts.WithDefaults(),
 	}
@@ -80,10 +78,10 @@ func Compile(cfg *service.Config, reg *service.Registry, neigh *Neighbors, prev 
 			t.rips[srv.Addr.As16()] = srv.ID
 		}
 		k := svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}
-		t.byKey[k] = int32(len(t.services))
+		t.index.add(k, int32(len(t.services)))
 		t.services = append(t.services, cs)
-		if _, ok := t.vips[k.addr]; !ok {
-			t.vips[k.addr] = struct{}{}
+		if !t.index.isVIP(&k.addr) {
+			t.index.add(svcKey{addr: k.addr, proto: vipProto}, -1)
 			vipList = append(vipList, s.Addr)
 		}
 	}
@@ -125,7 +123,7 @@ func compileService(s *service.Service, reg *service.Registry, prev *Table, opts
 	sopts := sched.Options{Rand: opts.Rand}
 	var prevSched sched.Scheduler
 	if prev != nil {
-		if i, ok := prev.byKey[svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}]; ok {
+		if i, ok := prev.index.get(svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}); ok {
 			ps := prev.services[i]
 			if ps.cfg.Scheduler == s.Scheduler && ps.cfg.Flags == s.Flags {
 				if slices.Equal(ps.cfg.Dests, s.Dests) {
@@ -193,10 +191,10 @@ func (t *Table) RealServers() []netip.Addr {
 // first, then a port-0 ("all ports") service of the VIP, as
 // ip_vs_service_find does. Port-0 services are persistent by construction.
 func (t *Table) lookup(proto uint8, vip [16]byte, port uint16) (*compiledService, bool) {
-	if i, ok := t.byKey[svcKey{addr: vip, port: port, proto: proto}]; ok {
+	if i, ok := t.index.get(svcKey{addr: vip, port: port, proto: proto}); ok {
 		return &t.services[i], true
 	}
-	if i, ok := t.byKey[svcKey{addr: vip, proto: proto}]; ok {
+	if i, ok := t.index.get(svcKey{addr: vip, proto: proto}); ok {
 		return &t.services[i], true
 	}
 	return nil, false

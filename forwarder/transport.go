@@ -23,7 +23,7 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	k := conntrack.Key{Client: f.src, VIP: f.dst, CPort: f.sport, VPort: f.dport, Proto: f.proto}
 	syn := f.proto == protoTCP && f.tcpFlags&tcpSYN != 0
 
-	if e, ok := p.conns.Lookup(k, now); ok {
+	if e, ref, ok := p.conns.LookupRef(k, now); ok {
 		if syn && conntrack.RescheduleOnSYN(e, connReuseMode) {
 			// The old connection is over: expire it and schedule the SYN.
 			p.conns.Delete(k, now)
@@ -33,9 +33,8 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 				// expire_nodest_conn=0: dropped, the entry left to time out.
 				return VerdictDestRemoved, nil
 			}
-			e, _ = p.conns.Update(k, f.tcpFlags, now)
+			e = p.conns.UpdateRef(ref, f.tcpFlags, now)
 			p.last.State = e.State
-			p.last.Server = svc.server(e.Dest)
 			return p.forwardFirst(e.Dest, now)
 		}
 	}
@@ -53,8 +52,8 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	if i < 0 {
 		return VerdictNoBackend, p.unreachable(now)
 	}
-	srv := svc.servers[i]
-	p.last.Server = srv
+	srv := &svc.servers[i]
+	p.last.Dest = srv.ID
 	if _, ok := p.neigh.mac(srv.ID); !ok {
 		return VerdictNoNeighbor, nil
 	}
@@ -74,14 +73,13 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 	t, ok := p.conns.Lookup(tk, now)
 	if ok && p.reg.State(t.Dest).Available.Load() {
 		p.last.Persist = true
-		p.last.Server = svc.server(t.Dest)
 	} else {
 		i := svc.sched.Pick(p.flow(now))
 		if i < 0 {
 			return VerdictNoBackend, p.unreachable(now)
 		}
-		srv := svc.servers[i]
-		p.last.Server = srv
+		srv := &svc.servers[i]
+		p.last.Dest = srv.ID
 		if _, ok := p.neigh.mac(srv.ID); !ok {
 			return VerdictNoNeighbor, nil
 		}
@@ -118,15 +116,4 @@ func (p *Pipeline) forwardFirst(id service.DestID, now uint32) (Verdict, []byte)
 func (p *Pipeline) flow(now uint32) sched.Flow {
 	f := &p.f
 	return sched.Flow{Src: f.src, Dst: f.dst, SrcPort: f.sport, DstPort: f.dport, Is6: f.is6, Now: now}
-}
-
-// server returns the real server id of the service, for explanations; a
-// zero Server if it is no longer there.
-func (s *compiledService) server(id service.DestID) sched.Server {
-	for _, srv := range s.servers {
-		if srv.ID == id {
-			return srv
-		}
-	}
-	return sched.Server{ID: id}
 }

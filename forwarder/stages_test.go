@@ -1,0 +1,57 @@
+package forwarder
+
+import (
+	"testing"
+
+	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/internal/udrtest"
+)
+
+// BenchmarkStages times each stage of an established-flow frame on its own,
+// to show where BenchmarkPipeline's time goes (bench/README.md).
+func BenchmarkStages(b *testing.B) {
+	h := newHarness(b, rules2, 1<<16)
+	est := udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.ACK, nil)
+	h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch)
+	buf := make([]byte, 2048)
+	n := copy(buf, est)
+	var f frame
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			f.decode(buf[:n])
+		}
+	})
+	t := h.cur.Load()
+	b.Run("vip", func(b *testing.B) {
+		for b.Loop() {
+			t.index.isVIP(&f.dst)
+		}
+	})
+	b.Run("service", func(b *testing.B) {
+		for b.Loop() {
+			t.lookup(6, f.dst, 80)
+		}
+	})
+	k := conntrack.Key{Client: f.src, VIP: f.dst, CPort: f.sport, VPort: f.dport, Proto: 6}
+	b.Run("conn-lookup", func(b *testing.B) {
+		for b.Loop() {
+			h.p.conns.LookupRef(k, 5)
+		}
+	})
+	b.Run("conn-update", func(b *testing.B) {
+		for b.Loop() {
+			h.p.conns.Update(k, 0x10, 5)
+		}
+	})
+	b.Run("clock", func(b *testing.B) {
+		for b.Loop() {
+			h.p.Seconds(epoch)
+		}
+	})
+	b.Run("process", func(b *testing.B) {
+		for b.Loop() {
+			n := copy(buf, est)
+			h.p.Process(buf[:n], epoch)
+		}
+	})
+}
