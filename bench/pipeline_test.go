@@ -70,6 +70,29 @@ func BenchmarkPipeline(b *testing.B) {
 		}
 	})
 
+	b.Run("established-1k", func(b *testing.B) {
+		// 1024 established flows, interleaved as a director sees them.
+		const flows = 1024
+		p, vmac := newPipeline(b, 1<<16)
+		eth := udrtest.Eth{Src: udrtest.ClientMAC, Dst: vmac}
+		frames := make([][]byte, flows)
+		for i := range frames {
+			cl := netip.AddrPortFrom(udrtest.Client, uint16(10000+i))
+			p.Process(udrtest.TCP(eth, cl, vip, udrtest.SYN, nil), epoch)
+			frames[i] = udrtest.TCP(eth, cl, vip, udrtest.ACK|udrtest.PSH, []byte("GET / HTTP/1.1\r\nHost: vip\r\n\r\n"))
+		}
+		b.ReportAllocs()
+		b.SetBytes(int64(len(frames[0])))
+		i := 0
+		for b.Loop() {
+			n := copy(buf, frames[i%flows])
+			i++
+			if v, _ := p.Process(buf[:n], epoch); v != forwarder.VerdictForward {
+				b.Fatalf("verdict %v", v)
+			}
+		}
+	})
+
 	b.Run("syn", func(b *testing.B) {
 		// Every SYN is a new connection from 198.51.100.0/24: the source
 		// port and the last octet vary. The table is replaced, untimed,

@@ -1,6 +1,7 @@
 package conntrack
 
 import (
+	"encoding/binary"
 	"fmt"
 	"unsafe"
 
@@ -94,9 +95,17 @@ func (s *slot) isTemplate() bool { return s.flags&FlagTemplate != 0 }
 
 // matches reports whether s holds key k. Ports first: they differ most.
 func (s *slot) matches(k *Key) bool {
-	return s.cport == k.CPort && s.vport == k.VPort && s.client == k.Client &&
-		s.vip == k.VIP && s.proto == k.Proto && s.isTemplate() == k.Template
+	// The addresses are compared as 8-byte words: callers write keys
+	// with 8-byte stores, and a 16-byte load of two fresh 8-byte stores
+	// cannot be forwarded from the store buffer (it stalls for longer
+	// than the whole compare takes).
+	return s.cport == k.CPort && s.vport == k.VPort &&
+		word(&s.client, 0) == word(&k.Client, 0) && word(&s.client, 8) == word(&k.Client, 8) &&
+		word(&s.vip, 0) == word(&k.VIP, 0) && word(&s.vip, 8) == word(&k.VIP, 8) &&
+		s.proto == k.Proto && s.isTemplate() == k.Template
 }
+
+func word(a *[16]byte, off int) uint64 { return binary.LittleEndian.Uint64(a[off : off+8]) }
 
 func (s *slot) key() Key {
 	return Key{

@@ -179,9 +179,10 @@ func (t *Table) Update(k Key, tcpFlags uint8, now uint32) (Entry, bool) {
 // Any other call on the Table invalidates it.
 type Ref int32
 
-// LookupRef is Lookup that also returns a Ref to the entry.
-func (t *Table) LookupRef(k Key, now uint32) (Entry, Ref, bool) {
-	i := t.live(&k, now)
+// LookupRef is Lookup that also returns a Ref to the entry. It takes the
+// key by pointer: the packet path keeps it in its decoded frame.
+func (t *Table) LookupRef(k *Key, now uint32) (Entry, Ref, bool) {
+	i := t.live(k, now)
 	if i < 0 {
 		return Entry{}, -1, false
 	}

@@ -67,6 +67,8 @@ type Director struct {
 	noNeigh   map[service.DestID]bool
 	lastProbe time.Time
 	lastCheck time.Time
+	lastDrops time.Time
+	drops     uint64
 	reachable map[netip.Addr]bool
 
 	stopWatch func()
@@ -273,3 +275,6 @@ func (d *Director) neighborSeen(addr netip.Addr, mac [6]byte) {
 		d.log.Info("real server MAC from the kernel neighbour table", "addr", addr, "mac", net.HardwareAddr(mac[:]).String())
 	}
 }
+
+// ConnStats returns the socket's counters.
+func (d *Director) ConnStats() forwarder.ConnStats { return d.conn.Stats() }

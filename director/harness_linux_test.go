@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/udr-lb/udr/director"
+	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/internal/drlab"
 	"github.com/udr-lb/udr/internal/netlab"
 )
@@ -110,6 +111,7 @@ func (l *lab) start(nServers int, rules ...string) {
 			if err != nil {
 				l.t.Errorf("director Run: %v", err)
 			}
+			l.t.Logf("director verdicts: %s", verdicts(l.d.Stats()))
 		case <-time.After(stopTimeout):
 			l.t.Errorf("director Run did not return within %v of its context's end", stopTimeout)
 		}
@@ -307,3 +309,14 @@ func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *logHandler) WithGroup(string) slog.Handler { return h }
+
+// verdicts formats the non-zero verdict counters as "name=count ...".
+func verdicts(st forwarder.Stats) string {
+	var parts []string
+	for v, n := range st.Verdicts {
+		if n != 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", forwarder.Verdict(v), n))
+		}
+	}
+	return strings.Join(parts, " ")
+}

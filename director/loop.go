@@ -24,6 +24,9 @@ const (
 	// checkInterval is how often the worker looks for real servers whose
 	// MAC became known, to log it.
 	checkInterval = 100 * time.Millisecond
+	// dropsInterval is how often the socket's kernel drop count is read
+	// (a system call) and, when it grew, logged.
+	dropsInterval = 10 * time.Second
 )
 
 // loop is the worker: read a batch, decide every frame, write the batch.
@@ -117,6 +120,13 @@ func (d *Director) periodic(now time.Time, frames [][]byte) [][]byte {
 	if now.Sub(d.lastCheck) >= checkInterval {
 		d.lastCheck = now
 		d.checkReachable(t.RealServers())
+	}
+	if now.Sub(d.lastDrops) >= dropsInterval {
+		d.lastDrops = now
+		if drops := d.conn.Stats().RxKernelDrops; drops > d.drops {
+			d.log.Warn("the kernel dropped frames: udr's receive buffer was full", "dropped", drops-d.drops, "total", drops)
+			d.drops = drops
+		}
 	}
 	return frames
 }

@@ -22,6 +22,10 @@ type Conn interface {
 // call when ConnConfig.BatchSize is zero.
 const DefaultBatchSize = 64
 
+// DefaultRecvBuffer is the receive buffer of a PacketConn: about 10,000
+// full-size frames queued while the worker is busy.
+const DefaultRecvBuffer = 32 << 20
+
 // maxBatchSize is the kernel's UIO_MAXIOV, the largest vlen recvmmsg(2) and
 // sendmmsg(2) accept.
 const maxBatchSize = 1024
@@ -44,6 +48,9 @@ type ConnConfig struct {
 	// BatchSize is the most frames one ReadBatch or WriteBatch system call
 	// moves; zero means DefaultBatchSize, and it is capped at 1024.
 	BatchSize int
+	// RecvBuffer is the socket's receive buffer in bytes; zero means
+	// DefaultRecvBuffer.
+	RecvBuffer int
 
 	// keepOutgoing leaves PACKET_IGNORE_OUTGOING off, so that tests
 	// exercise the fallback that drops PACKET_OUTGOING frames by type.
@@ -68,6 +75,9 @@ const (
 // Counts are totals since Listen.
 type ConnStats struct {
 	RxFrames uint64 // frames returned by ReadBatch
+	// RxKernelDrops counts frames the kernel dropped because the socket's
+	// receive buffer was full (PACKET_STATISTICS tp_drops).
+	RxKernelDrops uint64
 	// RxOutgoing counts this host's own output, dropped (only seen when
 	// the kernel lacks PACKET_IGNORE_OUTGOING, before Linux 4.20).
 	RxOutgoing uint64

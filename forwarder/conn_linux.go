@@ -92,9 +92,9 @@ type writeState struct {
 // connCounters backs ConnStats; counters are updated once per batch or per
 // (rare) drop, and read from any goroutine.
 type connCounters struct {
-	rxFrames, rxOutgoing, rxTruncated, rxOversize      atomic.Uint64
-	rxChecksumFixed, rxChecksumUnfixed, rxVLANRestored atomic.Uint64
-	txFrames, txOversize, txRunt, txNoBuffers          atomic.Uint64
+	rxFrames, rxOutgoing, rxTruncated, rxOversize, rxKernelDrops atomic.Uint64
+	rxChecksumFixed, rxChecksumUnfixed, rxVLANRestored           atomic.Uint64
+	txFrames, txOversize, txRunt, txNoBuffers                    atomic.Uint64
 }
 
 // Listen opens a PacketConn on the interface ifname of the calling
@@ -153,6 +153,16 @@ func (c *PacketConn) setup(ifi *net.Interface, cfg ConnConfig) error {
 			serr = fmt.Errorf("set PACKET_AUXDATA: %w", serr)
 			return
 		}
+		// A burst larger than the default receive buffer (212992 bytes,
+		// ~300 frames) is dropped by the kernel before udr reads it.
+		// SO_RCVBUFFORCE passes net.core.rmem_max for a privileged caller.
+		rcvbuf := cfg.RecvBuffer
+		if rcvbuf == 0 {
+			rcvbuf = DefaultRecvBuffer
+		}
+		if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf) != nil {
+			_ = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
+		}
 		if !cfg.keepOutgoing {
 			// Linux 4.20+; older kernels answer ENOPROTOOPT and readFrames
 			// drops PACKET_OUTGOING frames instead.
@@ -209,7 +219,12 @@ func (c *PacketConn) Promiscuous() bool { return c.promisc }
 // Stats returns the counters; it is safe to call concurrently with I/O.
 func (c *PacketConn) Stats() ConnStats {
 	s := &c.stats
+	// PACKET_STATISTICS counts since the previous read: accumulate.
+	if ks, err := c.pc.Stats(); err == nil {
+		s.rxKernelDrops.Add(uint64(ks.Drops))
+	}
 	return ConnStats{
+		RxKernelDrops:     s.rxKernelDrops.Load(),
 		RxFrames:          s.rxFrames.Load(),
 		RxOutgoing:        s.rxOutgoing.Load(),
 		RxTruncated:       s.rxTruncated.Load(),

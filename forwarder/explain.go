@@ -51,8 +51,8 @@ func (x *explainer) line(d *Decision, b []byte) string {
 	case x.f.l3Type != etherTypeIPv4 && x.f.l3Type != etherTypeIPv6:
 		return sb.String()
 	}
-	fmt.Fprintf(&sb, " %s %s -> %s", protoName(x.f.proto), x.addrPort(x.f.src, x.f.sport), x.addrPort(x.f.dst, x.f.dport))
-	if x.f.proto == protoTCP && x.f.l4 != 0 {
+	fmt.Fprintf(&sb, " %s %s -> %s", protoName(x.f.key.Proto), x.addrPort(x.f.key.Client, x.f.key.CPort), x.addrPort(x.f.key.VIP, x.f.key.VPort))
+	if x.f.key.Proto == protoTCP && x.f.l4 != 0 {
 		fmt.Fprintf(&sb, " [%s]", tcpFlagsString(x.f.tcpFlags))
 	}
 	if d.Verdict == VerdictReply && x.f.is6 {
@@ -101,7 +101,7 @@ func (x *explainer) line(d *Decision, b []byte) string {
 
 func (x *explainer) addrPort(a [16]byte, port uint16) string {
 	addr := netip.AddrFrom16(a).Unmap()
-	if x.f.proto != protoTCP && x.f.proto != protoUDP || x.f.l4 == 0 {
+	if x.f.key.Proto != protoTCP && x.f.key.Proto != protoUDP || x.f.l4 == 0 {
 		return addr.String()
 	}
 	return netip.AddrPortFrom(addr, port).String()

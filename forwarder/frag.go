@@ -34,9 +34,9 @@ type fragTable struct {
 }
 
 func (f *frame) fragKey() fragKey {
-	k := fragKey{id: f.fragID, proto: f.proto}
-	copy(k.src[:], f.src[12:])
-	copy(k.dst[:], f.dst[12:])
+	k := fragKey{id: f.fragID, proto: f.key.Proto}
+	copy(k.src[:], f.key.Client[12:])
+	copy(k.dst[:], f.key.VIP[12:])
 	return k
 }
 

@@ -47,7 +47,7 @@ func (p *Pipeline) icmp(now uint32) (Verdict, []byte) {
 		return VerdictDestRemoved, nil
 	}
 	p.last.ICMP = true
-	if svc, ok := p.t.lookup(k.Proto, k.VIP, k.VPort); ok {
+	if svc, ok := p.t.lookup(k.Proto, &k.VIP, k.VPort); ok {
 		p.last.Service = svc.cfg
 	}
 	p.last.State = e.State
@@ -75,10 +75,8 @@ func embedded4(msg []byte) (conntrack.Key, bool) {
 	if k.Proto != protoTCP && k.Proto != protoUDP {
 		return k, false
 	}
-	copy(k.VIP[:12], v4InV6Prefix[:])
-	copy(k.VIP[12:], in[12:16])
-	copy(k.Client[:12], v4InV6Prefix[:])
-	copy(k.Client[12:], in[16:20])
+	putV4Mapped(&k.VIP, in[12:16])
+	putV4Mapped(&k.Client, in[16:20])
 	k.VPort = binary.BigEndian.Uint16(in[ihl:])
 	k.CPort = binary.BigEndian.Uint16(in[ihl+2:])
 	return k, true
@@ -102,8 +100,8 @@ func embedded6(msg []byte) (conntrack.Key, bool) {
 	if k.Proto != protoTCP && k.Proto != protoUDP {
 		return k, false
 	}
-	copy(k.VIP[:], in[8:24])
-	copy(k.Client[:], in[24:40])
+	put16(&k.VIP, in[8:24])
+	put16(&k.Client, in[24:40])
 	k.VPort = binary.BigEndian.Uint16(in[ipv6HdrLen:])
 	k.CPort = binary.BigEndian.Uint16(in[ipv6HdrLen+2:])
 	return k, true

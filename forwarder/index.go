@@ -33,16 +33,16 @@ func newSvcIndex(n int) svcIndex {
 	return svcIndex{slots: make([]indexSlot, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
 }
 
-func (x *svcIndex) home(k *svcKey) int {
-	lo := binary.LittleEndian.Uint64(k.addr[:8])
-	hi := binary.LittleEndian.Uint64(k.addr[8:])
-	h := (lo ^ bits.RotateLeft64(hi, 29) ^ uint64(k.port)<<40 ^ uint64(k.proto)<<56) * 0x9e3779b97f4a7c15
+func (x *svcIndex) home(addr *[16]byte, port uint16, proto uint8) int {
+	lo := binary.LittleEndian.Uint64(addr[:8])
+	hi := binary.LittleEndian.Uint64(addr[8:])
+	h := (lo ^ bits.RotateLeft64(hi, 29) ^ uint64(port)<<40 ^ uint64(proto)<<56) * 0x9e3779b97f4a7c15
 	return int(h >> x.shift)
 }
 
 // add records k → svc. Keys are unique; the table never fills (size ≥ 2n).
 func (x *svcIndex) add(k svcKey, svc int32) {
-	for i := x.home(&k); ; i = (i + 1) & (len(x.slots) - 1) {
+	for i := x.home(&k.addr, k.port, k.proto); ; i = (i + 1) & (len(x.slots) - 1) {
 		if s := &x.slots[i]; !s.used {
 			*s = indexSlot{key: k, used: true, svc: svc}
 			return
@@ -50,14 +50,15 @@ func (x *svcIndex) add(k svcKey, svc int32) {
 	}
 }
 
-// get returns the value of k.
-func (x *svcIndex) get(k svcKey) (int32, bool) {
-	for i := x.home(&k); ; i = (i + 1) & (len(x.slots) - 1) {
+// get returns the value of (addr, port, proto). The key is passed in
+// parts, read in place from the frame, rather than copied into a svcKey.
+func (x *svcIndex) get(addr *[16]byte, port uint16, proto uint8) (int32, bool) {
+	for i := x.home(addr, port, proto); ; i = (i + 1) & (len(x.slots) - 1) {
 		s := &x.slots[i]
 		if !s.used {
 			return 0, false
 		}
-		if s.key == k {
+		if s.key.addr == *addr && s.key.port == port && s.key.proto == proto {
 			return s.svc, true
 		}
 	}
@@ -65,6 +66,6 @@ func (x *svcIndex) get(k svcKey) (int32, bool) {
 
 // isVIP reports whether addr is the address of a service.
 func (x *svcIndex) isVIP(addr *[16]byte) bool {
-	_, ok := x.get(svcKey{addr: *addr, proto: vipProto})
+	_, ok := x.get(addr, 0, vipProto)
 	return ok
 }

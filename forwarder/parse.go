@@ -1,6 +1,10 @@
 package forwarder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/udr-lb/udr/conntrack"
+)
 
 // Wire offsets and sizes (IEEE 802.3, 802.1Q, RFC 791, RFC 8200, RFC 793, RFC 768).
 const (
@@ -50,22 +54,20 @@ type frame struct {
 	l3      int    // offset of the ARP or IP header
 	l3Type  uint16 // ethertype after any VLAN tag
 
-	// IP fields, valid when l3Type is IPv4 or IPv6.
+	// IP and transport fields, valid when l3Type is IPv4 or IPv6, kept as
+	// the connection table's key: Client and VIP are the source and
+	// destination addresses (v4-mapped for IPv4), CPort and VPort the
+	// ports, Proto the IP protocol.
+	key      conntrack.Key
 	is6      bool
-	src, dst [16]byte // v4-mapped for IPv4
-	ipLen    int      // IP datagram length (header + payload), as the kernel counts InBytes
-	proto    uint8
+	ipLen    int  // IP datagram length (header + payload), as the kernel counts InBytes
 	l4       int  // offset of the transport header; 0 when absent (later fragment)
 	fragment bool // IPv4: MF set or offset non-zero
 	fragOff  uint16
 	fragID   uint16
 
-	// Transport fields, valid when l4 != 0.
-	sport, dport uint16
-	tcpFlags     uint8
+	tcpFlags uint8 // valid for TCP when l4 != 0
 }
-
-var v4InV6Prefix = [12]byte{10: 0xff, 11: 0xff}
 
 // decode parses b's Ethernet, VLAN and IP headers at fixed offsets. It
 // returns VerdictForward when the frame is well-formed enough to go on,
@@ -117,11 +119,9 @@ func (f *frame) decodeIPv4() Verdict {
 		return VerdictMalformed
 	}
 	f.ipLen = total
-	f.proto = ip[9]
-	copy(f.src[:12], v4InV6Prefix[:])
-	copy(f.src[12:], ip[12:16])
-	copy(f.dst[:12], v4InV6Prefix[:])
-	copy(f.dst[12:], ip[16:20])
+	f.key.Proto = ip[9]
+	putV4Mapped(&f.key.Client, ip[12:16])
+	putV4Mapped(&f.key.VIP, ip[16:20])
 	f.fragID = binary.BigEndian.Uint16(ip[4:])
 	ff := binary.BigEndian.Uint16(ip[6:])
 	f.fragOff = ff & 0x1fff
@@ -146,8 +146,8 @@ func (f *frame) decodeIPv6() Verdict {
 	}
 	f.is6 = true
 	f.ipLen = total
-	copy(f.src[:], ip[8:24])
-	copy(f.dst[:], ip[24:40])
+	put16(&f.key.Client, ip[8:24])
+	put16(&f.key.VIP, ip[24:40])
 	next, off := ip[6], ipv6HdrLen
 	for range maxExtHdrs {
 		switch next {
@@ -160,7 +160,7 @@ func (f *frame) decodeIPv6() Verdict {
 		case ipv6Fragment:
 			// udr forwards IPv6 datagrams whole only; a fragmented one has
 			// no transport header to schedule on in its later parts.
-			f.proto = ipv6Fragment
+			f.key.Proto = ipv6Fragment
 			return VerdictForward
 		}
 		break
@@ -168,7 +168,7 @@ func (f *frame) decodeIPv6() Verdict {
 	if off > total {
 		return VerdictTruncated
 	}
-	f.proto = next
+	f.key.Proto = next
 	return f.decodeL4(f.l3+off, f.l3+total)
 }
 
@@ -176,7 +176,7 @@ func (f *frame) decodeIPv6() Verdict {
 // end is the end of the IP datagram.
 func (f *frame) decodeL4(off, end int) Verdict {
 	l4 := f.b[off:end]
-	switch f.proto {
+	switch f.key.Proto {
 	case protoTCP:
 		if len(l4) < tcpMinLen {
 			return VerdictTruncated
@@ -200,9 +200,24 @@ func (f *frame) decodeL4(off, end int) Verdict {
 		return VerdictForward
 	}
 	f.l4 = off
-	f.sport = binary.BigEndian.Uint16(l4[0:])
-	f.dport = binary.BigEndian.Uint16(l4[2:])
+	f.key.CPort = binary.BigEndian.Uint16(l4[0:])
+	f.key.VPort = binary.BigEndian.Uint16(l4[2:])
 	return VerdictForward
+}
+
+// putV4Mapped stores IPv4 address a as v4-mapped IPv6 in two 8-byte writes.
+// The hashes that read the key right after use 8-byte loads, and a load
+// that a narrower or wider store must forward stalls the pipeline (a
+// store-forwarding failure costs more than the whole lookup).
+func putV4Mapped(dst *[16]byte, a []byte) {
+	binary.LittleEndian.PutUint64(dst[:8], 0)
+	binary.LittleEndian.PutUint64(dst[8:], 0xffff<<16|uint64(binary.LittleEndian.Uint32(a))<<32)
+}
+
+// put16 copies a 16-byte address in two 8-byte writes (see putV4Mapped).
+func put16(dst *[16]byte, a []byte) {
+	binary.LittleEndian.PutUint64(dst[:8], binary.LittleEndian.Uint64(a[:8]))
+	binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(a[8:16]))
 }
 
 // ipv4HeaderOK reports whether an IPv4 header's checksum is correct

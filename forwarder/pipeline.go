@@ -54,11 +54,11 @@ func NewPipeline(c PipelineConfig) *Pipeline {
 // the immutable Table; the rest are plain values, so that filling it costs
 // the packet path no pointer writes.
 type Decision struct {
-	Verdict   Verdict
-	Service   *service.Service // nil when no service was found
+	Verdict Verdict
+	Service *service.Service // nil when no service was found
 	// Dest is the real server: the one forwarded to, or the one that was
 	// picked when its MAC turned out unknown.
-	Dest service.DestID
+	Dest      service.DestID
 	New       bool // the frame created a connection entry
 	Persist   bool // the real server came from a persistence template
 	Stateless bool // scheduled without an entry (sh/mh mid-stream, sloppy TCP)
@@ -124,22 +124,22 @@ func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
 	case etherTypeARP:
 		return p.arp(b)
 	case etherTypeIPv6:
-		if f.proto == protoICMPv6 && f.l4 != 0 && isNDP(b[f.l4]) {
+		if f.key.Proto == protoICMPv6 && f.l4 != 0 && isNDP(b[f.l4]) {
 			return p.ndp(b)
 		}
 	}
 	if group {
 		return VerdictMulticast, nil
 	}
-	if !p.t.index.isVIP(&f.dst) {
+	if !p.t.index.isVIP(&f.key.VIP) {
 		return VerdictNotVIP, nil
 	}
 	switch {
 	case f.fragOff != 0:
 		return p.laterFragment(now)
-	case f.proto == protoTCP || f.proto == protoUDP:
+	case f.key.Proto == protoTCP || f.key.Proto == protoUDP:
 		return p.transport(now)
-	case f.proto == protoICMP || f.proto == protoICMPv6:
+	case f.key.Proto == protoICMP || f.key.Proto == protoICMPv6:
 		return p.icmp(now)
 	}
 	return VerdictProto, nil

@@ -3,7 +3,6 @@ package forwarder
 import (
 	"testing"
 
-	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/internal/udrtest"
 )
 
@@ -24,18 +23,18 @@ func BenchmarkStages(b *testing.B) {
 	t := h.cur.Load()
 	b.Run("vip", func(b *testing.B) {
 		for b.Loop() {
-			t.index.isVIP(&f.dst)
+			t.index.isVIP(&f.key.VIP)
 		}
 	})
 	b.Run("service", func(b *testing.B) {
 		for b.Loop() {
-			t.lookup(6, f.dst, 80)
+			t.lookup(6, &f.key.VIP, 80)
 		}
 	})
-	k := conntrack.Key{Client: f.src, VIP: f.dst, CPort: f.sport, VPort: f.dport, Proto: 6}
+	k := f.key
 	b.Run("conn-lookup", func(b *testing.B) {
 		for b.Loop() {
-			h.p.conns.LookupRef(k, 5)
+			h.p.conns.LookupRef(&k, 5)
 		}
 	})
 	b.Run("conn-update", func(b *testing.B) {

@@ -123,7 +123,8 @@ func compileService(s *service.Service, reg *service.Registry, prev *Table, opts
 	sopts := sched.Options{Rand: opts.Rand}
 	var prevSched sched.Scheduler
 	if prev != nil {
-		if i, ok := prev.index.get(svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}); ok {
+		addr := s.Addr.As16()
+		if i, ok := prev.index.get(&addr, s.Port, uint8(s.Proto)); ok {
 			ps := prev.services[i]
 			if ps.cfg.Scheduler == s.Scheduler && ps.cfg.Flags == s.Flags {
 				if slices.Equal(ps.cfg.Dests, s.Dests) {
@@ -190,11 +191,11 @@ func (t *Table) RealServers() []netip.Addr {
 // lookup finds the service for a packet: the exact (protocol, VIP, port)
 // first, then a port-0 ("all ports") service of the VIP, as
 // ip_vs_service_find does. Port-0 services are persistent by construction.
-func (t *Table) lookup(proto uint8, vip [16]byte, port uint16) (*compiledService, bool) {
-	if i, ok := t.index.get(svcKey{addr: vip, port: port, proto: proto}); ok {
+func (t *Table) lookup(proto uint8, vip *[16]byte, port uint16) (*compiledService, bool) {
+	if i, ok := t.index.get(vip, port, proto); ok {
 		return &t.services[i], true
 	}
-	if i, ok := t.index.get(svcKey{addr: vip, proto: proto}); ok {
+	if i, ok := t.index.get(vip, 0, proto); ok {
 		return &t.services[i], true
 	}
 	return nil, false

@@ -15,18 +15,18 @@ const connReuseMode = 1
 // scheduler, or its persistence template, picks one.
 func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	f := &p.f
-	svc, ok := p.t.lookup(f.proto, f.dst, f.dport)
+	svc, ok := p.t.lookup(f.key.Proto, &f.key.VIP, f.key.VPort)
 	if !ok {
 		return VerdictNoService, nil
 	}
 	p.last.Service = svc.cfg
-	k := conntrack.Key{Client: f.src, VIP: f.dst, CPort: f.sport, VPort: f.dport, Proto: f.proto}
-	syn := f.proto == protoTCP && f.tcpFlags&tcpSYN != 0
+	k := &f.key
+	syn := k.Proto == protoTCP && f.tcpFlags&tcpSYN != 0
 
 	if e, ref, ok := p.conns.LookupRef(k, now); ok {
 		if syn && conntrack.RescheduleOnSYN(e, connReuseMode) {
 			// The old connection is over: expire it and schedule the SYN.
-			p.conns.Delete(k, now)
+			p.conns.Delete(*k, now)
 			p.last.Resched = true
 		} else {
 			if !p.reg.State(e.Dest).Available.Load() {
@@ -39,14 +39,14 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 		}
 	}
 
-	if f.proto == protoTCP && (f.tcpFlags&tcpRST != 0 || (!syn && !svc.stateless && !p.t.opts.SloppyTCP)) {
+	if k.Proto == protoTCP && (f.tcpFlags&tcpRST != 0 || (!syn && !svc.stateless && !p.t.opts.SloppyTCP)) {
 		// tcp_conn_schedule: only a SYN starts a connection (a SYN+ACK too,
 		// for active FTP); a RST never does.
 		return VerdictNoConn, nil
 	}
-	p.last.Stateless = !syn && f.proto == protoTCP
+	p.last.Stateless = !syn && k.Proto == protoTCP
 	if svc.cfg.Persistent {
-		return p.persistent(svc, k, now)
+		return p.persistent(svc, *k, now)
 	}
 	i := svc.sched.Pick(p.flow(now))
 	if i < 0 {
@@ -57,10 +57,10 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	if _, ok := p.neigh.mac(srv.ID); !ok {
 		return VerdictNoNeighbor, nil
 	}
-	if err := p.conns.Insert(k, srv.ID, now); err != nil {
+	if err := p.conns.Insert(*k, srv.ID, now); err != nil {
 		return VerdictTableFull, nil
 	}
-	return p.established(k, srv.ID, now)
+	return p.established(*k, srv.ID, now)
 }
 
 // persistent schedules a new connection of a persistent service
@@ -115,5 +115,5 @@ func (p *Pipeline) forwardFirst(id service.DestID, now uint32) (Verdict, []byte)
 
 func (p *Pipeline) flow(now uint32) sched.Flow {
 	f := &p.f
-	return sched.Flow{Src: f.src, Dst: f.dst, SrcPort: f.sport, DstPort: f.dport, Is6: f.is6, Now: now}
+	return sched.Flow{Src: f.key.Client, Dst: f.key.VIP, SrcPort: f.key.CPort, DstPort: f.key.VPort, Is6: f.is6, Now: now}
 }

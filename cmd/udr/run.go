@@ -64,7 +64,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	}()
 	log.Info("udr running", "iface", cfg.Iface, "rules", cfg.Rules)
 	err = d.Run(ctx)
-	st := d.Stats()
-	log.Info("udr stopped", "forwarded", st.Verdicts[0], "replies", st.Verdicts[1])
+	st, cs := d.Stats(), d.ConnStats()
+	log.Info("udr stopped", "forwarded", st.Verdicts[0], "replies", st.Verdicts[1], "rx", cs.RxFrames, "kernel_drops", cs.RxKernelDrops)
 	return err
 }
