@@ -15,18 +15,25 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netns"
+
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/internal/host"
-	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/stats"
 )
 
 // Config is what a director needs to start.
 type Config struct {
 	Iface string // the interface clients and real servers are on
-	Rules string // ipvsadm-save rules file, re-read by Reload
+	// Rules is an ipvsadm-save rules file, or ConfigFile a udr.yaml, that
+	// New loads and Reload re-reads: one of them.
+	Rules      string
+	ConfigFile string
 
 	// VIPMAC selects the MAC that answers ARP/NDP for the VIPs: "" for the
 	// virtual MAC (arpresponder.VirtualMAC), "iface" for the interface's
@@ -58,8 +65,11 @@ type Director struct {
 	table atomic.Pointer[forwarder.Table]
 	p     *forwarder.Pipeline
 
-	mu      sync.Mutex // serialises Reload
+	mu      sync.Mutex          // serialises changes: Reload, Apply
+	running *service.Config     // the configuration as the operator made it
+	file    *service.FileConfig // the last udr.yaml loaded, when ConfigFile is set
 	changed chan struct{}
+	connReq chan chan []admin.Conn // connection list requests to the worker
 
 	// Owned by the worker.
 	announcer *arpresponder.Announcer
@@ -68,10 +78,18 @@ type Director struct {
 	lastProbe time.Time
 	lastCheck time.Time
 	lastDrops time.Time
+	timeouts  service.Timeouts // the connection timeouts the table has
 	drops     uint64
 	reachable map[netip.Addr]bool
 
 	stopWatch func()
+	ns        netns.NsHandle // the namespace New ran in: control changes act there
+
+	stats   *stats.Table
+	snap    workerSnapshot
+	checker *health.Checker
+	health  healthState // guarded by mu
+	lastPub time.Time   // when the worker last published its snapshot
 }
 
 // probeInterval is how often real servers are asked for their MAC.
@@ -80,7 +98,7 @@ const probeInterval = 5 * time.Second
 // New checks the host, compiles the rules and opens the socket. The caller
 // runs Run and then Close. New and Reload act on the network namespace of
 // the calling thread: the sockets they open stay in it.
-func New(cfg Config) (*Director, error) {
+func New(cfg Config) (_ *Director, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -90,17 +108,39 @@ func New(cfg Config) (*Director, error) {
 		reg:       service.NewRegistry(1 << 16),
 		neigh:     forwarder.NewNeighbors(1 << 16),
 		changed:   make(chan struct{}, 1),
+		connReq:   make(chan chan []admin.Conn),
 		announcer: arpresponder.NewAnnouncer(cfg.AnnounceInterval),
 		conflicts: make(map[[6]byte]bool),
 		noNeigh:   make(map[service.DestID]bool),
 		reachable: make(map[netip.Addr]bool),
+		stats:     stats.NewTable(),
 	}
-	var err error
+	if d.ns, err = netns.Get(); err != nil {
+		return nil, fmt.Errorf("get network namespace: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			d.ns.Close()
+			if d.conn != nil {
+				d.conn.Close()
+			}
+			if d.checker != nil {
+				d.checker.Close()
+			}
+		}
+	}()
 	if d.ifi, err = host.InterfaceInfo(cfg.Iface); err != nil {
 		return nil, err
 	}
-	rules, err := d.loadRules()
+	rules, fc, err := d.loadRules()
 	if err != nil {
+		return nil, err
+	}
+	d.file = fc
+	if err := d.newChecker(); err != nil {
+		return nil, err
+	}
+	if err := d.setHealthTargets(); err != nil {
 		return nil, err
 	}
 	t, err := d.compile(rules, nil)
@@ -140,6 +180,8 @@ func New(cfg Config) (*Director, error) {
 		d.stopWatch = func() {}
 	}
 	d.table.Store(t)
+	d.running = rules
+	d.timeouts = rules.Timeouts
 	conns := conntrack.New(capacityOr(cfg.Capacity), d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
 	d.p = forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh, Registry: d.reg, Epoch: time.Now()})
 	d.logTable(t)
@@ -153,17 +195,25 @@ func capacityOr(n int) int {
 	return n
 }
 
-func (d *Director) loadRules() (*service.Config, error) {
+// loadRules reads the rules file or the udr.yaml; fc is nil for a rules file.
+func (d *Director) loadRules() (cfg *service.Config, fc *service.FileConfig, err error) {
+	if d.cfg.ConfigFile != "" {
+		fc, cfg, warnings, err := service.LoadConfig(d.cfg.ConfigFile, validScheduler)
+		for _, w := range warnings {
+			d.log.Warn(w)
+		}
+		return cfg, fc, err
+	}
 	f, err := os.Open(d.cfg.Rules)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
-	cfg, warnings, err := service.ParseRules(f, d.cfg.Rules, func(s string) bool { return slices.Contains(sched.Names, s) })
+	cfg, warnings, err := service.ParseRules(f, d.cfg.Rules, validScheduler)
 	for _, w := range warnings {
 		d.log.Warn(w)
 	}
-	return cfg, err
+	return cfg, nil, err
 }
 
 // compile checks rules against the host and builds a Table.
@@ -206,40 +256,54 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwa
 }
 
 // Reload re-reads the rules file and swaps the new table in. Connections to
-// real servers that remain go on; an invalid file changes nothing.
+// real servers that remain go on; an invalid file changes nothing. Changes
+// made with udr admin since the last load are replaced by the file's.
 func (d *Director) Reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	rules, err := d.loadRules()
+	rules, fc, err := d.loadRules()
 	if err != nil {
 		return err
 	}
-	prev := d.table.Load()
-	t, err := d.compile(rules, prev)
-	if err != nil {
+	if err := d.install(rules); err != nil {
 		return err
 	}
-	if !slices.Equal(t.VIPs(), prev.VIPs()) {
-		filter, err := forwarder.BuildFilter(t.VIPs())
+	d.file = fc
+	return d.setHealthTargets()
+}
+
+// install compiles cfg as the running configuration and swaps it in. The
+// caller holds d.mu. On error nothing changed.
+func (d *Director) install(cfg *service.Config) error {
+	return d.inNamespace(func() error {
+		prev := d.table.Load()
+		t, err := d.compile(d.overlay(cfg), prev)
 		if err != nil {
 			return err
 		}
-		if err := d.conn.SetFilter(filter); err != nil {
-			return err
+		if !slices.Equal(t.VIPs(), prev.VIPs()) {
+			filter, err := forwarder.BuildFilter(t.VIPs())
+			if err != nil {
+				return err
+			}
+			if err := d.conn.SetFilter(filter); err != nil {
+				return err
+			}
 		}
-	}
-	if vmac := t.Options().VIPMAC; vmac != prev.Options().VIPMAC && vmac != d.ifi.MAC {
-		if err := d.conn.AddUnicastMAC(vmac); err != nil {
-			return err
+		if vmac := t.Options().VIPMAC; vmac != prev.Options().VIPMAC && vmac != d.ifi.MAC {
+			if err := d.conn.AddUnicastMAC(vmac); err != nil {
+				return err
+			}
 		}
-	}
-	d.table.Store(t)
-	select {
-	case d.changed <- struct{}{}:
-	default:
-	}
-	d.logTable(t)
-	return nil
+		d.table.Store(t)
+		d.running = cfg
+		select {
+		case d.changed <- struct{}{}:
+		default:
+		}
+		d.logTable(t)
+		return nil
+	})
 }
 
 func (d *Director) logTable(t *forwarder.Table) {
@@ -254,6 +318,8 @@ func (d *Director) logTable(t *forwarder.Table) {
 // Close releases the socket and stops following the neighbour table.
 func (d *Director) Close() error {
 	d.stopWatch()
+	d.checker.Close()
+	d.ns.Close()
 	return d.conn.Close()
 }
 
@@ -266,6 +332,8 @@ func (d *Director) Run(ctx context.Context) error {
 		<-ctx.Done()
 		d.conn.SetReadDeadline(time.Now())
 	}()
+	go d.estimate(ctx)
+	go d.checker.Run(ctx)
 	return d.loop(ctx)
 }
 

@@ -27,6 +27,9 @@ const (
 	// dropsInterval is how often the socket's kernel drop count is read
 	// (a system call) and, when it grew, logged.
 	dropsInterval = 10 * time.Second
+	// publishInterval is how often the worker copies its counters for the
+	// metrics.
+	publishInterval = time.Second
 )
 
 // loop is the worker: read a batch, decide every frame, write the batch.
@@ -86,6 +89,14 @@ func (d *Director) loop(ctx context.Context) error {
 		case <-d.changed:
 			d.announcer.Reset(now)
 			d.lastProbe = time.Time{}
+			if to := d.table.Load().Config().Timeouts; to != d.timeouts {
+				// ipvsadm --set: the new timeouts apply from each
+				// connection's next packet, as in the kernel.
+				d.timeouts = to
+				d.p.Conns().SetTimeouts(to)
+			}
+		case reply := <-d.connReq:
+			d.answerConnList(reply, now)
 		default:
 		}
 		extra = d.periodic(now, extra[:0])
@@ -120,6 +131,10 @@ func (d *Director) periodic(now time.Time, frames [][]byte) [][]byte {
 	if now.Sub(d.lastCheck) >= checkInterval {
 		d.lastCheck = now
 		d.checkReachable(t.RealServers())
+	}
+	if now.Sub(d.lastPub) >= publishInterval {
+		d.lastPub = now
+		d.publish()
 	}
 	if now.Sub(d.lastDrops) >= dropsInterval {
 		d.lastDrops = now

@@ -9,6 +9,8 @@
 // line, and WriteRules prints a Config exactly as `ipvsadm -S -n` would. udr
 // forwards by direct routing only, so NAT, tunneling, firewall-mark and SCTP
 // services are refused with a message of udr's own. A Config is not safe for
-// concurrent use: Clone it, Apply to the clone, then publish the clone. The
-// package imports only the standard library.
+// concurrent use: Clone it, Apply to the clone, then publish the clone.
+// LoadConfig reads udr.yaml strictly, every problem reported with its file,
+// line and field path. The package imports the standard library and
+// goccy/go-yaml only.
 package service

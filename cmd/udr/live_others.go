@@ -12,3 +12,4 @@ var errLinuxOnly = errors.New("needs Linux: AF_PACKET sockets, netlink and netwo
 func runDirector([]string, io.Writer, io.Writer) error   { return errLinuxOnly }
 func runDemo([]string, io.Writer, io.Writer) error       { return errLinuxOnly }
 func runRealServer([]string, io.Writer, io.Writer) error { return errLinuxOnly }
+func runAdmin([]string, io.Writer, io.Writer) error      { return errLinuxOnly }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 const version = "0.1.0"
@@ -48,6 +49,8 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"admin", "ipvsadm's command line, applied to the running udr", runAdmin},
+		{"config", "check a udr.yaml: udr config check FILE", runConfig},
 		{"demo", "run the LVS-DR walkthrough in network namespaces (root)", runDemo},
 		{"run", "run the director on an interface", runDirector},
 		{"replay", "run the DR pipeline over a pcap or pcapng file", runReplay},
@@ -65,6 +68,10 @@ func main() {
 
 func run(argv []string, stdout, stderr io.Writer) int {
 	args := argv[1:]
+	if filepath.Base(argv[0]) == "ipvsadm" {
+		// Installed as ipvsadm (a symlink): behave as `udr admin`.
+		return exitCode(runAdmin(args, stdout, stderr), stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/director"
+	udrmetrics "github.com/udr-lb/udr/metrics"
+	"github.com/udr-lb/udr/service"
 )
 
 // runDirector is `udr run`: the director on a live interface until SIGTERM
@@ -22,20 +24,31 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var cfg director.Config
 	fs.StringVar(&cfg.Iface, "iface", "", "`interface` the clients and real servers are on (required)")
-	fs.StringVar(&cfg.Rules, "rules", "", "ipvsadm-save rules `file` (required); SIGHUP re-reads it")
+	fs.StringVar(&cfg.Rules, "rules", "", "ipvsadm-save rules `file`; SIGHUP re-reads it")
+	fs.StringVar(&cfg.ConfigFile, "config", "", "udr.yaml `file` (instead of --rules); SIGHUP re-reads its services, timeouts and health checks")
 	fs.StringVar(&cfg.VIPMAC, "vip-mac", "", "`MAC` answering ARP/NDP for the VIPs: empty for a virtual MAC, \"iface\" for the interface's, or an address")
 	fs.DurationVar(&cfg.AnnounceInterval, "garp-interval", 10*time.Second, "period of gratuitous ARP / unsolicited NA for the VIPs")
 	fs.IntVar(&cfg.Capacity, "capacity", 0, "connection table capacity (0: 1048576)")
 	fs.BoolVar(&cfg.SloppyTCP, "sloppy-tcp", false, "schedule TCP packets without SYN that have no entry")
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
+	control := fs.String("control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
+	metrics := fs.String("metrics", service.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("run: unexpected argument %q", fs.Arg(0))
 	}
-	if cfg.Iface == "" || cfg.Rules == "" {
-		return usageErrorf("run: --iface and --rules are required")
+	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
+		return usageErrorf("run: give --rules or --config")
+	}
+	if cfg.ConfigFile != "" {
+		if err := settingsFromFile(fs, &cfg, control, metrics); err != nil {
+			return err
+		}
+	}
+	if cfg.Iface == "" {
+		return usageErrorf("run: --iface (or interface: in the config file) is required")
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = log
@@ -64,9 +77,73 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	log.Info("udr running", "iface", cfg.Iface, "rules", cfg.Rules)
+	if *control != "off" {
+		ln, err := director.ListenControl(*control)
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := d.ServeControl(ctx, ln); err != nil {
+				log.Error("control API stopped", "socket", *control, "err", err)
+			}
+		}()
+	}
+	if *metrics != "off" {
+		ln, err := d.ListenMetrics(*metrics)
+		if err != nil {
+			return err
+		}
+		h, err := udrmetrics.Handler(udrmetrics.NewCollector(d.MetricsSnapshot, &udrmetrics.Options{Rates: true}))
+		if err != nil {
+			return err
+		}
+		go func() {
+			if err := udrmetrics.Serve(ctx, ln, h); err != nil {
+				log.Error("metrics endpoint stopped", "address", *metrics, "err", err)
+			}
+		}()
+	}
+	log.Info("udr running", "iface", cfg.Iface, "rules", cfg.Rules, "config", cfg.ConfigFile, "control", *control, "metrics", *metrics)
+	sdNotify("READY=1")
 	err = d.Run(ctx)
+	sdNotify("STOPPING=1")
 	st, cs := d.Stats(), d.ConnStats()
 	log.Info("udr stopped", "forwarded", st.Verdicts[0], "replies", st.Verdicts[1], "rx", cs.RxFrames, "kernel_drops", cs.RxKernelDrops)
 	return err
+}
+
+// settingsFromFile takes the daemon's settings from the --config file,
+// except those given as flags, which win.
+func settingsFromFile(fs *flag.FlagSet, cfg *director.Config, control, metrics *string) error {
+	fc, _, _, err := service.LoadConfig(cfg.ConfigFile, validScheduler)
+	if err != nil {
+		return usageErrorf("run: %v", err)
+	}
+	set := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["iface"] {
+		cfg.Iface = fc.Interface
+	}
+	if !set["vip-mac"] {
+		cfg.VIPMAC = fc.VIPMAC
+	}
+	if !set["garp-interval"] && fc.AnnounceInterval != 0 {
+		cfg.AnnounceInterval = fc.AnnounceInterval
+	}
+	if !set["capacity"] {
+		cfg.Capacity = fc.Capacity
+	}
+	if !set["sloppy-tcp"] {
+		cfg.SloppyTCP = fc.SloppyTCP
+	}
+	if !set["control"] && fc.ControlSocket != "" {
+		*control = fc.ControlSocket
+	}
+	if !set["metrics"] {
+		*metrics = fc.MetricsAddress
+		if *metrics == "" {
+			*metrics = "off"
+		}
+	}
+	return nil
 }

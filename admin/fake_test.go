@@ -1,0 +1,216 @@
+package admin
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/udr-lb/udr/service"
+)
+
+// fakeBackend is a director in memory: a service.Config changed by
+// service.Config.Apply on a clone (so errors are the real ones), and
+// counters that a test sets.
+type fakeBackend struct {
+	cfg      *service.Config
+	size     int
+	dests    map[DestKey]DestInfo
+	services map[service.Key]Stats
+	conns    []Conn
+
+	connsAsked int // State calls with conns set
+}
+
+func newFakeBackend() *fakeBackend {
+	return &fakeBackend{
+		cfg:      &service.Config{},
+		size:     4096,
+		dests:    make(map[DestKey]DestInfo),
+		services: make(map[service.Key]Stats),
+	}
+}
+
+// schedulers are the names udr's sched package knows (sched.Names).
+var schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+
+func validSched(name string) bool { return slices.Contains(schedulers, name) }
+
+func (f *fakeBackend) Apply(cmd *service.Command) error {
+	c := f.cfg.Clone()
+	if err := c.Apply(cmd, validSched); err != nil {
+		return err
+	}
+	f.cfg = c
+	if cmd.Op == service.OpZero {
+		all := !cmd.Options.Has(service.OptService)
+		for k := range f.services {
+			if all || k == cmd.Service.Key {
+				f.services[k] = Stats{}
+			}
+		}
+		for k, d := range f.dests {
+			if all || k.Service == cmd.Service.Key {
+				d.Stats = Stats{}
+				f.dests[k] = d
+			}
+		}
+	}
+	return nil
+}
+
+func (f *fakeBackend) State(conns bool) (*State, error) {
+	st := &State{
+		Config:      f.cfg.Clone(),
+		ConnTabSize: f.size,
+		Dests:       maps.Clone(f.dests),
+		Services:    maps.Clone(f.services),
+	}
+	if conns {
+		f.connsAsked++
+		st.Conns = slices.Clone(f.conns)
+	}
+	return st, nil
+}
+
+// setCounters reads lines of a case's counters section:
+//
+//	TCP 192.0.2.100:80 conns=17 inpkts=1234
+//	TCP 192.0.2.100:80 -> 192.0.2.11:80 active=3 inactive=12 conns=8
+func (f *fakeBackend) setCounters(line string) error {
+	w := strings.Fields(line)
+	if len(w) < 2 {
+		return fmt.Errorf("counters line %q: want PROTO VIP:PORT [-> RIP:PORT] NAME=VALUE...", line)
+	}
+	k, err := parseKey(w[0], w[1])
+	if err != nil {
+		return err
+	}
+	w = w[2:]
+	var dest *DestInfo
+	var dk DestKey
+	if len(w) >= 2 && w[0] == "->" {
+		ap, err := netip.ParseAddrPort(w[1])
+		if err != nil {
+			return fmt.Errorf("counters line %q: %w", line, err)
+		}
+		dk = DestKey{Service: k, Dest: ap}
+		d := f.dests[dk]
+		dest, w = &d, w[2:]
+	}
+	s := f.services[k]
+	stats := &s
+	if dest != nil {
+		stats = &dest.Stats
+	}
+	for _, kv := range w {
+		name, val, _ := strings.Cut(kv, "=")
+		v, err := strconv.ParseUint(val, 10, 64)
+		if err != nil {
+			return fmt.Errorf("counters line %q: %s: %w", line, kv, err)
+		}
+		p := map[string]*uint64{
+			"conns": &stats.Conns, "inpkts": &stats.InPkts, "outpkts": &stats.OutPkts,
+			"inbytes": &stats.InBytes, "outbytes": &stats.OutBytes, "cps": &stats.CPS,
+			"inpps": &stats.InPPS, "outpps": &stats.OutPPS, "inbps": &stats.InBPS, "outbps": &stats.OutBPS,
+		}[name]
+		switch {
+		case p != nil:
+			*p = v
+		case dest != nil && name == "active":
+			dest.ActiveConn = int(v)
+		case dest != nil && name == "inactive":
+			dest.InActConn = int(v)
+		case dest != nil && name == "persist":
+			dest.PersistConn = int(v)
+		default:
+			return fmt.Errorf("counters line %q: unknown counter %q", line, name)
+		}
+	}
+	if dest != nil {
+		f.dests[dk] = *dest
+	} else {
+		f.services[k] = s
+	}
+	return nil
+}
+
+// addConn reads a line of a case's conns section:
+//
+//	TCP 898 ESTABLISHED 192.0.2.1:51234 192.0.2.100:80 192.0.2.11:80 [template]
+func (f *fakeBackend) addConn(line string) error {
+	w := strings.Fields(line)
+	if len(w) != 6 && len(w) != 7 {
+		return fmt.Errorf("conns line %q: want PROTO EXPIRES STATE CLIENT VIRTUAL DEST [template]", line)
+	}
+	k, err := parseKey(w[0], "192.0.2.1:1")
+	if err != nil {
+		return err
+	}
+	exp, err := strconv.ParseUint(w[1], 10, 32)
+	if err != nil {
+		return fmt.Errorf("conns line %q: %w", line, err)
+	}
+	var ap [3]netip.AddrPort
+	for i := range ap {
+		if ap[i], err = netip.ParseAddrPort(w[3+i]); err != nil {
+			return fmt.Errorf("conns line %q: %w", line, err)
+		}
+	}
+	f.conns = append(f.conns, Conn{
+		Proto: k.Proto, Expires: uint32(exp), State: w[2],
+		Client: ap[0], Virtual: ap[1], Dest: ap[2],
+		Template: len(w) == 7 && w[6] == "template",
+	})
+	return nil
+}
+
+func parseKey(proto, addr string) (service.Key, error) {
+	var k service.Key
+	switch proto {
+	case "TCP":
+		k.Proto = service.TCP
+	case "UDP":
+		k.Proto = service.UDP
+	default:
+		return k, fmt.Errorf("protocol %q: want TCP or UDP", proto)
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return k, err
+	}
+	k.Addr, k.Port = ap.Addr(), ap.Port()
+	return k, nil
+}
+
+// fakeResolver names a few addresses and ports, as /etc/hosts and
+// /etc/services would.
+type fakeResolver struct{}
+
+var fakeHosts = map[netip.Addr]string{
+	netip.MustParseAddr("192.0.2.100"):   "www.example.com",
+	netip.MustParseAddr("192.0.2.11"):    "rs1.example.com",
+	netip.MustParseAddr("192.0.2.12"):    "rs2.example.com",
+	netip.MustParseAddr("198.51.100.7"):  "a-rather-long-virtual-service-name.example.com",
+	netip.MustParseAddr("198.51.100.8"):  "a-rather-long-real-server-name.example.com",
+	netip.MustParseAddr("2001:db8::100"): "www6.example.com",
+}
+
+func (fakeResolver) HostName(a netip.Addr) (string, bool) {
+	name, ok := fakeHosts[a]
+	return name, ok
+}
+
+func (fakeResolver) ServiceName(port uint16, proto service.Proto) (string, bool) {
+	switch {
+	case port == 80 && proto == service.TCP:
+		return "http", true
+	case port == 443 && proto == service.TCP:
+		return "https", true
+	case port == 53:
+		return "domain", true
+	}
+	return "", false
+}

@@ -1,0 +1,135 @@
+//go:build linux
+
+package director
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/sched"
+	"github.com/udr-lb/udr/service"
+)
+
+var _ admin.Backend = (*Director)(nil)
+
+// connTabSize is what ipvsadm -L shows as "size=": the kernel's default
+// connection hash of 4096 buckets. udr's table is sized differently (see
+// Config.Capacity), but scripts parse this header.
+const connTabSize = 4096
+
+// Apply makes one ipvsadm change to the running configuration: it is
+// validated and compiled whole on a copy, then swapped in; on error
+// nothing changed. It implements admin.Backend.
+func (d *Director) Apply(cmd *service.Command) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cmd.Op == service.OpZero {
+		return d.zero(cmd)
+	}
+	next := d.running.Clone()
+	if err := next.Apply(cmd, validScheduler); err != nil {
+		return err
+	}
+	if err := d.install(next); err != nil {
+		// The host refused what the kernel would have taken (a VIP on
+		// a local interface, a full registry): the kernel's nearest
+		// answer is EINVAL, with udr's reason as the message.
+		return &service.KernelError{Op: cmd.Op, Errno: syscall.EINVAL, Msg: err.Error()}
+	}
+	d.log.Info("applied", "command", cmd.Op.Flag(), "service", cmd.Service.Key.String())
+	return nil
+}
+
+func validScheduler(name string) bool { return slices.Contains(sched.Names, name) }
+
+// State returns the running table for a listing. It implements
+// admin.Backend.
+func (d *Director) State(conns bool) (*admin.State, error) {
+	d.mu.Lock()
+	cfg := d.table.Load().Config()
+	st := &admin.State{
+		Config:      cfg,
+		ConnTabSize: connTabSize,
+		Dests:       make(map[admin.DestKey]admin.DestInfo),
+		Services:    make(map[service.Key]admin.Stats),
+	}
+	for _, s := range cfg.Services {
+		for _, dst := range s.Dests {
+			id, err := d.reg.ID(s.Key, dst)
+			if err != nil {
+				d.mu.Unlock()
+				return nil, err
+			}
+			ds := d.reg.State(id)
+			st.Dests[admin.DestKey{Service: s.Key, Dest: dst.AddrPort()}] = admin.DestInfo{
+				ActiveConn:  int(ds.Active.Load()),
+				InActConn:   int(ds.Inactive.Load()),
+				PersistConn: int(ds.Persist.Load()),
+				Stats:       d.destStats(id),
+			}
+		}
+		st.Services[s.Key] = d.serviceStats(s.Key)
+	}
+	d.mu.Unlock()
+	if conns {
+		list, err := d.connList()
+		if err != nil {
+			return nil, err
+		}
+		st.Conns = list
+	}
+	return st, nil
+}
+
+// connList asks the worker for a copy of its connection table; the worker
+// answers between batches, within idleWake.
+func (d *Director) connList() ([]admin.Conn, error) {
+	reply := make(chan []admin.Conn, 1)
+	select {
+	case d.connReq <- reply:
+	case <-time.After(2 * time.Second):
+		return nil, errors.New("the packet worker did not answer")
+	}
+	select {
+	case list := <-reply:
+		return list, nil
+	case <-time.After(2 * time.Second):
+		return nil, errors.New("the packet worker did not answer")
+	}
+}
+
+// answerConnList runs on the worker: it copies the connection table.
+func (d *Director) answerConnList(reply chan<- []admin.Conn, now time.Time) {
+	secs := d.p.Seconds(now)
+	list := make([]admin.Conn, 0, d.p.Conns().Len())
+	d.p.Conns().Range(func(k conntrack.Key, e conntrack.Entry) bool {
+		client, vip := k.Addrs()
+		_, dest := d.reg.Dest(e.Dest)
+		list = append(list, admin.Conn{
+			Proto:    service.Proto(k.Proto),
+			Expires:  e.Expires(secs),
+			State:    e.State.String(),
+			Client:   client,
+			Virtual:  vip,
+			Dest:     netip.AddrPortFrom(dest.Addr(), destPort(k, dest)),
+			Template: k.Template,
+		})
+		return true
+	})
+	reply <- list
+}
+
+// destPort is the port a connection list shows for the real server: the
+// connection's virtual port for a port-0 service, as the kernel forwards
+// to the packet's port then.
+func destPort(k conntrack.Key, dest netip.AddrPort) uint16 {
+	if dest.Port() == 0 {
+		return k.VPort
+	}
+	return dest.Port()
+}

@@ -1,0 +1,128 @@
+//go:build linux
+
+package director
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/health"
+	"github.com/udr-lb/udr/metrics"
+	"github.com/udr-lb/udr/service"
+)
+
+// healthState is what the health checks decided, by real server. A server
+// that is down stays in the operator's configuration (d.running) and is
+// taken out only of the compiled table: quiesced (weight 0, its
+// connections drain) or removed, as its check's on_failure says; when it
+// recovers the table is compiled again with its configured weight.
+type healthState struct {
+	checks map[admin.DestKey]service.HealthCheck // the servers that have a check
+	down   map[admin.DestKey]bool
+	flips  map[admin.DestKey]uint64
+	count  uint64 // transitions, all servers
+}
+
+// newChecker starts the health checker, in the director's namespace (its
+// dr-mode socket is opened there).
+func (d *Director) newChecker() error {
+	d.health = healthState{
+		checks: make(map[admin.DestKey]service.HealthCheck),
+		down:   make(map[admin.DestKey]bool),
+		flips:  make(map[admin.DestKey]uint64),
+	}
+	cfg := health.Config{DR: health.DRConfig{Iface: d.cfg.Iface, NeighborMAC: d.neigh.Lookup}}
+	var err error
+	d.checker, err = health.New(cfg, d.healthChanged)
+	return err
+}
+
+// setHealthTargets gives the checker the checks of the loaded udr.yaml.
+// The caller holds d.mu.
+func (d *Director) setHealthTargets() error {
+	checks := make(map[admin.DestKey]service.HealthCheck)
+	var targets []health.Target
+	if d.file != nil {
+		for svc, servers := range d.file.HealthChecks() {
+			for addr, hc := range servers {
+				checks[admin.DestKey{Service: svc, Dest: addr}] = hc
+				targets = append(targets, health.Target{Service: svc, Server: addr, Check: checkConfig(hc)})
+			}
+		}
+	}
+	if err := d.checker.Set(targets); err != nil {
+		return err
+	}
+	d.health.checks = checks
+	for k := range d.health.down {
+		if _, ok := checks[k]; !ok {
+			delete(d.health.down, k) // no check any more: back in service
+		}
+	}
+	return nil
+}
+
+func checkConfig(hc service.HealthCheck) health.CheckConfig {
+	return health.CheckConfig{
+		Kind: health.Kind(hc.Kind), Port: hc.Port,
+		Interval: hc.Interval, Timeout: hc.Timeout, Rise: hc.Rise, Fall: hc.Fall,
+		Path: hc.Path, Host: hc.Host, Status: hc.Status, DNSName: hc.DNSName,
+		Mode: hc.Mode,
+	}
+}
+
+// healthChanged is the checker's report: a server went down or came back.
+func (d *Director) healthChanged(t health.Target, up bool, reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := admin.DestKey{Service: t.Service, Dest: t.Server}
+	if d.health.down[k] == !up {
+		return
+	}
+	d.health.down[k] = !up
+	d.health.flips[k]++
+	d.health.count++
+	action := d.health.checks[k].OnFailure
+	if up {
+		d.log.Info("real server healthy again: back with its configured weight", "service", t.Service.String(), "rs", t.Server, "reason", reason)
+	} else {
+		d.log.Warn("real server failed its health check", "service", t.Service.String(), "rs", t.Server, "action", action, "reason", reason)
+	}
+	if err := d.install(d.running); err != nil {
+		d.log.Error("cannot apply the health check's change", "err", err)
+	}
+}
+
+// overlay returns cfg with the servers that are down quiesced or removed.
+// cfg itself is not changed.
+func (d *Director) overlay(cfg *service.Config) *service.Config {
+	if len(d.health.down) == 0 {
+		return cfg
+	}
+	out := cfg.Clone()
+	for _, s := range out.Services {
+		s.Dests = slices.DeleteFunc(s.Dests, func(dst service.Dest) bool {
+			k := admin.DestKey{Service: s.Key, Dest: dst.AddrPort()}
+			return d.health.down[k] && d.health.checks[k].OnFailure == "remove"
+		})
+		for i := range s.Dests {
+			if d.health.down[admin.DestKey{Service: s.Key, Dest: s.Dests[i].AddrPort()}] {
+				s.Dests[i].Weight = 0 // LastWeight stays: mh keeps its table
+			}
+		}
+	}
+	return out
+}
+
+// healthOf is a real server's health for the metrics, nil when it has no
+// check.
+func (d *Director) healthOf(svc service.Key, addr netip.AddrPort) *metrics.Health {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := admin.DestKey{Service: svc, Dest: addr}
+	if _, ok := d.health.checks[k]; !ok {
+		return nil
+	}
+	return &metrics.Health{Up: !d.health.down[k], Transitions: d.health.flips[k]}
+}

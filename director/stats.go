@@ -1,0 +1,121 @@
+//go:build linux
+
+package director
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/metrics"
+	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/stats"
+)
+
+// workerSnapshot is what the worker publishes of the state it owns (its
+// verdict counters and connection table figures) for the metrics, about
+// once a second: the scrape never touches the packet path.
+type workerSnapshot struct {
+	mu        sync.Mutex
+	frames    forwarder.Stats
+	conntrack metrics.Conntrack
+}
+
+// publish runs on the worker.
+func (d *Director) publish() {
+	ct := d.p.Conns()
+	cs := ct.Stats()
+	d.snap.mu.Lock()
+	d.snap.frames = *d.p.Stats()
+	d.snap.conntrack = metrics.Conntrack{Entries: ct.Len(), Capacity: ct.Cap(), Expired: cs.Expired, Evicted: cs.Evicted, Full: cs.Full}
+	d.snap.mu.Unlock()
+}
+
+// estimate runs the kernel's rate estimator every stats.Period until ctx is
+// done.
+func (d *Director) estimate(ctx context.Context) {
+	tick := time.NewTicker(stats.Period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			d.stats.Tick(now, d.reg, d.table.Load().Config().Services)
+		}
+	}
+}
+
+// zero is ipvsadm -Z: the statistics of one service, or of all of them,
+// start again from zero. The caller holds d.mu.
+func (d *Director) zero(cmd *service.Command) error {
+	if !cmd.Service.Addr.IsValid() {
+		d.stats.ZeroAll()
+		return nil
+	}
+	if d.running.Service(cmd.Service.Key) == nil {
+		return &service.KernelError{Op: cmd.Op, Errno: syscall.ESRCH, Msg: "No such service"}
+	}
+	// Bring the counters up to date first, so that what is zeroed is what
+	// a listing would show now.
+	d.stats.Tick(time.Now(), d.reg, d.table.Load().Config().Services)
+	d.stats.Zero(cmd.Service.Key)
+	return nil
+}
+
+func (d *Director) destStats(id service.DestID) admin.Stats {
+	s, _ := d.stats.Dest(id)
+	return adminStats(s)
+}
+
+func (d *Director) serviceStats(k service.Key) admin.Stats {
+	s, _ := d.stats.Service(k)
+	return adminStats(s)
+}
+
+func adminStats(s stats.Snapshot) admin.Stats {
+	return admin.Stats{
+		Conns: s.Counters.Conns, InPkts: s.Counters.InPkts, OutPkts: s.Counters.OutPkts,
+		InBytes: s.Counters.InBytes, OutBytes: s.Counters.OutBytes,
+		CPS: s.Rates.CPS, InPPS: s.Rates.InPPS, OutPPS: s.Rates.OutPPS,
+		InBPS: s.Rates.InBPS, OutBPS: s.Rates.OutBPS,
+	}
+}
+
+// MetricsSnapshot is the metrics collector's view of the director, taken at
+// scrape time.
+func (d *Director) MetricsSnapshot() metrics.Snapshot {
+	cfg := d.table.Load().Config()
+	var snap metrics.Snapshot
+	for _, s := range cfg.Services {
+		ms := metrics.Service{Key: s.Key}
+		ms.Stats, _ = d.stats.Service(s.Key)
+		for _, dst := range s.Dests {
+			id, err := d.reg.ID(s.Key, dst)
+			if err != nil {
+				continue
+			}
+			st := d.reg.State(id)
+			srv := metrics.Server{
+				Addr:     dst.AddrPort(),
+				Weight:   dst.Weight,
+				Active:   st.Active.Load(),
+				Inactive: st.Inactive.Load(),
+				Persist:  st.Persist.Load(),
+				Health:   d.healthOf(s.Key, dst.AddrPort()),
+			}
+			srv.Stats, _ = d.stats.Dest(id)
+			ms.Servers = append(ms.Servers, srv)
+		}
+		snap.Services = append(snap.Services, ms)
+	}
+	d.snap.mu.Lock()
+	snap.Frames = d.snap.frames
+	snap.Conntrack = d.snap.conntrack
+	d.snap.mu.Unlock()
+	snap.Socket = d.conn.Stats()
+	return snap
+}

@@ -1,0 +1,175 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/udr-lb/udr/service"
+)
+
+// Kind is the kind of a check.
+type Kind string
+
+// Kinds of checks (keepalived TCP_CHECK, HTTP_GET, UDP_CHECK, DNS_CHECK).
+const (
+	KindTCP  Kind = "tcp"  // the TCP handshake completes
+	KindHTTP Kind = "http" // GET Path answers Status
+	KindUDP  Kind = "udp"  // Payload gets any reply
+	KindDNS  Kind = "dns"  // a query for DNSName gets a response with its ID
+)
+
+// ModeDR is CheckConfig.Mode for a check sent to the VIP at the real
+// server's MAC. Only KindTCP supports it.
+const ModeDR = "dr"
+
+// CheckConfig describes the check of one real server. Zero values mean the
+// defaults below.
+type CheckConfig struct {
+	Kind     Kind          // default KindTCP
+	Port     uint16        // 0: the real server's port (in dr mode: the service's)
+	Interval time.Duration // between the starts of two checks; default 2 s
+	Timeout  time.Duration // of one check; default 1 s, at most Interval
+	Rise     int           // consecutive successes that bring a server up; default 2
+	Fall     int           // consecutive failures that take it down; default 3
+
+	Path   string // http: request path, default "/"
+	Host   string // http: Host header, default the address checked
+	Status int    // http: the status that means healthy, default 200
+
+	DNSName string // dns: the name queried, required
+	DNSType uint16 // dns: the query type, default 1 (A)
+
+	Payload string // udp: the datagram sent, default empty
+
+	Mode string // "" checks the real server's address; ModeDR the VIP via its MAC
+
+	// InitialDown starts the server down, so that it takes Rise successes
+	// before it gets traffic (keepalived's alpha mode). By default a
+	// server starts up, as keepalived does without alpha: a server that
+	// was just configured gets traffic at once and leaves after Fall
+	// failures, and restarting udr does not take every server out of
+	// service until its first checks pass.
+	InitialDown bool
+}
+
+// Defaults, as HAProxy's (inter 2s, rise 2, fall 3), with keepalived's
+// HTTP expectation of status 200.
+const (
+	DefaultInterval = 2 * time.Second
+	DefaultTimeout  = time.Second
+	DefaultRise     = 2
+	DefaultFall     = 3
+	DefaultStatus   = 200
+	DefaultDNSType  = 1 // A
+)
+
+// withDefaults returns c with its zero fields set to the defaults.
+func (c CheckConfig) withDefaults() CheckConfig {
+	if c.Kind == "" {
+		c.Kind = KindTCP
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Timeout == 0 {
+		c.Timeout = min(DefaultTimeout, c.Interval)
+	}
+	if c.Rise == 0 {
+		c.Rise = DefaultRise
+	}
+	if c.Fall == 0 {
+		c.Fall = DefaultFall
+	}
+	if c.Kind == KindHTTP {
+		if c.Path == "" {
+			c.Path = "/"
+		}
+		if c.Status == 0 {
+			c.Status = DefaultStatus
+		}
+	}
+	if c.Kind == KindDNS && c.DNSType == 0 {
+		c.DNSType = DefaultDNSType
+	}
+	return c
+}
+
+// Target is one real server of one service and its check.
+type Target struct {
+	Service service.Key
+	Server  netip.AddrPort
+	Check   CheckConfig
+}
+
+// key identifies a target across Set calls: its check may change.
+type key struct {
+	svc    service.Key
+	server netip.AddrPort
+}
+
+func (t Target) key() key { return key{t.Service, t.Server} }
+
+// addr returns where the check goes: the real server, or in dr mode the
+// VIP, at the check's port if it has one.
+func (t Target) addr() netip.AddrPort {
+	a := t.Server
+	if t.Check.Mode == ModeDR {
+		a = netip.AddrPortFrom(t.Service.Addr, t.Service.Port)
+	}
+	if t.Check.Port != 0 {
+		a = netip.AddrPortFrom(a.Addr(), t.Check.Port)
+	}
+	return a
+}
+
+// String names the target in reports: "TCP 192.0.2.100:80 -> 192.0.2.11:80".
+func (t Target) String() string {
+	return fmt.Sprintf("%s %s -> %s", t.Service.Proto, netip.AddrPortFrom(t.Service.Addr, t.Service.Port), t.Server)
+}
+
+// validate checks a target whose check has its defaults, and names every
+// problem.
+func (t Target) validate() error {
+	c := t.Check
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("check of %s: "+format, append([]any{t}, args...)...))
+	}
+	switch c.Kind {
+	case KindTCP, KindHTTP, KindUDP, KindDNS:
+	default:
+		bad("kind %q: unknown, want one of tcp, http, udp, dns", c.Kind)
+	}
+	if !t.Server.Addr().IsValid() {
+		bad("no real server address")
+	}
+	if t.addr().Port() == 0 {
+		bad("port 0: the service has no port, set the check's port")
+	}
+	if c.Interval < 0 || c.Timeout < 0 || c.Timeout > c.Interval {
+		bad("timeout %v, interval %v: want 0 < timeout <= interval", c.Timeout, c.Interval)
+	}
+	if c.Rise < 1 || c.Fall < 1 {
+		bad("rise %d, fall %d: want at least 1", c.Rise, c.Fall)
+	}
+	if c.Kind == KindHTTP && (c.Status < 100 || c.Status > 599) {
+		bad("status %d: want 100..599", c.Status)
+	}
+	if c.Kind == KindDNS {
+		if _, err := appendName(nil, c.DNSName); err != nil {
+			bad("dns name %q: %v", c.DNSName, err)
+		}
+	}
+	switch c.Mode {
+	case "":
+	case ModeDR:
+		if c.Kind != KindTCP {
+			bad("mode %q: only tcp checks support it, not %s", c.Mode, c.Kind)
+		}
+	default:
+		bad("mode %q: unknown, want \"\" or %q", c.Mode, ModeDR)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,19 @@
+// Package health checks real servers as keepalived's checkers do for LVS:
+// a TCP connect, an HTTP GET with an expected status, a UDP exchange or a
+// DNS query, each target on its own interval and timeout, with flap
+// damping: a server goes down after Fall consecutive failures and comes
+// back after Rise consecutive successes. Transitions are reported through
+// a callback and counted.
+//
+// Checks go from the director to the real server's own address by
+// default. In "dr" mode a TCP check is a raw SYN sent to the VIP at the
+// real server's MAC, the path forwarded traffic takes, so that a server
+// that lost the VIP from its lo fails its check while it still answers on
+// its own address.
+//
+// New captures the network namespace of the calling thread: the packet
+// socket of dr mode is opened there, and every probe socket is created
+// there, whatever thread Run's goroutines happen to run on. A Checker is
+// safe for concurrent use; the report callback is called from probe
+// goroutines, one call at a time per target, and must not block for long.
+package health

@@ -1,0 +1,67 @@
+package metrics
+
+import (
+	"net/netip"
+
+	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/stats"
+)
+
+// Snapshot is the state a scrape reports, copied by the director.
+type Snapshot struct {
+	Services []Service
+	// Frames are the forwarder's verdict counters, summed over workers.
+	Frames forwarder.Stats
+	// Conntrack describes the connection table.
+	Conntrack Conntrack
+	// Socket are the AF_PACKET socket's counters; only the kernel's drops
+	// are exported.
+	Socket forwarder.ConnStats
+}
+
+// Service is one virtual service and its real servers.
+type Service struct {
+	Key service.Key
+	// Stats are the service's statistics (stats.Table.Service). The
+	// exported counters are Stats.Cumulative, which ipvsadm -Z does not
+	// reset: Prometheus counters must not go back.
+	Stats   stats.Snapshot
+	Servers []Server
+}
+
+// Server is one real server of a service.
+type Server struct {
+	Addr   netip.AddrPort
+	Weight int32
+	// Connection counts (service.DestState).
+	Active, Inactive, Persist int32
+	// Stats are the server's statistics (stats.Table.Dest).
+	Stats stats.Snapshot
+	// Health is the state of the server's health check, or nil when it has
+	// none.
+	Health *Health
+}
+
+// Health is the state of a real server's health check.
+type Health struct {
+	Up          bool
+	Transitions uint64 // up→down and down→up changes since the check started
+}
+
+// Conntrack is a copy of the connection table's size and counters
+// (conntrack.Table Len, Cap and Stats), taken by the goroutine that owns
+// the table.
+type Conntrack struct {
+	Entries  int
+	Capacity int
+	Expired  uint64 // entries removed because their timer had fired
+	Evicted  uint64 // live entries removed to make room
+	Full     uint64 // inserts refused because the table was full
+}
+
+// serviceLabel names a service as ipvsadm -L -n does: "TCP 192.0.2.100:80",
+// "UDP [2001:db8::1]:53".
+func serviceLabel(k service.Key) string {
+	return k.Proto.String() + " " + netip.AddrPortFrom(k.Addr, k.Port).String()
+}

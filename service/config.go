@@ -1,0 +1,200 @@
+package service
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Defaults of udr.yaml's top-level keys.
+const (
+	DefaultControlSocket    = "/run/udr/udr.sock"
+	DefaultMetricsAddress   = "127.0.0.1:9780"
+	DefaultAnnounceInterval = 10 * time.Second
+	DefaultCapacity         = 1 << 20
+	MaxCapacity             = 1 << 28
+)
+
+// FileConfig is udr.yaml, udr run's configuration file, checked, with every
+// default filled in. Every key is optional except interface; a key left out
+// (or given no value) takes the default shown.
+//
+//	interface: eth0                  # the director's interface (required)
+//	vip_mac: ""                      # the MAC that VIPs answer with: "" a virtual MAC,
+//	                                 # "iface" the interface's own, or a unicast MAC
+//	control_socket: /run/udr/udr.sock
+//	metrics_address: 127.0.0.1:9780  # host:port; "" or "off" disables the metrics
+//	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
+//	capacity: 1048576                # connection table entries
+//	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry
+//	timeouts: {tcp: 0s, tcp_fin: 0s, udp: 0s}   # ipvsadm --set; whole seconds, 0s = kernel default (900s, 120s, 300s)
+//	rules: ""                        # an `ipvsadm -S -n` rules file, relative to this file's directory
+//	services:                        # or the services themselves; not both
+//	  - protocol: tcp                # tcp (default) or udp
+//	    address: 192.0.2.100         # the VIP (required)
+//	    port: 80                     # required; 0 = every port, only with persistence
+//	    scheduler: wlc               # an IPVS scheduler name
+//	    flags: []                    # ipvsadm -b: flag-1..3, sh-fallback, sh-port, mh-fallback, mh-port
+//	    persistence: {timeout: 360s, netmask: 32}   # ipvsadm -p -M; absent = not persistent,
+//	                                 # {} = the defaults; netmask: a prefix length, or an IPv4 mask
+//	    one_packet: false            # ipvsadm -o, udp only
+//	    health_check: {...}          # the default check of its servers; absent = none
+//	    servers:                     # ipvsadm -a, in this order: the first listed ends up last
+//	      - address: 192.0.2.11      # required; the VIP's address family
+//	        port: 0                  # 0 = the service port; any other is ignored, with a
+//	                                 # warning: direct routing forwards to the service port
+//	        weight: 1                # 0..65535; 0 quiesces
+//	        upper_threshold: 0       # ipvsadm -x; 0 = none
+//	        lower_threshold: 0       # ipvsadm -y; at most upper_threshold
+//	        health_check: {...}      # overrides the service's field by field;
+//	                                 # one of another kind inherits nothing; {kind: none} = no check
+//
+// A health_check mapping, with its defaults:
+//
+//	kind: tcp            # tcp, http, udp, dns, or none
+//	port: 0              # 0 = the real server's port; required when the service port is 0
+//	path: /              # http only
+//	host: ""             # http only; "" = the real server's address
+//	status: 200          # http only, 100..599
+//	dns_name: ""         # dns only, required
+//	interval: 2s         # 100ms..1h
+//	timeout: 1s          # shorter than interval
+//	rise: 2              # 1..1000
+//	fall: 3              # 1..1000
+//	mode: ""             # "" to the server's address; dr (tcp only) to the VIP via the server's MAC
+//	on_failure: quiesce  # quiesce (weight 0) or remove
+type FileConfig struct {
+	Interface        string
+	VIPMAC           string // "" (a virtual MAC), "iface", or a unicast MAC address
+	ControlSocket    string
+	MetricsAddress   string // host:port, or "" when disabled
+	AnnounceInterval time.Duration
+	Capacity         int
+	SloppyTCP        bool
+	Timeouts         Timeouts // in seconds; 0 = the kernel default
+
+	// Rules is the rules file, joined to the directory of udr.yaml when
+	// relative, or "". Its services are not in Services.
+	Rules    string
+	Services []ServiceConfig
+}
+
+// ServiceConfig is one service of udr.yaml.
+type ServiceConfig struct {
+	Key
+	Scheduler   string
+	Flags       SchedFlags
+	Persistence *Persistence // nil: not persistent
+	OnePacket   bool
+	HealthCheck *HealthCheck // the service's own, the default of its servers; nil: none
+	Servers     []ServerConfig
+}
+
+// Persistence is a service's persistence (ipvsadm -p and -M).
+type Persistence struct {
+	Timeout time.Duration // whole seconds, default 360s
+	Netmask int           // prefix length, default 32 (IPv4) or 128 (IPv6)
+}
+
+// ServerConfig is one real server of a service, in file order.
+type ServerConfig struct {
+	Addr           netip.Addr
+	Port           uint16 // always the service port: direct routing forwards to it
+	Weight         int32
+	UpperThreshold uint32
+	LowerThreshold uint32
+	HealthCheck    *HealthCheck // after inheritance from the service; nil: none
+}
+
+// LoadConfig reads udr.yaml at path and returns it, the virtual server
+// table it defines, and warnings (real server ports that direct routing
+// ignores). The table comes from the rules file, or from the services,
+// which are applied as the equivalent ipvsadm -A and -a commands through
+// Apply, so that every rule of a rules file holds (the kernel's list order
+// too: the server listed first ends up last in Dests). validSched says
+// whether a scheduler exists; nil accepts every name.
+//
+// Every problem is reported, joined, each as "path:line: field: message",
+// for example
+//
+//	udr.yaml:12: services[0].servers[1].weight: 70000 out of range 0..65535
+//
+// except that a YAML syntax error or an unknown or misshapen key stops the
+// reading at once. On error the FileConfig and Config are nil.
+func LoadConfig(path string, validSched func(string) bool) (*FileConfig, *Config, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read config: %w", err)
+	}
+	return parseConfig(data, path, filepath.Dir(path), validSched)
+}
+
+// parseConfig is LoadConfig of data, named name, whose relative rules path
+// is relative to dir.
+func parseConfig(data []byte, name, dir string, validSched func(string) bool) (*FileConfig, *Config, []string, error) {
+	doc, d, err := decodeDoc(data, name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fc, cfg, warnings := d.config(doc, dir, validSched)
+	if len(d.errs) > 0 {
+		return nil, nil, warnings, d.err()
+	}
+	return fc, cfg, warnings, nil
+}
+
+// HealthChecks returns the health check of every real server that has one,
+// by service and by the real server's address and port, with Port set to
+// the real server's port when the check gives none.
+func (fc *FileConfig) HealthChecks() map[Key]map[netip.AddrPort]HealthCheck {
+	m := make(map[Key]map[netip.AddrPort]HealthCheck)
+	for _, s := range fc.Services {
+		for _, d := range s.Servers {
+			if d.HealthCheck == nil {
+				continue
+			}
+			hc := *d.HealthCheck
+			if hc.Port == 0 {
+				hc.Port = d.Port
+			}
+			if m[s.Key] == nil {
+				m[s.Key] = make(map[netip.AddrPort]HealthCheck)
+			}
+			m[s.Key][netip.AddrPortFrom(d.Addr, d.Port)] = hc
+		}
+	}
+	return m
+}
+
+// CheckConfigFile loads udr.yaml at path as LoadConfig does, for `udr
+// config check`. The summary is the warnings, one a line, then a line such
+// as "udr.yaml: 2 services, 5 real servers, 3 health checks: ok".
+func CheckConfigFile(path string, validSched func(string) bool) (string, error) {
+	fc, cfg, warnings, err := LoadConfig(path, validSched)
+	if err != nil {
+		return "", err
+	}
+	servers := 0
+	for _, s := range cfg.Services {
+		servers += len(s.Dests)
+	}
+	checks := 0
+	for _, m := range fc.HealthChecks() {
+		checks += len(m)
+	}
+	summary := ""
+	for _, w := range warnings {
+		summary += w + "\n"
+	}
+	return summary + fmt.Sprintf("%s: %s, %s, %s: ok", path,
+		plural(len(cfg.Services), "service"), plural(servers, "real server"), plural(checks, "health check")), nil
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}

@@ -1,0 +1,123 @@
+package service
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// config converts every value of doc, reporting each problem, and builds the
+// virtual server table. The results are meaningful only when d.errs is empty.
+func (d *configDecoder) config(doc *fileDoc, dir string, validSched func(string) bool) (*FileConfig, *Config, []string) {
+	fc := &FileConfig{}
+	var ok bool
+	fc.Interface, ok = d.str("interface", doc.Interface, "")
+	switch {
+	case !ok:
+	case fc.Interface == "":
+		d.errorf("interface", "required")
+	case len(fc.Interface) > maxIfName || strings.ContainsAny(fc.Interface, "/ \t\n") ||
+		fc.Interface == "." || fc.Interface == "..":
+		d.errorf("interface", "%q is not an interface name", fc.Interface)
+	}
+	fc.VIPMAC, ok = d.str("vip_mac", doc.VIPMAC, "")
+	if ok && fc.VIPMAC != "" && fc.VIPMAC != "iface" {
+		mac, err := net.ParseMAC(fc.VIPMAC)
+		if err != nil || len(mac) != 6 || mac[0]&1 != 0 || [6]byte(mac) == [6]byte{} {
+			d.errorf("vip_mac", `%q is not a unicast MAC address, "" or iface`, fc.VIPMAC)
+		}
+	}
+	fc.ControlSocket, ok = d.str("control_socket", doc.ControlSocket, DefaultControlSocket)
+	if ok && (fc.ControlSocket == "" || len(fc.ControlSocket) > 107) {
+		d.errorf("control_socket", "%q is not a unix socket path of 1..107 bytes", fc.ControlSocket)
+	}
+	fc.MetricsAddress, ok = d.str("metrics_address", doc.MetricsAddress, DefaultMetricsAddress)
+	if fc.MetricsAddress == "off" {
+		fc.MetricsAddress = ""
+	}
+	if ok && fc.MetricsAddress != "" {
+		_, port, err := net.SplitHostPort(fc.MetricsAddress)
+		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || p == 0 {
+			d.errorf("metrics_address", `%q is not host:port, "" or off`, fc.MetricsAddress)
+		}
+	}
+	fc.AnnounceInterval, _ = d.duration("announce_interval", doc.AnnounceInterval, time.Second, time.Hour, DefaultAnnounceInterval, false)
+	capacity, _ := d.integer("capacity", doc.Capacity, 1, MaxCapacity, DefaultCapacity)
+	fc.Capacity = int(capacity)
+	fc.SloppyTCP, _ = d.boolean("sloppy_tcp", doc.SloppyTCP)
+	if t := doc.Timeouts; t != nil {
+		fc.Timeouts = Timeouts{
+			TCP:    d.seconds("timeouts.tcp", t.TCP),
+			TCPFin: d.seconds("timeouts.tcp_fin", t.TCPFin),
+			UDP:    d.seconds("timeouts.udp", t.UDP),
+		}
+	}
+
+	fc.Rules, ok = d.str("rules", doc.Rules, "")
+	if ok && fc.Rules != "" && !filepath.IsAbs(fc.Rules) {
+		fc.Rules = filepath.Join(dir, fc.Rules)
+	}
+	if fc.Rules != "" && len(doc.Services) > 0 {
+		d.errorf("services", "give services or rules, not both")
+	}
+	var (
+		cfg      = &Config{}
+		warnings []string
+	)
+	if fc.Rules != "" && len(doc.Services) == 0 {
+		cfg, warnings = d.rules(fc.Rules, validSched)
+	}
+	first := make(map[Key]int) // service key → index of the service that defined it
+	for i := range doc.Services {
+		s, asked, ok := d.service(i, &doc.Services[i], validSched)
+		if !ok {
+			continue
+		}
+		if j, dup := first[s.Key]; dup {
+			d.errorf(fmt.Sprintf("services[%d]", i), "%s %s already defined by services[%d] (%s)",
+				strings.ToLower(s.Proto.String()), FormatAddrPort(s.Addr, s.Port), j, d.where(fmt.Sprintf("services[%d]", j)))
+			continue
+		}
+		first[s.Key] = i
+		warnings = append(warnings, d.apply(cfg, i, s, asked, validSched)...)
+		fc.Services = append(fc.Services, s)
+	}
+	cfg.Timeouts = fc.Timeouts
+	return fc, cfg, warnings
+}
+
+// seconds returns the duration at path in whole seconds, 0..MaxTimeout.
+func (d *configDecoder) seconds(path string, n ast.Node) uint32 {
+	v, _ := d.duration(path, n, 0, MaxTimeout*time.Second, 0, true)
+	return uint32(v / time.Second)
+}
+
+// rules reads the rules file at path. Its problems are reported as
+// ParseRules words them, naming the rules file and its lines.
+func (d *configDecoder) rules(path string, validSched func(string) bool) (*Config, []string) {
+	f, err := os.Open(path)
+	if err != nil {
+		d.errorf("rules", "%v", err)
+		return &Config{}, nil
+	}
+	defer f.Close()
+	cfg, warnings, err := ParseRules(f, path, validSched)
+	if err != nil {
+		line := d.line("rules")
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				d.report(line, e)
+			}
+		} else {
+			d.report(line, err)
+		}
+		return &Config{}, warnings
+	}
+	return cfg, warnings
+}

@@ -1,0 +1,244 @@
+package service
+
+import (
+	"time"
+
+	"github.com/goccy/go-yaml/ast"
+)
+
+// HealthCheck is the health check of one real server, as udr.yaml gives it
+// (field by field, a server's health_check overrides its service's), with
+// the defaults filled in. It only describes the check; the checker runs it.
+type HealthCheck struct {
+	Kind     string        // "tcp" (connect, the default), "http" (GET), "udp" or "dns" (a query for DNSName)
+	Port     uint16        // 0 = the real server's port (in FileConfig; HealthChecks resolves it)
+	Path     string        // http: the request path, default "/"
+	Host     string        // http: the Host header, default "" = the real server's address
+	Status   int           // http: the status that means healthy, default 200
+	DNSName  string        // dns: the name to query, required
+	Interval time.Duration // default 2s
+	Timeout  time.Duration // default 1s; shorter than Interval
+	Rise     int           // consecutive successes that make a server healthy, default 2
+	Fall     int           // consecutive failures that make it unhealthy, default 3
+
+	// Mode "" checks the real server's own address; "dr" (kind tcp only)
+	// sends the check to the VIP through the real server's MAC, as
+	// forwarded traffic goes, so that it also fails when the VIP is missing
+	// from the server's lo.
+	Mode string
+	// OnFailure is what an unhealthy server gets: "quiesce" (weight 0:
+	// no new connections, existing ones continue) or "remove" (deleted
+	// from the service, as ipvsadm -d).
+	OnFailure string
+}
+
+// healthDefaults holds the defaults of a health check's fields; Path and
+// Status apply to http only.
+var healthDefaults = HealthCheck{
+	Kind:      "tcp",
+	Path:      "/",
+	Status:    200,
+	Interval:  2 * time.Second,
+	Timeout:   time.Second,
+	Rise:      2,
+	Fall:      3,
+	OnFailure: "quiesce",
+}
+
+// healthDoc is a health_check mapping as written.
+type healthDoc struct {
+	Kind      ast.Node `yaml:"kind"`
+	Port      ast.Node `yaml:"port"`
+	Path      ast.Node `yaml:"path"`
+	Host      ast.Node `yaml:"host"`
+	Status    ast.Node `yaml:"status"`
+	DNSName   ast.Node `yaml:"dns_name"`
+	Interval  ast.Node `yaml:"interval"`
+	Timeout   ast.Node `yaml:"timeout"`
+	Rise      ast.Node `yaml:"rise"`
+	Fall      ast.Node `yaml:"fall"`
+	Mode      ast.Node `yaml:"mode"`
+	OnFailure ast.Node `yaml:"on_failure"`
+}
+
+// Fields of a health check, in the order of healthKeys.
+const (
+	hcKind = iota
+	hcPort
+	hcPath
+	hcHost
+	hcStatus
+	hcDNSName
+	hcInterval
+	hcTimeout
+	hcRise
+	hcFall
+	hcMode
+	hcOnFailure
+	numHealthFields
+)
+
+var healthKeys = [numHealthFields]string{
+	"kind", "port", "path", "host", "status", "dns_name",
+	"interval", "timeout", "rise", "fall", "mode", "on_failure",
+}
+
+// healthSrc is a health check as the nodes of its fields, each with the
+// path of the health_check mapping it was written in.
+type healthSrc struct {
+	owner string // the health_check that applies: the server's, else the service's
+	nodes [numHealthFields]ast.Node
+	at    [numHealthFields]string
+}
+
+func (h *healthDoc) nodes() [numHealthFields]ast.Node {
+	return [...]ast.Node{h.Kind, h.Port, h.Path, h.Host, h.Status, h.DNSName,
+		h.Interval, h.Timeout, h.Rise, h.Fall, h.Mode, h.OnFailure}
+}
+
+// mergeHealth returns the health check of a server: the service's (svc,
+// written at svcPath) with every field that the server's (srv) gives
+// replaced. A server check naming another kind inherits nothing. Both may
+// be nil; the result is nil when both are.
+func mergeHealth(svc *healthDoc, svcPath string, srv *healthDoc, srvPath string) *healthSrc {
+	if svc == nil && srv == nil {
+		return nil
+	}
+	h := &healthSrc{}
+	if svc != nil {
+		h.owner, h.nodes = svcPath, svc.nodes()
+		for i := range h.at {
+			h.at[i] = svcPath
+		}
+	}
+	if srv == nil {
+		return h
+	}
+	s := srv.nodes()
+	if !absent(s[hcKind]) && kindOf(s[hcKind]) != kindOf(h.nodes[hcKind]) {
+		h.nodes = [numHealthFields]ast.Node{}
+		for i := range h.at {
+			h.at[i] = srvPath
+		}
+	}
+	h.owner = srvPath
+	for i, n := range s {
+		if !absent(n) {
+			h.nodes[i], h.at[i] = n, srvPath
+		}
+	}
+	return h
+}
+
+// kindOf returns the kind a node names as written, "tcp" when absent.
+func kindOf(n ast.Node) string {
+	if s, ok := n.(*ast.StringNode); ok {
+		return s.Value
+	}
+	if absent(n) {
+		return healthDefaults.Kind
+	}
+	return n.GetToken().Value
+}
+
+// healthFields says which fields each kind takes besides the common ones
+// (port, interval, timeout, rise, fall, mode, on_failure).
+var healthFields = map[string][]int{
+	"tcp":  nil,
+	"udp":  nil,
+	"http": {hcPath, hcHost, hcStatus},
+	"dns":  {hcDNSName},
+	"none": {},
+}
+
+// health converts and checks a health check. It returns nil for none (kind
+// "none", or no health_check at all), and ok false after a problem.
+func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
+	if h == nil {
+		return nil, true
+	}
+	path := func(i int) string { return h.at[i] + "." + healthKeys[i] }
+	n := &h.nodes
+	kind, ok := d.oneOf(path(hcKind), n[hcKind], "tcp", "tcp", "http", "udp", "dns", "none")
+	if !ok {
+		return nil, false
+	}
+	own := map[int]bool{hcKind: true}
+	for _, i := range healthFields[kind] {
+		own[i] = true
+	}
+	for i := range n {
+		switch {
+		case absent(n[i]) || own[i]:
+		case kind == "none":
+			d.errorf(path(i), "not used by kind none")
+			ok = false
+		case i == hcPath || i == hcHost || i == hcStatus || i == hcDNSName:
+			d.errorf(path(i), "not used by kind %s", kind)
+			ok = false
+		}
+	}
+	if kind == "none" {
+		return nil, ok
+	}
+
+	def := healthDefaults
+	c := HealthCheck{Kind: kind}
+	good := func(v bool) { ok = ok && v }
+	var port, status, rise, fall int64
+	var v bool
+	port, v = d.integer(path(hcPort), n[hcPort], 0, 65535, 0)
+	good(v)
+	c.Port = uint16(port)
+	if kind == "http" {
+		c.Path, v = d.str(path(hcPath), n[hcPath], def.Path)
+		good(v)
+		if v && (c.Path == "" || c.Path[0] != '/') {
+			d.errorf(path(hcPath), "%q does not start with /", c.Path)
+			ok = false
+		}
+		c.Host, v = d.str(path(hcHost), n[hcHost], "")
+		good(v)
+		status, v = d.integer(path(hcStatus), n[hcStatus], 100, 599, int64(def.Status))
+		good(v)
+		c.Status = int(status)
+	}
+	if kind == "dns" {
+		c.DNSName, v = d.str(path(hcDNSName), n[hcDNSName], "")
+		good(v)
+		if v && c.DNSName == "" {
+			d.errorf(h.owner+".dns_name", "required for kind dns")
+			ok = false
+		}
+	}
+	var iv, tv bool
+	c.Interval, iv = d.duration(path(hcInterval), n[hcInterval], 100*time.Millisecond, time.Hour, def.Interval, false)
+	c.Timeout, tv = d.duration(path(hcTimeout), n[hcTimeout], time.Millisecond, time.Hour, def.Timeout, false)
+	good(iv && tv)
+	if iv && tv && c.Timeout >= c.Interval {
+		at := path(hcTimeout)
+		if absent(n[hcTimeout]) {
+			at = path(hcInterval)
+		}
+		d.errorf(at, "timeout %v must be shorter than interval %v", c.Timeout, c.Interval)
+		ok = false
+	}
+	rise, v = d.integer(path(hcRise), n[hcRise], 1, 1000, int64(def.Rise))
+	good(v)
+	fall, v = d.integer(path(hcFall), n[hcFall], 1, 1000, int64(def.Fall))
+	good(v)
+	c.Rise, c.Fall = int(rise), int(fall)
+	c.Mode, v = d.oneOf(path(hcMode), n[hcMode], "", "", "dr")
+	good(v)
+	if c.Mode == "dr" && kind != "tcp" {
+		// The checker sends only TCP handshakes through a real server's MAC.
+		d.errorf(path(hcMode), "dr is for kind tcp only, not %s", kind)
+		ok = false
+	}
+	c.OnFailure, v = d.oneOf(path(hcOnFailure), n[hcOnFailure], def.OnFailure, "quiesce", "remove")
+	good(v)
+	if !ok {
+		return nil, false
+	}
+	return &c, true
+}
