@@ -55,8 +55,8 @@ type demo struct {
 	out     io.Writer
 	verbose bool
 	lab     *drlab.Lab
-	rules   []string // the rules file, one ipvsadm-save line each
-	path    string
+	path    string // the (empty) rules file udr run starts with
+	control string // udr run's control socket
 	dir     *exec.Cmd
 	events  chan string
 }
@@ -80,35 +80,47 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(tmp)
 	d.path = filepath.Join(tmp, "rules")
-
-	d.ipvsadm("-A -t %s:80 -s wrr", demoVIP)
-	d.ipvsadm("-a -t %s:80 -r %s:80 -g -w 1", demoVIP, demoRS1)
-	d.ipvsadm("-a -t %s:80 -r %s:80 -g -w 1", demoVIP, demoRS2)
+	d.control = filepath.Join(tmp, "udr.sock")
 	if err := d.startDirector(ctx); err != nil {
 		return err
 	}
 	defer d.stopDirector()
 
+	for _, cmd := range []string{
+		"-A -t VIP:80 -s wrr",
+		"-a -t VIP:80 -r RS1:80 -g -w 1",
+		"-a -t VIP:80 -r RS2:80 -g -w 1",
+	} {
+		if err := d.ipvsadm(cmd); err != nil {
+			return err
+		}
+	}
+	if err := d.await(ctx, 2, "real server reachable"); err != nil {
+		return err
+	}
 	client := drlab.HTTPClient(lab.Client, 5*time.Second)
 	first, err := d.gets(ctx, client, "http://"+demoVIP+"/", 8)
 	if err != nil {
 		return err
 	}
-
-	d.edit("-e -t %s:80 -r %s:80 -g -w 2", demoRS1, "-a -t %s:80 -r %s:80 -g -w 1", "-a -t %s:80 -r %s:80 -g -w 2", demoVIP, demoRS1)
-	if err := d.reload(ctx); err != nil {
+	if err := d.ipvsadm("-e -t VIP:80 -r RS1:80 -g -w 2"); err != nil {
 		return err
 	}
 	second, err := d.gets(ctx, client, "http://"+demoVIP+"/", 12)
 	if err != nil {
 		return err
 	}
-
-	d.ipvsadm("-A -t %s:8099 -s wrr", demoVIP)
-	d.ipvsadm("-a -t %s:8099 -r %s:80 -g -w 1", demoVIP, demoRS1)
-	d.ipvsadm("-a -t %s:8099 -r %s:80 -g -w 1", demoVIP, demoRS2)
-	if err := d.reload(ctx); err != nil {
+	if err := d.ipvsadm("-L -n"); err != nil {
 		return err
+	}
+	for _, cmd := range []string{
+		"-A -t VIP:8099 -s wrr",
+		"-a -t VIP:8099 -r RS1:80 -g -w 1",
+		"-a -t VIP:8099 -r RS2:80 -g -w 1",
+	} {
+		if err := d.ipvsadm(cmd); err != nil {
+			return err
+		}
 	}
 	for range 2 {
 		_, err := drlab.Get(client, "http://"+demoVIP+":8099/")
@@ -127,39 +139,38 @@ func (d *demo) run(ctx context.Context) error {
 	return nil
 }
 
-// ipvsadm prints an ipvsadm command and adds it to the rules file.
-func (d *demo) ipvsadm(format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
-	d.say("# ipvsadm %s", line)
-	d.rules = append(d.rules, line)
-}
+// walkthrough fills the walkthrough's addresses into a command.
+var walkthrough = strings.NewReplacer("VIP", demoVIP, "RS1", demoRS1, "RS2", demoRS2)
 
-// edit prints an -e command and replaces the -a line it changes.
-func (d *demo) edit(cmd, rs, old, repl, vip, rs1 string) {
-	d.say("# ipvsadm "+cmd, vip, rs)
-	o, r := fmt.Sprintf(old, vip, rs1), fmt.Sprintf(repl, vip, rs1)
-	for i, l := range d.rules {
-		if l == o {
-			d.rules[i] = r
+// ipvsadm prints an ipvsadm command, with the walkthrough's addresses
+// filled in, and runs it through udr admin against the director.
+func (d *demo) ipvsadm(cmd string) error {
+	line := walkthrough.Replace(cmd)
+	d.say("# ipvsadm %s", line)
+	var out, errb strings.Builder
+	err := adminWith(append([]string{"--control", d.control}, strings.Fields(line)...), strings.NewReader(""), &out, &errb)
+	for _, l := range strings.Split(strings.TrimRight(out.String()+errb.String(), "\n"), "\n") {
+		if l != "" {
+			d.say("  %s", l)
 		}
 	}
-}
-
-func (d *demo) writeRules() error {
-	return os.WriteFile(d.path, []byte(strings.Join(d.rules, "\n")+"\n"), 0o644)
+	if err != nil {
+		return fmt.Errorf("demo: ipvsadm %s: %w", line, err)
+	}
+	return nil
 }
 
 // startDirector runs `udr run` in the director's namespace and waits until
 // it has found both real servers' MACs.
 func (d *demo) startDirector(ctx context.Context) error {
-	if err := d.writeRules(); err != nil {
+	if err := os.WriteFile(d.path, nil, 0o644); err != nil { // no service yet
 		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	d.dir = d.lab.Director.Command(exe, "run", "--iface", "eth0", "--rules", d.path)
+	d.dir = d.lab.Director.Command(exe, "run", "--iface", "eth0", "--rules", d.path, "--control", d.control, "--metrics", "off")
 	logs, err := d.dir.StderrPipe()
 	if err != nil {
 		return err
@@ -169,8 +180,8 @@ func (d *demo) startDirector(ctx context.Context) error {
 	}
 	d.events = make(chan string, 64)
 	go d.watch(logs)
-	d.say("  director: udr run --iface eth0 --rules %s (in the director's namespace)", filepath.Base(d.path))
-	return d.await(ctx, 2, "real server reachable")
+	d.say("  director: udr run --iface eth0 (in the director's namespace); the commands below go through udr admin")
+	return d.await(ctx, 1, "udr running")
 }
 
 // watch reads the director's log: warnings are shown, the rest only with -v.
@@ -205,19 +216,6 @@ func (d *demo) await(ctx context.Context, n int, what string) error {
 		}
 	}
 	return nil
-}
-
-// reload rewrites the rules file and sends SIGHUP, as an operator would
-// until udr admin applies commands directly.
-func (d *demo) reload(ctx context.Context) error {
-	if err := d.writeRules(); err != nil {
-		return err
-	}
-	d.say("  (rules file rewritten, SIGHUP to udr)")
-	if err := d.dir.Process.Signal(syscall.SIGHUP); err != nil {
-		return err
-	}
-	return d.await(ctx, 1, "msg=reloaded")
 }
 
 func (d *demo) stopDirector() {
