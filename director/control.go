@@ -148,7 +148,7 @@ func (l controlListener) Close() error {
 // network namespace.
 func (d *Director) ListenMetrics(addr string) (net.Listener, error) {
 	var ln net.Listener
-	err := d.inNamespace(func() error {
+	err := d.ns.Do(func() error {
 		var err error
 		ln, err = net.Listen("tcp", addr)
 		return err

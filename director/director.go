@@ -15,14 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/internal/host"
+	"github.com/udr-lb/udr/internal/nsrun"
 	"github.com/udr-lb/udr/service"
 	"github.com/udr-lb/udr/stats"
 )
@@ -83,7 +82,7 @@ type Director struct {
 	reachable map[netip.Addr]bool
 
 	stopWatch func()
-	ns        netns.NsHandle // the namespace New ran in: control changes act there
+	ns        nsrun.Namespace // the namespace New ran in: control changes act there
 
 	stats   *stats.Table
 	snap    workerSnapshot
@@ -115,8 +114,8 @@ func New(cfg Config) (_ *Director, err error) {
 		reachable: make(map[netip.Addr]bool),
 		stats:     stats.NewTable(),
 	}
-	if d.ns, err = netns.Get(); err != nil {
-		return nil, fmt.Errorf("get network namespace: %w", err)
+	if d.ns, err = nsrun.Current(); err != nil {
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -275,7 +274,7 @@ func (d *Director) Reload() error {
 // install compiles cfg as the running configuration and swaps it in. The
 // caller holds d.mu. On error nothing changed.
 func (d *Director) install(cfg *service.Config) error {
-	return d.inNamespace(func() error {
+	return d.ns.Do(func() error {
 		prev := d.table.Load()
 		t, err := d.compile(d.overlay(cfg), prev)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/udr-lb/udr/internal/nsrun"
 )
 
 // Config configures a Checker. The zero value checks plain targets only.
@@ -44,7 +46,7 @@ type Checker struct {
 	report func(Target, bool, string)
 	probe  func(context.Context, Target) error // real probes; fakes in tests
 	now    func() time.Time
-	ns     namespace
+	ns     nsrun.Namespace
 	dr     *drProber // nil without dr mode
 
 	mu      sync.Mutex
@@ -77,12 +79,12 @@ func New(cfg Config, report func(t Target, up bool, reason string)) (*Checker, e
 	}
 	c.probe = c.probeTarget
 	var err error
-	if c.ns, err = currentNamespace(); err != nil {
+	if c.ns, err = nsrun.Current(); err != nil {
 		return nil, err
 	}
 	if cfg.DR.Iface != "" {
 		if c.dr, err = newDRProber(cfg.DR); err != nil {
-			c.ns.close()
+			c.ns.Close()
 			return nil, err
 		}
 	}
@@ -96,7 +98,7 @@ func (c *Checker) Close() error {
 	if c.dr != nil {
 		err = c.dr.close()
 	}
-	c.ns.close()
+	c.ns.Close()
 	return err
 }
 

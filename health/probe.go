@@ -36,7 +36,7 @@ func (c *Checker) probeTarget(ctx context.Context, t Target) error {
 // dial connects from the checker's namespace.
 func (c *Checker) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	var conn net.Conn
-	err := c.ns.do(func() error {
+	err := c.ns.Do(func() error {
 		var d net.Dialer
 		var err error
 		conn, err = d.DialContext(ctx, network, addr)

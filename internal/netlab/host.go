@@ -10,12 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/udr-lb/udr/internal/nsrun"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,33 +58,7 @@ func (h *Host) Run(fn func() error) error {
 	if h.closed {
 		return fmt.Errorf("run in %s: the lab is closed", h.ns)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("get current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h.handle); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter namespace %s: %w", h.ns, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: the runtime ends it together with
-			// this goroutine, so no other code runs in h's namespace by
-			// accident.
-			errc <- errors.Join(ferr, fmt.Errorf("leave namespace %s: %w", h.ns, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return nsrun.FromHandle(h.handle).Do(fn)
 }
 
 // Command returns a command that runs name with args inside the host's
