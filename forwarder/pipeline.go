@@ -20,13 +20,15 @@ type Pipeline struct {
 	reg   *service.Registry
 	epoch time.Time
 
-	t       *Table // the snapshot in use for the current frame
-	f       frame
-	frags   fragTable
-	unreach unreachLimiter
-	last    Decision
-	stats   Stats
-	reply   [MaxReplyLen]byte
+	t        *Table // the snapshot in use for the current frame
+	lastNow  time.Time
+	lastSecs uint32 // Seconds(lastNow)
+	f        frame
+	frags    fragTable
+	unreach  unreachLimiter
+	last     Decision
+	stats    Stats
+	reply    [MaxReplyLen]byte
 }
 
 // MaxReplyLen bounds the frames the pipeline builds itself (ARP replies,
@@ -87,7 +89,13 @@ func (p *Pipeline) Registry() *service.Registry { return p.reg }
 
 // Seconds converts a wall-clock time to the connection table's clock.
 func (p *Pipeline) Seconds(now time.Time) uint32 {
-	return uint32(now.Sub(p.epoch)/time.Second) + 1
+	if now == p.lastNow {
+		// A batch's frames share one reading of the clock: convert it once.
+		return p.lastSecs
+	}
+	p.lastNow = now
+	p.lastSecs = uint32(now.Sub(p.epoch)/time.Second) + 1
+	return p.lastSecs
 }
 
 // Sweep expires up to budget connection entries; the owner calls it once
@@ -176,28 +184,23 @@ func (p *Pipeline) laterFragment(now uint32) (Verdict, []byte) {
 
 func (p *Pipeline) arp(b []byte) (Verdict, []byte) {
 	f := &p.f
-	vlan := arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
 	payload := b[f.l3:]
 	p.learnARP(payload)
-	out, reason := p.t.resp.HandleARP(p.reply[:0], vlan, [6]byte(b[ethSrc:ethSrc+6]), payload)
-	p.last.ARPReason = reason
-	switch reason {
-	case arpresponder.ReasonNone:
-		return VerdictReply, out
-	case arpresponder.ReasonConflict:
-		return VerdictARPConflict, nil
-	case arpresponder.ReasonMalformed:
-		return VerdictMalformed, nil
-	}
-	return VerdictARPIgnored, nil
+	out, reason := p.t.resp.HandleARP(p.reply[:0], f.vlanTag(), [6]byte(b[ethSrc:ethSrc+6]), payload)
+	return p.answered(out, reason, VerdictARPIgnored)
 }
 
 func (p *Pipeline) ndp(b []byte) (Verdict, []byte) {
 	f := &p.f
-	vlan := arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
 	ip6 := b[f.l3 : f.l3+f.ipLen]
 	p.learnNA(ip6)
-	out, reason := p.t.resp.HandleNDP(p.reply[:0], vlan, [6]byte(b[ethSrc:ethSrc+6]), ip6)
+	out, reason := p.t.resp.HandleNDP(p.reply[:0], f.vlanTag(), [6]byte(b[ethSrc:ethSrc+6]), ip6)
+	return p.answered(out, reason, VerdictNDPIgnored)
+}
+
+// answered turns the responder's decision into a verdict; ignored is the
+// verdict of a packet that needs no answer.
+func (p *Pipeline) answered(out []byte, reason arpresponder.Reason, ignored Verdict) (Verdict, []byte) {
 	p.last.ARPReason = reason
 	switch reason {
 	case arpresponder.ReasonNone:
@@ -207,7 +210,11 @@ func (p *Pipeline) ndp(b []byte) (Verdict, []byte) {
 	case arpresponder.ReasonMalformed:
 		return VerdictMalformed, nil
 	}
-	return VerdictNDPIgnored, nil
+	return ignored, nil
+}
+
+func (f *frame) vlanTag() arpresponder.VLAN {
+	return arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
 }
 
 // learnARP records the sender of any ARP packet whose sender address is a
