@@ -41,7 +41,11 @@ func (d *Director) Apply(cmd *service.Command) error {
 		// answer is EINVAL, with udr's reason as the message.
 		return &service.KernelError{Op: cmd.Op, Errno: syscall.EINVAL, Msg: err.Error()}
 	}
-	d.log.Info("applied", "command", cmd.Op.Flag(), "service", cmd.Service.Key.String())
+	if cmd.Service.Addr.IsValid() {
+		d.log.Info("applied", "command", cmd.Op.Flag(), "service", cmd.Service.Key.String())
+	} else {
+		d.log.Info("applied", "command", cmd.Op.Flag()) // -C, --set: no service
+	}
 	return nil
 }
 
