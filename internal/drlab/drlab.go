@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,8 +59,13 @@ type Lab struct {
 	*netlab.Lab
 	Client, Director, Router, Routed *netlab.Host
 	RS                               []*netlab.Host
-	servers                          []*http.Server
+
+	mu      sync.Mutex
+	servers map[serverKey]*http.Server // the HTTP servers running
 }
+
+// serverKey names one real server's HTTP server: rs<rs> on port.
+type serverKey struct{ rs, port int }
 
 // New builds the topology. The caller must Close it (also on failure:
 // New closes what it built when it fails).
@@ -74,7 +80,7 @@ func New(name string, o Options) (l *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
-	l = &Lab{Lab: nl}
+	l = &Lab{Lab: nl, servers: make(map[serverKey]*http.Server)}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -119,7 +125,7 @@ func New(name string, o Options) (l *Lab, err error) {
 			return l, fmt.Errorf("rs%d: %w", i, err)
 		}
 		for _, port := range o.Ports {
-			if err := l.serveHTTP(rs, fmt.Sprintf("rs%d", i), port); err != nil {
+			if err := l.StartHTTP(i, port); err != nil {
 				return l, err
 			}
 		}
@@ -168,11 +174,22 @@ func (l *Lab) addRouter() error {
 	return nil
 }
 
-// serveHTTP runs an HTTP server on [::]:port inside rs's namespace that
-// answers every request with name.
-func (l *Lab) serveHTTP(rs *netlab.Host, name string, port int) error {
+// StartHTTP runs rs<rs>'s HTTP server on [::]:port (rs from 1): it
+// answers every request with the server's name. New starts one on each of
+// Options.Ports; StartHTTP starts one again after StopHTTP.
+func (l *Lab) StartHTTP(rs, port int) error {
+	if rs < 1 || rs > len(l.RS) {
+		return fmt.Errorf("start HTTP on rs%d: the lab has rs1..rs%d", rs, len(l.RS))
+	}
+	name := fmt.Sprintf("rs%d", rs)
+	k := serverKey{rs, port}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.servers[k] != nil {
+		return fmt.Errorf("start HTTP on %s:%d: already serving", name, port)
+	}
 	var ln net.Listener
-	err := rs.Run(func() error {
+	err := l.RS[rs-1].Run(func() error {
 		var err error
 		ln, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
 		return err
@@ -190,16 +207,34 @@ func (l *Lab) serveHTTP(rs *netlab.Host, name string, port int) error {
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	l.servers = append(l.servers, srv)
+	l.servers[k] = srv
 	go srv.Serve(ln)
 	return nil
 }
 
+// StopHTTP stops rs<rs>'s HTTP server on port: its listener and its
+// connections are closed, so that a new connection to the port is refused
+// (the real server's kernel answers the SYN with a RST).
+func (l *Lab) StopHTTP(rs, port int) error {
+	k := serverKey{rs, port}
+	l.mu.Lock()
+	srv := l.servers[k]
+	delete(l.servers, k)
+	l.mu.Unlock()
+	if srv == nil {
+		return fmt.Errorf("stop HTTP on rs%d:%d: not serving", rs, port)
+	}
+	return srv.Close()
+}
+
 // Close stops the HTTP servers and removes every namespace.
 func (l *Lab) Close() error {
-	for _, s := range l.servers {
+	l.mu.Lock()
+	for k, s := range l.servers {
 		s.Close()
+		delete(l.servers, k)
 	}
+	l.mu.Unlock()
 	return l.Lab.Close()
 }
 
