@@ -17,6 +17,7 @@ type Neighbors struct {
 	mu     sync.Mutex
 	byAddr map[netip.Addr][6]byte
 	dests  map[netip.Addr][]service.DestID
+	states map[service.DestID]*service.DestState
 	byDest []atomic.Uint64 // MAC in the low 48 bits, validBit when known
 }
 
@@ -28,6 +29,7 @@ func NewNeighbors(capacity int) *Neighbors {
 	return &Neighbors{
 		byAddr: make(map[netip.Addr][6]byte),
 		dests:  make(map[netip.Addr][]service.DestID),
+		states: make(map[service.DestID]*service.DestState),
 		byDest: make([]atomic.Uint64, capacity+1),
 	}
 }
@@ -43,6 +45,7 @@ func (n *Neighbors) Set(addr netip.Addr, mac [6]byte) bool {
 	n.byAddr[addr] = mac
 	for _, id := range n.dests[addr] {
 		n.byDest[id].Store(packMAC(mac))
+		n.states[id].NoNeighbor.Store(false)
 	}
 	return true
 }
@@ -56,6 +59,7 @@ func (n *Neighbors) Delete(addr netip.Addr) {
 	delete(n.byAddr, addr)
 	for _, id := range n.dests[addr] {
 		n.byDest[id].Store(0)
+		n.states[id].NoNeighbor.Store(true)
 	}
 }
 
@@ -68,17 +72,21 @@ func (n *Neighbors) Lookup(addr netip.Addr) ([6]byte, bool) {
 }
 
 // bind ties a DestID to its address, so that the address's MAC reaches the
-// packet path through the ID.
-func (n *Neighbors) bind(id service.DestID, addr netip.Addr) {
+// packet path through the ID, and keeps the server's NoNeighbor flag: the
+// schedulers give no connection to a server whose MAC is not known.
+func (n *Neighbors) bind(id service.DestID, addr netip.Addr, st *service.DestState) {
 	addr = addr.Unmap()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !slices.Contains(n.dests[addr], id) {
 		n.dests[addr] = append(n.dests[addr], id)
 	}
-	if mac, ok := n.byAddr[addr]; ok {
+	n.states[id] = st
+	mac, ok := n.byAddr[addr]
+	if ok {
 		n.byDest[id].Store(packMAC(mac))
 	}
+	st.NoNeighbor.Store(!ok)
 }
 
 // mac returns the MAC of real server id. It does not lock or allocate.

@@ -202,3 +202,28 @@ func TestProcessDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownMAC: a real server whose MAC is not known gets no new
+// connection (the scheduler passes it by), and a connection whose server's
+// MAC is lost is dropped as no-neighbor until it is known again.
+func TestUnknownMAC(t *testing.T) {
+	h := newHarness(t, rules2, 1024)
+	h.neigh.Delete(udrtest.RS2)
+	for port := uint16(1); port <= 4; port++ {
+		if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(port), vip80, udrtest.SYN, nil), epoch); v != VerdictForward || !bytes.Equal(out[:6], udrtest.RS1MAC) {
+			t.Fatalf("SYN %d with rs2's MAC unknown: %v to %x, want forward to rs1", port, v, out[:6])
+		}
+	}
+	h.neigh.Set(udrtest.RS2, [6]byte(udrtest.RS2MAC))
+	h.neigh.Delete(udrtest.RS1)
+	if v, _ := h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.ACK, nil), epoch); v != VerdictNoNeighbor {
+		t.Errorf("ACK of rs1's connection with rs1's MAC lost: %v, want no-neighbor", v)
+	}
+	if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(9), vip80, udrtest.SYN, nil), epoch); v != VerdictForward || !bytes.Equal(out[:6], udrtest.RS2MAC) {
+		t.Errorf("new SYN with rs1's MAC lost: %v to %x, want forward to rs2", v, out[:6])
+	}
+	h.neigh.Set(udrtest.RS1, [6]byte(udrtest.RS1MAC))
+	if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.ACK, nil), epoch); v != VerdictForward || !bytes.Equal(out[:6], udrtest.RS1MAC) {
+		t.Errorf("ACK once rs1's MAC is known again: %v to %x, want forward to rs1", v, out[:6])
+	}
+}

@@ -74,7 +74,7 @@ func Compile(cfg *service.Config, reg *service.Registry, neigh *Neighbors, prev 
 		}
 		for _, srv := range cs.servers {
 			live[srv.ID] = true
-			neigh.bind(srv.ID, srv.Addr)
+			neigh.bind(srv.ID, srv.Addr, srv.State)
 			t.rips[srv.Addr.As16()] = srv.ID
 		}
 		k := svcKey{addr: s.Addr.As16(), port: s.Port, proto: uint8(s.Proto)}

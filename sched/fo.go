@@ -11,7 +11,7 @@ func (f *WeightedFailover) Pick(Flow) int {
 	best, hw := -1, int32(0)
 	for i := range f.servers {
 		s := &f.servers[i]
-		if !s.State.Overloaded.Load() && s.Weight > hw {
+		if !s.State.Skip() && s.Weight > hw {
 			best, hw = i, s.Weight
 		}
 	}
@@ -30,7 +30,7 @@ func (f *WeightedOverflow) Pick(Flow) int {
 	for i := range f.servers {
 		s := &f.servers[i]
 		w := s.Weight
-		if s.State.Overloaded.Load() || s.State.Active.Load() > w || w == 0 {
+		if s.State.Skip() || s.State.Active.Load() > w || w == 0 {
 			continue
 		}
 		if best < 0 || w > hw {

@@ -45,7 +45,9 @@ func (l *LocalityLeastConn) Pick(fl Flow) int {
 	e := c.lookup(&fl.Dst)
 	if e != nil {
 		e.lastuse = fl.Now
-		if i := indexOf(l.servers, e.val.id); i >= 0 && l.servers[i].Weight > 0 && !localityOverloaded(l.servers, i) {
+		// As in the kernel, the cached server's -x overload flag is not
+		// looked at, but a server udr cannot reach is not used.
+		if i := indexOf(l.servers, e.val.id); i >= 0 && l.servers[i].Weight > 0 && !l.servers[i].State.NoNeighbor.Load() && !localityOverloaded(l.servers, i) {
 			return i
 		}
 	}

@@ -70,7 +70,7 @@ func (l *LocalityLeastConnReplicated) Pick(fl Flow) int {
 			set.erase(l.servers[m].ID, fl.Now)
 		}
 	}
-	if i >= 0 && !localityOverloaded(l.servers, i) {
+	if i >= 0 && !l.servers[i].State.NoNeighbor.Load() && !localityOverloaded(l.servers, i) {
 		return i
 	}
 	if i = weightedLeast(l.servers, overhead); i < 0 {
@@ -98,7 +98,7 @@ func (l *LocalityLeastConnReplicated) setMin(set *destSet) int {
 			}
 			continue
 		}
-		if s.State.Overloaded.Load() {
+		if s.State.Skip() {
 			continue
 		}
 		if doh := overhead(s); loh*int64(s.Weight) > doh*int64(l.servers[least].Weight) {

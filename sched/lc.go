@@ -82,7 +82,7 @@ func weightedLeast(servers []Server, oh func(*Server) int64) int {
 			}
 			continue
 		}
-		if s.State.Overloaded.Load() {
+		if s.State.Skip() {
 			continue
 		}
 		if doh := oh(s); loh*int64(s.Weight) > doh*int64(servers[least].Weight) {

@@ -152,9 +152,10 @@ type none struct{}
 func (none) Pick(Flow) int { return -1 }
 
 // usable reports whether a scheduler may send a new connection to s: it is
-// not quiesced and not overloaded. Most kernel schedulers test exactly this.
+// not quiesced and not overloaded (nor, in udr, unreachable). Most kernel
+// schedulers test exactly this.
 func usable(s *Server) bool {
-	return s.Weight > 0 && !s.State.Overloaded.Load()
+	return s.Weight > 0 && !s.State.Skip()
 }
 
 // overhead is ip_vs_dest_conn_overhead in its classic form

@@ -162,11 +162,25 @@ func TestNoneAvailable(t *testing.T) {
 					"quiesced":   added(0, 0, 0),
 					"overloaded": added(1, 2, 3),
 					"mixed":      added(0, 2, 0),
+					"no MAC":     added(1, 2, 3),
+					"mixed MAC":  added(0, 2, 1),
 				}
 				for i := range cases["overloaded"] {
 					cases["overloaded"][i].State.Overloaded.Store(true)
 				}
 				cases["mixed"][1].State.Overloaded.Store(true)
+				// udr's own reason: the real server's MAC is unknown.
+				for i := range cases["no MAC"] {
+					cases["no MAC"][i].State.NoNeighbor.Store(true)
+				}
+				for _, srv := range cases["mixed MAC"] {
+					switch srv.Weight {
+					case 2:
+						srv.State.Overloaded.Store(true)
+					case 1:
+						srv.State.NoNeighbor.Store(true)
+					}
+				}
 				for c, servers := range cases {
 					for i := range servers {
 						servers[i].LastWeight = 1

@@ -76,7 +76,7 @@ func (w *WeightedRoundRobin) schedule(cl, cw int32) (pick, ncl, ncw int32) {
 	for {
 		for i++; i < n; i++ {
 			s := &w.servers[i]
-			if !s.State.Overloaded.Load() && s.Weight >= cw {
+			if !s.State.Skip() && s.Weight >= cw {
 				return i, i, cw
 			}
 			if i == stop {

@@ -25,6 +25,10 @@ type DestState struct {
 	// Overloaded is IP_VS_DEST_F_OVERLOAD: set and cleared by the connection
 	// table from the thresholds below; every scheduler skips the server.
 	Overloaded atomic.Bool
+	// NoNeighbor is udr's own: the real server's MAC is not known, so a
+	// frame could not reach it. Schedulers skip it as they skip an
+	// overloaded server, until the MAC is learnt.
+	NoNeighbor atomic.Bool
 	UThreshold atomic.Uint32
 	LThreshold atomic.Uint32
 
@@ -41,6 +45,10 @@ type DestState struct {
 	InPkts  atomic.Uint64
 	InBytes atomic.Uint64
 }
+
+// Skip reports whether schedulers must pass the server by: it is
+// overloaded (the kernel's IP_VS_DEST_F_OVERLOAD) or unreachable.
+func (d *DestState) Skip() bool { return d.Overloaded.Load() || d.NoNeighbor.Load() }
 
 // Overhead returns the kernel's connection overhead
 // (ip_vs_dest_conn_overhead, classic form): active connections cost 256

@@ -592,7 +592,9 @@ var goldenCases = []goldenCase{
 	{
 		// One frame per drop verdict that a static replay can produce;
 		// dest-removed and table-full need a configuration change or a
-		// tiny table: replay_test.go covers them through the API.
+		// tiny table, and no-neighbor a MAC lost mid-connection:
+		// replay_test.go and the forwarder's tests cover them through the
+		// API.
 		name: "drop_reasons",
 		rules: rulesHTTP +
 			"-A -t 192.0.2.100:81 -s rr\n" +
@@ -705,7 +707,7 @@ func dropReasons(c *capture) {
 	c.tcp(toVIP, from, vip80, seg{flags: "R", seq: isn(0) + 1})
 	// no-backend: weight 0 only
 	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 81), seg{flags: "S", seq: isn(1)})
-	// no-neighbor: rs3's MAC unknown
+	// no-backend too: rs3's MAC is unknown, so no scheduler picks it
 	c.tcp(toVIP, from, netip.AddrPortFrom(vip, 82), seg{flags: "S", seq: isn(2)})
 	frag := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: 0x7777, FragOffset: 185,
 		Protocol: layers.IPProtocolUDP, SrcIP: client.AsSlice(), DstIP: vip.AsSlice()}
