@@ -4,13 +4,11 @@ package director
 
 import (
 	"errors"
-	"net/netip"
 	"slices"
 	"syscall"
 	"time"
 
 	"github.com/udr-lb/udr/admin"
-	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
@@ -109,31 +107,5 @@ func (d *Director) connList() ([]admin.Conn, error) {
 
 // answerConnList runs on the worker: it copies the connection table.
 func (d *Director) answerConnList(reply chan<- []admin.Conn, now time.Time) {
-	secs := d.p.Seconds(now)
-	list := make([]admin.Conn, 0, d.p.Conns().Len())
-	d.p.Conns().Range(func(k conntrack.Key, e conntrack.Entry) bool {
-		client, vip := k.Addrs()
-		_, dest := d.reg.Dest(e.Dest)
-		list = append(list, admin.Conn{
-			Proto:    service.Proto(k.Proto),
-			Expires:  e.Expires(secs),
-			State:    e.State.String(),
-			Client:   client,
-			Virtual:  vip,
-			Dest:     netip.AddrPortFrom(dest.Addr(), destPort(k, dest)),
-			Template: k.Template,
-		})
-		return true
-	})
-	reply <- list
-}
-
-// destPort is the port a connection list shows for the real server: the
-// connection's virtual port for a port-0 service, as the kernel forwards
-// to the packet's port then.
-func destPort(k conntrack.Key, dest netip.AddrPort) uint16 {
-	if dest.Port() == 0 {
-		return k.VPort
-	}
-	return dest.Port()
+	reply <- admin.Conns(d.p.Conns(), d.reg, d.p.Seconds(now))
 }

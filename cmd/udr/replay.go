@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/sched"
@@ -161,9 +163,30 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "VIP MAC %s\n", net.HardwareAddr(opts.VIPMAC[:]))
 	writeSummary(stdout, res)
 	if *conns && res.Pipeline != nil {
-		writeConnList(stdout, res.Pipeline, res.Last)
+		// The same listing as ipvsadm -L -c -n against a running udr.
+		admin.Run([]string{"-L", "-n", "-c"}, replayState{cfg, res}, nil, stdout, stderr, admin.Options{})
 	}
 	return nil
+}
+
+// replayState shows the end of a replay to admin's listings; it takes no
+// changes.
+type replayState struct {
+	cfg *service.Config
+	res *forwarder.ReplayResult
+}
+
+func (r replayState) Apply(*service.Command) error {
+	return errors.New("a replay's table cannot be changed")
+}
+
+func (r replayState) State(conns bool) (*admin.State, error) {
+	st := &admin.State{Config: r.cfg, ConnTabSize: 4096}
+	if conns {
+		p := r.res.Pipeline
+		st.Conns = admin.Conns(p.Conns(), p.Registry(), p.Seconds(r.res.Last))
+	}
+	return st, nil
 }
 
 func vipsOf(cfg *service.Config) []netip.Addr {
