@@ -227,3 +227,26 @@ func TestUnknownMAC(t *testing.T) {
 		t.Errorf("ACK once rs1's MAC is known again: %v to %x, want forward to rs1", v, out[:6])
 	}
 }
+
+// TestOnePacket: every datagram of a one-packet UDP service (-o) is
+// scheduled on its own and leaves no connection entry.
+func TestOnePacket(t *testing.T) {
+	h := newHarness(t, `-A -u 192.0.2.100:53 -s rr -o
+-a -u 192.0.2.100:53 -r 192.0.2.11:53 -g -w 1
+-a -u 192.0.2.100:53 -r 192.0.2.12:53 -g -w 1
+`, 64)
+	var got []string
+	for range 4 {
+		v, out := h.p.Process(udrtest.UDP(h.toVIP(), client(5353), vip53, []byte("q")), epoch)
+		if v != VerdictForward {
+			t.Fatalf("verdict %v, want forward", v)
+		}
+		got = append(got, map[bool]string{true: "rs1", false: "rs2"}[bytes.Equal(out[:6], udrtest.RS1MAC)])
+	}
+	if want := []string{"rs2", "rs1", "rs2", "rs1"}; !slices.Equal(got, want) {
+		t.Errorf("datagrams of one client port went to %v, want %v", got, want)
+	}
+	if n := h.p.Conns().Len(); n != 0 {
+		t.Errorf("connection table holds %d entries, want 0", n)
+	}
+}

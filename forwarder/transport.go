@@ -22,6 +22,9 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	p.last.Service = svc.cfg
 	k := &f.key
 	syn := k.Proto == protoTCP && f.tcpFlags&tcpSYN != 0
+	if svc.cfg.OnePacket && k.Proto == protoUDP {
+		return p.onePacket(svc, now)
+	}
 
 	if e, ref, ok := p.conns.LookupRef(k, now); ok {
 		if syn && conntrack.RescheduleOnSYN(e, connReuseMode) {
@@ -61,6 +64,39 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 		return VerdictTableFull, nil
 	}
 	return p.established(*k, srv.ID, now)
+}
+
+// onePacket schedules every datagram of a one-packet service (ipvsadm -o,
+// IP_VS_CONN_F_ONE_PACKET) on its own: the kernel makes a connection for
+// it that is never hashed and expires at once, so nothing is tracked. A
+// persistent one-packet service still keeps its client on one server
+// through the template.
+func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte) {
+	var id service.DestID
+	if svc.cfg.Persistent {
+		pers := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}
+		tk := pers.TemplateKey(p.f.key)
+		if t, ok := p.conns.Lookup(tk, now); ok && p.reg.State(t.Dest).Available.Load() {
+			id, p.last.Persist = t.Dest, true
+			p.conns.InsertTemplate(tk, id, svc.cfg.Timeout, now) // restart its timer
+		}
+	}
+	if id == 0 {
+		i := svc.sched.Pick(p.flow(now))
+		if i < 0 {
+			return VerdictNoBackend, p.unreachable(now)
+		}
+		id = svc.servers[i].ID
+		if svc.cfg.Persistent {
+			tk := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}.TemplateKey(p.f.key)
+			if err := p.conns.InsertTemplate(tk, id, svc.cfg.Timeout, now); err != nil {
+				return VerdictTableFull, nil
+			}
+		}
+	}
+	p.last.New = true
+	p.reg.State(id).Conns.Add(1)
+	return p.forward(id)
 }
 
 // persistent schedules a new connection of a persistent service
