@@ -44,6 +44,11 @@ type Config struct {
 	// Capacity bounds the connection table; 0 means forwarder.DefaultCapacity.
 	Capacity  int
 	SloppyTCP bool
+	// The kernel's IPVS sysctls of the same names (forwarder.Options). A
+	// udr.yaml's values, when ConfigFile is set, take their place.
+	ConnReuseMode           forwarder.ConnReuse
+	ExpireNodestConn        bool
+	ExpireQuiescentTemplate bool
 	// KeepOffloads leaves GRO/LRO/TSO/GSO as they are. By default they are
 	// turned off, so that no frame larger than the MTU reaches udr.
 	KeepOffloads bool
@@ -238,7 +243,21 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwa
 		}
 		return nil, fmt.Errorf("VIP %s is configured on this host: its kernel would answer ARP for it and reset the connections udr forwards; udr owns the VIPs alone, remove them first (%s)", local[0], strings.Join(fixes, "; "))
 	}
-	opts := forwarder.Options{IfMAC: d.ifi.MAC, SloppyTCP: d.cfg.SloppyTCP}
+	opts := forwarder.Options{
+		IfMAC:                   d.ifi.MAC,
+		SloppyTCP:               d.cfg.SloppyTCP,
+		ConnReuseMode:           d.cfg.ConnReuseMode,
+		ExpireNodestConn:        d.cfg.ExpireNodestConn,
+		ExpireQuiescentTemplate: d.cfg.ExpireQuiescentTemplate,
+	}
+	if fc := d.file; fc != nil {
+		reuse, err := forwarder.ConnReuseMode(fc.ConnReuseMode)
+		if err != nil {
+			return nil, err
+		}
+		opts.SloppyTCP, opts.ConnReuseMode = fc.SloppyTCP, reuse
+		opts.ExpireNodestConn, opts.ExpireQuiescentTemplate = fc.ExpireNodestConn, fc.ExpireQuiescentTemplate
+	}
 	switch d.cfg.VIPMAC {
 	case "":
 		opts.VIPMAC = arpresponder.VirtualMAC(d.ifi.MAC, vips)
@@ -264,10 +283,12 @@ func (d *Director) Reload() error {
 	if err != nil {
 		return err
 	}
+	old := d.file
+	d.file = fc // its sysctls apply to the table being compiled
 	if err := d.install(rules); err != nil {
+		d.file = old
 		return err
 	}
-	d.file = fc
 	return d.setHealthTargets()
 }
 

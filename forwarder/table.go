@@ -21,9 +21,41 @@ type Options struct {
 	// SloppyTCP schedules TCP packets without SYN that have no entry, as the
 	// kernel's sloppy_tcp=1 (sh and mh services always do).
 	SloppyTCP bool
+	// ConnReuseMode is the kernel's conn_reuse_mode sysctl for a SYN that
+	// finds an old entry: 0 never reschedules, 1 (the default, as
+	// ConnReuseDefault) reschedules from TIME_WAIT and CLOSE, 2 and 3 from
+	// FIN_WAIT too (a DR entry's state after the client's FIN).
+	ConnReuseMode ConnReuse
+	// ExpireNodestConn is the kernel's expire_nodest_conn: a packet of a
+	// connection whose real server was deleted expires the entry and is
+	// handled as new (a SYN is rescheduled), instead of being dropped
+	// while the entry times out.
+	ExpireNodestConn bool
+	// ExpireQuiescentTemplate is the kernel's expire_quiescent_template: a
+	// persistence template pointing to a weight-0 server is not used, so
+	// persistent clients leave a quiesced server too.
+	ExpireQuiescentTemplate bool
 	// Rand feeds the twos scheduler; nil means a fixed seed.
 	Rand func() uint32
 }
+
+// ConnReuse is a conn_reuse_mode value. The zero value is the kernel's
+// default, 1.
+type ConnReuse struct{ mode int8 }
+
+// ConnReuseDefault is conn_reuse_mode 1.
+var ConnReuseDefault = ConnReuse{}
+
+// ConnReuseMode returns conn_reuse_mode n (0..3).
+func ConnReuseMode(n int) (ConnReuse, error) {
+	if n < 0 || n > 3 {
+		return ConnReuse{}, fmt.Errorf("conn_reuse_mode %d: want 0..3", n)
+	}
+	return ConnReuse{mode: int8(n) - 1}, nil
+}
+
+// Mode returns the sysctl's value.
+func (c ConnReuse) Mode() int { return int(c.mode) + 1 }
 
 // Table is one immutable snapshot of the virtual server table, compiled for
 // the packet path. Workers load it once per batch; a configuration change

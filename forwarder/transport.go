@@ -6,10 +6,6 @@ import (
 	"github.com/udr-lb/udr/service"
 )
 
-// connReuseMode is the kernel's conn_reuse_mode default: a SYN on an entry
-// in TIME_WAIT or CLOSE is scheduled as a new connection.
-const connReuseMode = 1
-
 // transport handles a TCP or UDP packet to a VIP (ip_vs_in_hook): an
 // existing connection goes on to its real server; otherwise the service's
 // scheduler, or its persistence template, picks one.
@@ -27,15 +23,29 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	}
 
 	if e, ref, ok := p.conns.LookupRef(k, now); ok {
-		if syn && conntrack.RescheduleOnSYN(e, connReuseMode) {
+		st := p.reg.State(e.Dest)
+		switch {
+		case syn && conntrack.RescheduleOnSYN(e, p.t.opts.ConnReuseMode.Mode()):
 			// The old connection is over: expire it and schedule the SYN.
 			p.conns.Delete(*k, now)
 			p.last.Resched = true
-		} else {
-			if !p.reg.State(e.Dest).Available.Load() {
-				// expire_nodest_conn=0: dropped, the entry left to time out.
+		case syn && p.t.opts.ExpireNodestConn && e.Flags&conntrack.FlagControlled == 0 && st.Available.Load() && st.Weight.Load() == 0:
+			// expire_nodest_conn also moves a port-reusing SYN off a
+			// quiesced server (ip_vs_in_hook, v6.12).
+			p.conns.Delete(*k, now)
+			p.last.Resched = true
+		case !st.Available.Load():
+			if !p.t.opts.ExpireNodestConn {
+				// The kernel's default: dropped, the entry left to time
+				// out.
 				return VerdictDestRemoved, nil
 			}
+			// expire_nodest_conn=1: the entry goes, and the packet is
+			// handled as new (a SYN is rescheduled; anything else finds
+			// no entry).
+			p.conns.Delete(*k, now)
+			p.last.Resched = true
+		default:
 			e = p.conns.UpdateRef(ref, f.tcpFlags, now)
 			p.last.State = e.State
 			return p.forwardFirst(e.Dest, now)
@@ -76,7 +86,7 @@ func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte)
 	if svc.cfg.Persistent {
 		pers := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}
 		tk := pers.TemplateKey(p.f.key)
-		if t, ok := p.conns.Lookup(tk, now); ok && p.reg.State(t.Dest).Available.Load() {
+		if t, ok := p.conns.Lookup(tk, now); ok && p.templateUsable(t) {
 			id, p.last.Persist = t.Dest, true
 			p.conns.InsertTemplate(tk, id, svc.cfg.Timeout, now) // restart its timer
 		}
@@ -107,7 +117,7 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 	pers := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}
 	tk := pers.TemplateKey(k)
 	t, ok := p.conns.Lookup(tk, now)
-	if ok && p.reg.State(t.Dest).Available.Load() {
+	if ok && p.templateUsable(t) {
 		p.last.Persist = true
 	} else {
 		i := svc.sched.Pick(p.flow(now))
@@ -128,6 +138,13 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 		return VerdictTableFull, nil
 	}
 	return p.established(k, id, now)
+}
+
+// templateUsable is ip_vs_check_template: the template's real server is
+// still in its service, and, with expire_quiescent_template, not quiesced.
+func (p *Pipeline) templateUsable(t conntrack.Entry) bool {
+	st := p.reg.State(t.Dest)
+	return st.Available.Load() && !(p.t.opts.ExpireQuiescentTemplate && st.Weight.Load() == 0)
 }
 
 // established applies the first packet to a connection just created and

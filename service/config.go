@@ -15,6 +15,7 @@ const (
 	DefaultAnnounceInterval = 10 * time.Second
 	DefaultCapacity         = 1 << 20
 	MaxCapacity             = 1 << 28
+	DefaultConnReuseMode    = 1 // the kernel's conn_reuse_mode default
 )
 
 // FileConfig is udr.yaml, udr run's configuration file, checked, with every
@@ -29,6 +30,9 @@ const (
 //	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
 //	capacity: 1048576                # connection table entries
 //	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry
+//	conn_reuse_mode: 1               # the kernel's sysctls of that name: 0..3
+//	expire_nodest_conn: false        # a deleted server's connections expire at their next packet
+//	expire_quiescent_template: false # persistent clients leave a weight-0 server
 //	timeouts: {tcp: 0s, tcp_fin: 0s, udp: 0s}   # ipvsadm --set; whole seconds, 0s = kernel default (900s, 120s, 300s)
 //	rules: ""                        # an `ipvsadm -S -n` rules file, relative to this file's directory
 //	services:                        # or the services themselves; not both
@@ -74,6 +78,12 @@ type FileConfig struct {
 	Capacity         int
 	SloppyTCP        bool
 	Timeouts         Timeouts // in seconds; 0 = the kernel default
+
+	// The kernel's IPVS sysctls that change what happens to a connection
+	// (Documentation/networking/ipvs-sysctl.rst), with its defaults.
+	ConnReuseMode           int  // 0..3, default 1
+	ExpireNodestConn        bool // default false
+	ExpireQuiescentTemplate bool // default false
 
 	// Rules is the rules file, joined to the directory of udr.yaml when
 	// relative, or "". Its services are not in Services.

@@ -31,7 +31,11 @@ func TestLoadConfigFull(t *testing.T) {
 		AnnounceInterval: 30 * time.Second,
 		Capacity:         65536,
 		SloppyTCP:        true,
-		Timeouts:         Timeouts{TCP: 3600, TCPFin: 60},
+
+		ConnReuseMode:           2,
+		ExpireNodestConn:        true,
+		ExpireQuiescentTemplate: true,
+		Timeouts:                Timeouts{TCP: 3600, TCPFin: 60},
 		Services: []ServiceConfig{
 			{
 				Key: Key{TCP, a("192.0.2.100"), 80}, Scheduler: "wrr", HealthCheck: web,
@@ -127,6 +131,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		MetricsAddress:   DefaultMetricsAddress,
 		AnnounceInterval: DefaultAnnounceInterval,
 		Capacity:         DefaultCapacity,
+		ConnReuseMode:    DefaultConnReuseMode,
 	}
 	if diff := cmp.Diff(want, fc); diff != "" {
 		t.Errorf("FileConfig mismatch (-want +got):\n%s", diff)
@@ -229,6 +234,11 @@ services:
 			name: "services not a list",
 			yaml: "interface: eth0\nservices: {address: 192.0.2.100}\n",
 			want: "udr.yaml:2: services: want a list, got mapping",
+		},
+		{
+			name: "conn_reuse_mode out of range",
+			yaml: "interface: eth0\nconn_reuse_mode: 4\n",
+			want: "udr.yaml:2: conn_reuse_mode: 4 out of range 0..3",
 		},
 		{
 			name: "missing interface",

@@ -51,6 +51,10 @@ func (d *configDecoder) config(doc *fileDoc, dir string, validSched func(string)
 	capacity, _ := d.integer("capacity", doc.Capacity, 1, MaxCapacity, DefaultCapacity)
 	fc.Capacity = int(capacity)
 	fc.SloppyTCP, _ = d.boolean("sloppy_tcp", doc.SloppyTCP)
+	reuse, _ := d.integer("conn_reuse_mode", doc.ConnReuseMode, 0, 3, DefaultConnReuseMode)
+	fc.ConnReuseMode = int(reuse)
+	fc.ExpireNodestConn, _ = d.boolean("expire_nodest_conn", doc.ExpireNodestConn)
+	fc.ExpireQuiescentTemplate, _ = d.boolean("expire_quiescent_template", doc.ExpireQuiescent)
 	if t := doc.Timeouts; t != nil {
 		fc.Timeouts = Timeouts{
 			TCP:    d.seconds("timeouts.tcp", t.TCP),

@@ -79,6 +79,9 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		conns   = fs.Bool("conns", false, "print the connection table at the end, as ipvsadm -L -c -n")
 		explain = fs.Bool("explain", false, "print one line per input frame: the decision and why")
 		sloppy  = fs.Bool("sloppy-tcp", false, "schedule TCP packets without SYN that have no entry (sysctl sloppy_tcp)")
+		reuse   = fs.Int("conn-reuse-mode", 1, "the kernel's conn_reuse_mode `0..3`")
+		nodest  = fs.Bool("expire-nodest-conn", false, "expire a deleted real server's connections at their next packet (sysctl expire_nodest_conn)")
+		quiesc  = fs.Bool("expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
 		neigh   = neighFlags{}
 	)
 	fs.Var(neigh, "neigh", "real server `RIP=MAC` (repeatable); more are learnt from ARP in the input")
@@ -101,7 +104,10 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErrorf("replay: %v", err)
 	}
-	opts := forwarder.Options{IfMAC: ifMAC, SloppyTCP: *sloppy}
+	opts := forwarder.Options{IfMAC: ifMAC, SloppyTCP: *sloppy, ExpireNodestConn: *nodest, ExpireQuiescentTemplate: *quiesc}
+	if opts.ConnReuseMode, err = forwarder.ConnReuseMode(*reuse); err != nil {
+		return usageErrorf("replay: --conn-reuse-mode: %v", err)
+	}
 	switch *vipMAC {
 	case "":
 		opts.VIPMAC = arpresponder.VirtualMAC(ifMAC, vipsOf(cfg))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/director"
+	"github.com/udr-lb/udr/forwarder"
 	udrmetrics "github.com/udr-lb/udr/metrics"
 	"github.com/udr-lb/udr/service"
 )
@@ -29,7 +30,10 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.VIPMAC, "vip-mac", "", "`MAC` answering ARP/NDP for the VIPs: empty for a virtual MAC, \"iface\" for the interface's, or an address")
 	fs.DurationVar(&cfg.AnnounceInterval, "garp-interval", 10*time.Second, "period of gratuitous ARP / unsolicited NA for the VIPs")
 	fs.IntVar(&cfg.Capacity, "capacity", 0, "connection table capacity (0: 1048576)")
-	fs.BoolVar(&cfg.SloppyTCP, "sloppy-tcp", false, "schedule TCP packets without SYN that have no entry")
+	fs.BoolVar(&cfg.SloppyTCP, "sloppy-tcp", false, "schedule TCP packets without SYN that have no entry (sysctl sloppy_tcp)")
+	connReuse := fs.Int("conn-reuse-mode", 1, "the kernel's conn_reuse_mode `0..3`: when a SYN reusing a client port is scheduled again")
+	fs.BoolVar(&cfg.ExpireNodestConn, "expire-nodest-conn", false, "expire a deleted real server's connections at their next packet (sysctl expire_nodest_conn)")
+	fs.BoolVar(&cfg.ExpireQuiescentTemplate, "expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
 	control := fs.String("control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	metrics := fs.String("metrics", service.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
@@ -38,6 +42,10 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usageErrorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if cfg.ConnReuseMode, err = forwarder.ConnReuseMode(*connReuse); err != nil {
+		return usageErrorf("run: --conn-reuse-mode: %v", err)
 	}
 	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
 		return usageErrorf("run: give --rules or --config")

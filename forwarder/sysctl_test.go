@@ -1,0 +1,111 @@
+package forwarder
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/udr-lb/udr/internal/udrtest"
+)
+
+// reopts compiles the running rules again with other options, as a daemon
+// started with other sysctls would have them.
+func (h *harness) reopts(tb testing.TB, rules string, set func(*Options)) {
+	tb.Helper()
+	set(&h.opts)
+	h.reload(tb, rules)
+}
+
+// A client reusing its port while the old entry is in FIN_WAIT: mode 1 (the
+// default) keeps it on the old server, mode 2 reschedules; mode 0 never
+// reschedules, not even from CLOSE.
+func TestConnReuseMode(t *testing.T) {
+	finish := func(h *harness) {
+		// SYN → SYN_RECV, ACK → ESTABLISHED, FIN → FIN_WAIT (input-only).
+		h.p.Process(udrtest.TCP(h.toVIP(), client(7), vip80, udrtest.SYN, nil), epoch)
+		h.p.Process(udrtest.TCP(h.toVIP(), client(7), vip80, udrtest.ACK, nil), epoch)
+		h.p.Process(udrtest.TCP(h.toVIP(), client(7), vip80, udrtest.FIN|udrtest.ACK, nil), epoch)
+	}
+	for _, tc := range []struct {
+		mode    int
+		want    []byte // where the port-reusing SYN goes (the first went to rs2)
+		resched bool
+	}{
+		{0, udrtest.RS2MAC, false},
+		{1, udrtest.RS2MAC, false},
+		{2, udrtest.RS1MAC, true},
+		{3, udrtest.RS1MAC, true},
+	} {
+		h := newHarness(t, rules2, 64)
+		mode, err := ConnReuseMode(tc.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.reopts(t, rules2, func(o *Options) { o.ConnReuseMode = mode })
+		finish(h)
+		v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(7), vip80, udrtest.SYN, nil), epoch)
+		if v != VerdictForward || !bytes.Equal(out[:6], tc.want) || h.p.Decision().Resched != tc.resched {
+			t.Errorf("conn_reuse_mode %d: SYN on FIN_WAIT: %v to %x resched %v, want %x resched %v", tc.mode, v, out[:6], h.p.Decision().Resched, tc.want, tc.resched)
+		}
+	}
+	if _, err := ConnReuseMode(4); err == nil {
+		t.Errorf("conn_reuse_mode 4 accepted")
+	}
+	// From CLOSE (after a RST) mode 1 reschedules and mode 0 does not.
+	for mode, want := range map[int][]byte{0: udrtest.RS2MAC, 1: udrtest.RS1MAC} {
+		h := newHarness(t, rules2, 64)
+		m, _ := ConnReuseMode(mode)
+		h.reopts(t, rules2, func(o *Options) { o.ConnReuseMode = m })
+		// SYN, ACK → ESTABLISHED, RST → CLOSE.
+		h.p.Process(udrtest.TCP(h.toVIP(), client(8), vip80, udrtest.SYN, nil), epoch)
+		h.p.Process(udrtest.TCP(h.toVIP(), client(8), vip80, udrtest.ACK, nil), epoch)
+		h.p.Process(udrtest.TCP(h.toVIP(), client(8), vip80, udrtest.RST, nil), epoch)
+		if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(8), vip80, udrtest.SYN, nil), epoch); v != VerdictForward || !bytes.Equal(out[:6], want) {
+			t.Errorf("conn_reuse_mode %d: SYN on CLOSE: %v to %x, want %x", mode, v, out[:6], want)
+		}
+	}
+}
+
+// expire_nodest_conn: packets of a deleted server's connection expire the
+// entry instead of being dropped until it times out; a SYN reusing the port
+// of a quiesced server's connection is rescheduled.
+func TestExpireNodestConn(t *testing.T) {
+	withoutRS2 := "-A -t 192.0.2.100:80 -s rr\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n"
+	for _, expire := range []bool{false, true} {
+		h := newHarness(t, rules2, 64)
+		h.reopts(t, rules2, func(o *Options) { o.ExpireNodestConn = expire })
+		h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch) // to rs2
+		h.reload(t, withoutRS2)
+		ack, _ := h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.ACK, nil), epoch)
+		syn, out := h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch)
+		if !expire && (ack != VerdictDestRemoved || syn != VerdictDestRemoved) {
+			t.Errorf("expire_nodest_conn=0: ACK %v, SYN %v; want both dest-removed", ack, syn)
+		}
+		if expire && (ack != VerdictNoConn || syn != VerdictForward || !bytes.Equal(out[:6], udrtest.RS1MAC)) {
+			t.Errorf("expire_nodest_conn=1: ACK %v, SYN %v to %x; want no-conn, then the SYN to rs1", ack, syn, out[:6])
+		}
+	}
+	h := newHarness(t, rules2, 64)
+	h.reopts(t, rules2, func(o *Options) { o.ExpireNodestConn = true })
+	h.p.Process(udrtest.TCP(h.toVIP(), client(2), vip80, udrtest.SYN, nil), epoch) // to rs2
+	h.p.Process(udrtest.TCP(h.toVIP(), client(2), vip80, udrtest.ACK, nil), epoch)
+	h.reload(t, "-A -t 192.0.2.100:80 -s rr\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 0\n")
+	if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(2), vip80, udrtest.SYN, nil), epoch); v != VerdictForward || !bytes.Equal(out[:6], udrtest.RS1MAC) {
+		t.Errorf("SYN reusing a quiesced server's connection: %v to %x, want rs1", v, out[:6])
+	}
+}
+
+// expire_quiescent_template: persistent clients of a quiesced server stay
+// with it by default, and move when the sysctl is set.
+func TestExpireQuiescentTemplate(t *testing.T) {
+	const persistent = "-A -t 192.0.2.100:80 -s rr -p 300\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 1\n"
+	const quiesced = "-A -t 192.0.2.100:80 -s rr -p 300\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 0\n"
+	for expire, want := range map[bool][]byte{false: udrtest.RS2MAC, true: udrtest.RS1MAC} {
+		h := newHarness(t, persistent, 64)
+		h.reopts(t, persistent, func(o *Options) { o.ExpireQuiescentTemplate = expire })
+		h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch) // template → rs2
+		h.reload(t, quiesced)
+		if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(2), vip80, udrtest.SYN, nil), epoch); v != VerdictForward || !bytes.Equal(out[:6], want) {
+			t.Errorf("expire_quiescent_template=%v: the client's next connection: %v to %x, want %x", expire, v, out[:6], want)
+		}
+	}
+}
