@@ -1,8 +1,12 @@
 package forwarder
 
-import "github.com/udr-lb/udr/service"
+import (
+	"encoding/binary"
 
-// The kernel reassembles IPv4 datagrams before IPVS sees them; udr forwards
+	"github.com/udr-lb/udr/service"
+)
+
+// The kernel reassembles IPv4 and IPv6 datagrams before IPVS sees them; udr forwards
 // each fragment unchanged instead, so that the real server reassembles. Only
 // the first fragment carries the ports, so it is scheduled like any packet
 // and its decision is remembered here for the fragments that follow.
@@ -17,8 +21,8 @@ const (
 )
 
 type fragKey struct {
-	src, dst [4]byte
-	id       uint16
+	src, dst [16]byte
+	id       uint32
 	proto    uint8
 }
 
@@ -34,18 +38,16 @@ type fragTable struct {
 }
 
 func (f *frame) fragKey() fragKey {
-	k := fragKey{id: f.fragID, proto: f.key.Proto}
-	copy(k.src[:], f.key.Client[12:])
-	copy(k.dst[:], f.key.VIP[12:])
-	return k
+	return fragKey{src: f.key.Client, dst: f.key.VIP, id: f.fragID, proto: f.key.Proto}
 }
 
-func (k fragKey) slot() int {
-	h := uint32(k.id)*0x9e3779b1 ^ uint32(k.src[3])<<24 ^ uint32(k.src[2])<<16 ^
-		uint32(k.src[1])<<8 ^ uint32(k.src[0]) ^ uint32(k.proto)<<5
-	h ^= uint32(k.dst[3]) << 11
+func (k *fragKey) slot() int {
+	le := binary.LittleEndian
+	h := uint64(k.id)<<8 | uint64(k.proto)
+	h ^= le.Uint64(k.src[:8]) ^ le.Uint64(k.src[8:])*0x9e3779b97f4a7c15
+	h ^= (le.Uint64(k.dst[:8]) ^ le.Uint64(k.dst[8:])) * 0xc2b2ae3d27d4eb4f
 	h *= 0x85ebca6b
-	return int(h>>20) % fragSlots
+	return int(h>>32) % fragSlots
 }
 
 // remember records that the datagram of the first fragment k went to dest.

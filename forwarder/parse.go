@@ -60,11 +60,11 @@ type frame struct {
 	// ports, Proto the IP protocol.
 	key      conntrack.Key
 	is6      bool
-	ipLen    int  // IP datagram length (header + payload), as the kernel counts InBytes
-	l4       int  // offset of the transport header; 0 when absent (later fragment)
-	fragment bool // IPv4: MF set or offset non-zero
-	fragOff  uint16
-	fragID   uint16
+	ipLen    int    // IP datagram length (header + payload), as the kernel counts InBytes
+	l4       int    // offset of the transport header; 0 when absent (later fragment)
+	fragment bool   // a fragment: MF set or offset non-zero
+	fragOff  uint16 // in 8-byte units; non-zero: a later fragment, no transport header
+	fragID   uint32 // IPv4's 16-bit or IPv6's 32-bit identification
 
 	tcpFlags uint8 // valid for TCP when l4 != 0
 }
@@ -122,7 +122,7 @@ func (f *frame) decodeIPv4() Verdict {
 	f.key.Proto = ip[9]
 	putV4Mapped(&f.key.Client, ip[12:16])
 	putV4Mapped(&f.key.VIP, ip[16:20])
-	f.fragID = binary.BigEndian.Uint16(ip[4:])
+	f.fragID = uint32(binary.BigEndian.Uint16(ip[4:]))
 	ff := binary.BigEndian.Uint16(ip[6:])
 	f.fragOff = ff & 0x1fff
 	f.fragment = ff&0x2000 != 0 || f.fragOff != 0
@@ -158,10 +158,21 @@ func (f *frame) decodeIPv6() Verdict {
 			next, off = ip[off], off+8+int(ip[off+1])*8
 			continue
 		case ipv6Fragment:
-			// udr forwards IPv6 datagrams whole only; a fragmented one has
-			// no transport header to schedule on in its later parts.
-			f.key.Proto = ipv6Fragment
-			return VerdictForward
+			// RFC 8200 4.5: the first fragment (offset 0) carries the
+			// transport header after this one; later ones do not.
+			if off+8 > total {
+				return VerdictTruncated
+			}
+			ff := binary.BigEndian.Uint16(ip[off+2:])
+			f.fragOff = ff >> 3
+			f.fragment = true
+			f.fragID = binary.BigEndian.Uint32(ip[off+4:])
+			next, off = ip[off], off+8
+			if f.fragOff != 0 {
+				f.key.Proto = next
+				return VerdictForward
+			}
+			continue
 		}
 		break
 	}
@@ -223,12 +234,16 @@ func put16(dst *[16]byte, a []byte) {
 // ipv4HeaderOK reports whether an IPv4 header's checksum is correct
 // (RFC 1071: the one's-complement sum over the header is all ones).
 func ipv4HeaderOK(hdr []byte) bool {
-	var sum uint32
-	for i := 0; i+1 < len(hdr); i += 2 {
-		sum += uint32(hdr[i])<<8 | uint32(hdr[i+1])
+	// Sum 32-bit words into 64 bits (an IPv4 header is a multiple of 4
+	// bytes), then fold: the one's-complement sum is the same.
+	var sum uint64
+	for len(hdr) >= 4 {
+		sum += uint64(binary.BigEndian.Uint32(hdr))
+		hdr = hdr[4:]
 	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
+	sum = sum&0xffffffff + sum>>32
+	sum = sum&0xffff + sum>>16
+	sum = sum&0xffff + sum>>16
+	sum = sum&0xffff + sum>>16
 	return sum == 0xffff
 }

@@ -66,7 +66,7 @@ type Decision struct {
 	Stateless bool // scheduled without an entry (sh/mh mid-stream, sloppy TCP)
 	Resched   bool // an old entry was replaced (conn_reuse_mode)
 	State     conntrack.State
-	Fragment  bool // a later IPv4 fragment, sent where its first went
+	Fragment  bool // a later fragment, sent where its first went
 	ICMP      bool // an ICMP error sent to its connection's real server
 	// Unreachable: no real server was available and the client is sent
 	// ICMP port unreachable.
@@ -171,9 +171,6 @@ func (p *Pipeline) forward(id service.DestID) (Verdict, []byte) {
 }
 
 func (p *Pipeline) laterFragment(now uint32) (Verdict, []byte) {
-	if p.f.is6 {
-		return VerdictFragment, nil
-	}
 	id, ok := p.frags.lookup(p.f.fragKey(), now)
 	if !ok {
 		return VerdictFragment, nil

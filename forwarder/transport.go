@@ -160,7 +160,7 @@ func (p *Pipeline) established(k conntrack.Key, id service.DestID, now uint32) (
 // forwardFirst forwards the packet and, when it is the first fragment of a
 // datagram, remembers where its later fragments go.
 func (p *Pipeline) forwardFirst(id service.DestID, now uint32) (Verdict, []byte) {
-	if p.f.fragment && !p.f.is6 {
+	if p.f.fragment {
 		p.frags.remember(p.f.fragKey(), id, now)
 	}
 	return p.forward(id)
