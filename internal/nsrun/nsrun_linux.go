@@ -1,9 +1,5 @@
 //go:build linux
 
-// Package nsrun runs code in a network namespace: the director's control
-// changes, the health checker's probes and the test labs' setup all open
-// sockets and query netlink in a namespace that may not be the one of the
-// thread that asks.
 package nsrun
 
 import (

@@ -1,7 +1,5 @@
 //go:build !linux
 
-// Package nsrun runs code in a network namespace; where there are none, it
-// just runs it.
 package nsrun
 
 // Namespace is a no-op where network namespaces do not exist.
