@@ -42,6 +42,14 @@ func BenchmarkStages(b *testing.B) {
 			h.p.conns.Update(k, 0x10, 5)
 		}
 	})
+	b.Run("conn-lookup-update", func(b *testing.B) {
+		// As the pipeline does it: one probe, then the update in place.
+		for b.Loop() {
+			if _, ref, ok := h.p.conns.LookupRef(&f.key, 5); ok {
+				h.p.conns.UpdateRef(ref, 0x10, 5)
+			}
+		}
+	})
 	b.Run("clock", func(b *testing.B) {
 		for b.Loop() {
 			h.p.Seconds(epoch)
