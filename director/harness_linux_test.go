@@ -90,8 +90,15 @@ func (l *lab) writeRules(lines ...string) {
 func (l *lab) start(nServers int, rules ...string) {
 	l.t.Helper()
 	l.writeRules(rules...)
+	l.startWith(nServers, director.Config{Iface: "eth0", Rules: l.rules})
+}
+
+// startWith starts a director with cfg (its Logger set to the test's log
+// watcher) and waits until it has found nServers real servers' MACs.
+func (l *lab) startWith(nServers int, cfg director.Config) {
+	l.t.Helper()
 	l.log = newLogWatch(l.t)
-	cfg := director.Config{Iface: "eth0", Rules: l.rules, Logger: slog.New(l.log.handler())}
+	cfg.Logger = slog.New(l.log.handler())
 	err := l.Director.Run(func() error {
 		var err error
 		l.d, err = director.New(cfg)

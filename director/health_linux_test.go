@@ -5,7 +5,6 @@ package director_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -312,38 +311,7 @@ func (l *lab) startFile(nServers int, yaml string) {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
-	l.log = newLogWatch(l.t)
-	cfg := director.Config{Iface: "eth0", ConfigFile: path, Logger: slog.New(l.log.handler())}
-	if err := l.Director.Run(func() error {
-		var err error
-		l.d, err = director.New(cfg)
-		return err
-	}); err != nil {
-		l.log.stop()
-		l.t.Fatalf("director.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.d.Run(ctx) }()
-	l.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				l.t.Errorf("director Run: %v", err)
-			}
-			l.t.Logf("director verdicts: %s", verdicts(l.d.Stats()))
-		case <-time.After(stopTimeout):
-			l.t.Errorf("director Run did not return within %v of its context's end", stopTimeout)
-		}
-		if err := l.d.Close(); err != nil {
-			l.t.Errorf("director Close: %v", err)
-		}
-		l.log.stop()
-	})
-	if err := l.log.await("real server reachable", nServers, eventTimeout); err != nil {
-		l.t.Fatal(err)
-	}
+	l.startWith(nServers, director.Config{Iface: "eth0", ConfigFile: path})
 }
 
 // serverHealth returns the metrics of the real server addr of the service
