@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/udr-lb/udr/internal/udrtest"
@@ -50,9 +51,29 @@ func BenchmarkStages(b *testing.B) {
 			}
 		}
 	})
+	b.Run("decode-conn", func(b *testing.B) {
+		// Decode, then look the connection up and update it, as one
+		// frame does: the key read is the one decode just wrote.
+		var g frame
+		for b.Loop() {
+			n := copy(buf, est)
+			g.decode(buf[:n])
+			if _, ref, ok := h.p.conns.LookupRef(&g.key, 5); ok {
+				h.p.conns.UpdateRef(ref, 0x10, 5)
+			}
+		}
+	})
 	b.Run("clock", func(b *testing.B) {
 		for b.Loop() {
 			h.p.Seconds(epoch)
+		}
+	})
+	b.Run("process-not-vip", func(b *testing.B) {
+		// Decode and the fixed costs of Process, up to the VIP check.
+		other := udrtest.TCP(h.toVIP(), client(1), netip.MustParseAddrPort("192.0.2.200:80"), udrtest.ACK, nil)
+		for b.Loop() {
+			n := copy(buf, other)
+			h.p.Process(buf[:n], epoch)
 		}
 	})
 	b.Run("process", func(b *testing.B) {
