@@ -144,10 +144,10 @@ func New(cfg Config) (_ *Director, err error) {
 	if err := d.newChecker(); err != nil {
 		return nil, err
 	}
-	if err := d.setHealthTargets(); err != nil {
+	if _, err := d.setHealthTargets(); err != nil {
 		return nil, err
 	}
-	t, err := d.compile(rules, nil)
+	t, err := d.compile(d.overlay(rules), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +289,16 @@ func (d *Director) Reload() error {
 		d.file = old
 		return err
 	}
-	return d.setHealthTargets()
+	changed, err := d.setHealthTargets()
+	if err != nil {
+		return err
+	}
+	if changed {
+		// New servers that start down (initial_down), or servers whose
+		// check went away: compile again with the health overlay.
+		return d.install(d.running)
+	}
+	return nil
 }
 
 // install compiles cfg as the running configuration and swaps it in. The

@@ -38,9 +38,10 @@ func (d *Director) newChecker() error {
 	return err
 }
 
-// setHealthTargets gives the checker the checks of the loaded udr.yaml.
-// The caller holds d.mu.
-func (d *Director) setHealthTargets() error {
+// setHealthTargets gives the checker the checks of the loaded udr.yaml,
+// and reports whether that changed which servers are down. The caller
+// holds d.mu.
+func (d *Director) setHealthTargets() (changed bool, err error) {
 	checks := make(map[admin.DestKey]service.HealthCheck)
 	var targets []health.Target
 	if d.file != nil {
@@ -52,23 +53,33 @@ func (d *Director) setHealthTargets() error {
 		}
 	}
 	if err := d.checker.Set(targets); err != nil {
-		return err
+		return false, err
+	}
+	for k, hc := range checks {
+		if _, had := d.health.checks[k]; !had && hc.InitialDown {
+			// keepalived's alpha mode: a new server earns its place
+			// with `rise` passing checks; the checker reports it up then.
+			d.health.down[k] = true
+			changed = true
+		}
 	}
 	d.health.checks = checks
 	for k := range d.health.down {
 		if _, ok := checks[k]; !ok {
 			delete(d.health.down, k) // no check any more: back in service
+			changed = true
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 func checkConfig(hc service.HealthCheck) health.CheckConfig {
 	return health.CheckConfig{
 		Kind: health.Kind(hc.Kind), Port: hc.Port,
 		Interval: hc.Interval, Timeout: hc.Timeout, Rise: hc.Rise, Fall: hc.Fall,
-		Path: hc.Path, Host: hc.Host, Status: hc.Status, DNSName: hc.DNSName,
-		Mode: hc.Mode,
+		Path: hc.Path, Host: hc.Host, Status: hc.Status,
+		DNSName: hc.DNSName, DNSType: hc.DNSType, Payload: hc.Payload,
+		Mode: hc.Mode, InitialDown: hc.InitialDown,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -357,4 +358,42 @@ func upDown(up bool) string {
 		return "up"
 	}
 	return "down"
+}
+
+// TestPrivilegedHealthInitialDown: with initial_down (keepalived's alpha
+// mode) a server starts quiesced and gets traffic only after rise passing
+// checks.
+func TestPrivilegedHealthInitialDown(t *testing.T) {
+	netlab.Privileged(t)
+	l := newLab(t, "hinit", drlab.Options{})
+	l.startFile(2, `interface: eth0
+services:
+  - address: 192.0.2.100
+    port: 80
+    scheduler: rr
+    health_check: {kind: http, interval: 1s, timeout: 300ms, rise: 2, fall: 2, initial_down: true}
+    servers:
+      - address: 192.0.2.11
+      - address: 192.0.2.12
+`)
+	rs1Addr := netip.MustParseAddrPort(rs1 + ":80")
+	if w, ok := stateWeight(t, l, rs1Addr); !ok || w != 0 {
+		t.Fatalf("rs1 right after start: weight %d (present %v), want 0 until its checks pass", w, ok)
+	}
+	if srv, ok := serverHealth(l, rs1Addr); !ok || srv.Health == nil || srv.Health.Up {
+		t.Fatalf("rs1's health right after start: %+v, want down", srv.Health)
+	}
+	if _, err := awaitHealth(l, rs1Addr, true, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := stateWeight(t, l, rs1Addr); w != 1 {
+		t.Fatalf("rs1 after its checks passed: weight %d, want 1", w)
+	}
+	client := drlab.HTTPClient(l.Client, requestTimeout)
+	if _, err := awaitHealth(l, netip.MustParseAddrPort(rs2+":80"), true, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := gets(t, client, "http://192.0.2.100/", 4); !slices.Contains(got, "rs1") || !slices.Contains(got, "rs2") {
+		t.Errorf("answers once both passed their checks: %v, want both servers", got)
+	}
 }

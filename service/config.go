@@ -63,10 +63,13 @@ const (
 //	host: ""             # http only; "" = the real server's address
 //	status: 200          # http only, 100..599
 //	dns_name: ""         # dns only, required
+//	dns_type: A          # dns only: A, AAAA, NS, SOA, MX, TXT, CNAME, PTR, SRV or 1..65535
+//	payload: ""          # udp only: the datagram sent
 //	interval: 2s         # 100ms..1h
 //	timeout: 1s          # shorter than interval
 //	rise: 2              # 1..1000
 //	fall: 3              # 1..1000
+//	initial_down: false  # start down, in service only after rise successes (keepalived's alpha)
 //	mode: ""             # "" to the server's address; dr (tcp only) to the VIP via the server's MAC
 //	on_failure: quiesce  # quiesce (weight 0) or remove
 type FileConfig struct {

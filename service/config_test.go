@@ -21,8 +21,9 @@ func TestLoadConfigFull(t *testing.T) {
 		Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 2, OnFailure: "remove"}
 	webStatus := *web
 	webStatus.Port, webStatus.Path = 8080, "/status"
-	dns := &HealthCheck{Kind: "dns", DNSName: "www.example.", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
-	udp := &HealthCheck{Kind: "udp", Port: 5353, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
+	dns := &HealthCheck{Kind: "dns", DNSName: "www.example.", DNSType: 28, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
+		InitialDown: true, OnFailure: "quiesce"}
+	udp := &HealthCheck{Kind: "udp", Port: 5353, Payload: "ping", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
 	ssh := &HealthCheck{Kind: "tcp", Port: 22, Interval: 10 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Mode: "dr", OnFailure: "quiesce"}
 	wantFC := &FileConfig{
 		Interface:        "eth1",
@@ -155,9 +156,96 @@ services:
 		t.Errorf("Config mismatch (-want +got):\n%s", diff)
 	}
 	wantHC := healthDefaults
-	wantHC.Path, wantHC.Status = "", 0 // http only
+	wantHC.Path, wantHC.Status, wantHC.DNSType = "", 0, 0 // http only, dns only
 	if diff := cmp.Diff(&wantHC, fc.Services[0].Servers[0].HealthCheck); diff != "" {
 		t.Errorf("health check mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// The keys dns_type, payload and initial_down: their values, defaults and
+// inheritance from the service's health_check to a server's.
+func TestLoadConfigHealthKeys(t *testing.T) {
+	check := func(kind string, f func(*HealthCheck)) *HealthCheck {
+		c := &HealthCheck{Kind: kind, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
+		f(c)
+		return c
+	}
+	const dnsMX = "{kind: dns, dns_name: www.example., dns_type: MX, initial_down: true}"
+	tests := []struct {
+		name     string
+		svc, srv string // the health_check of the service and of its server
+		want     *HealthCheck
+	}{
+		{
+			name: "all three inherited",
+			svc:  dnsMX,
+			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType, c.InitialDown = "www.example.", 15, true }),
+		},
+		{
+			name: "server overrides dns_type only",
+			svc:  dnsMX,
+			srv:  "{dns_type: 28}",
+			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType, c.InitialDown = "www.example.", 28, true }),
+		},
+		{
+			name: "server turns initial_down off",
+			svc:  dnsMX,
+			srv:  "{initial_down: false}",
+			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 15 }),
+		},
+		{
+			name: "dns_type name in lower case",
+			svc:  "{kind: dns, dns_name: www.example., dns_type: srv}",
+			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 33 }),
+		},
+		{
+			name: "dns_type number 65535",
+			svc:  "{kind: dns, dns_name: www.example., dns_type: 65535}",
+			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 65535 }),
+		},
+		{
+			name: "dns_type default A",
+			svc:  "{kind: dns, dns_name: www.example.}",
+			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 1 }),
+		},
+		{
+			name: "udp payload inherited, initial_down from the server",
+			svc:  `{kind: udp, payload: "ping\n"}`,
+			srv:  "{initial_down: true}",
+			want: check("udp", func(c *HealthCheck) { c.Payload, c.InitialDown = "ping\n", true }),
+		},
+		{
+			name: "udp payload default empty",
+			svc:  "{kind: udp}",
+			want: check("udp", func(*HealthCheck) {}),
+		},
+		{
+			name: "server of another kind inherits nothing",
+			svc:  dnsMX,
+			srv:  "{kind: udp, payload: hello}",
+			want: check("udp", func(c *HealthCheck) { c.Payload = "hello" }),
+		},
+		{
+			name: "initial_down of a tcp check",
+			svc:  "{initial_down: true}",
+			want: check("tcp", func(c *HealthCheck) { c.InitialDown = true }),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 53\n" +
+				"    health_check: " + tt.svc + "\n    servers:\n      - address: 192.0.2.11\n"
+			if tt.srv != "" {
+				yaml += "        health_check: " + tt.srv + "\n"
+			}
+			fc, _, _, err := parseConfig([]byte(yaml), "udr.yaml", ".", testScheds)
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, fc.Services[0].Servers[0].HealthCheck); diff != "" {
+				t.Errorf("server health check mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -344,6 +432,64 @@ services:
 			name: "dns without a name",
 			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 53\n    health_check: {kind: dns}\n",
 			want: "udr.yaml:5: services[0].health_check.dns_name: required for kind dns",
+		},
+		{
+			name: "dns_type of a tcp check",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 80\n    health_check: {dns_type: AAAA}\n",
+			want: "udr.yaml:5: services[0].health_check.dns_type: not used by kind tcp",
+		},
+		{
+			name: "payload of an http check",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 80\n    health_check: {kind: http, payload: ping}\n",
+			want: "udr.yaml:5: services[0].health_check.payload: not used by kind http",
+		},
+		{
+			name: "server payload on the service's dns check",
+			yaml: `interface: eth0
+services:
+  - address: 192.0.2.100
+    port: 53
+    health_check: {kind: dns, dns_name: www.example.}
+    servers:
+      - address: 192.0.2.11
+        health_check: {payload: ping}
+`,
+			want: "udr.yaml:8: services[0].servers[0].health_check.payload: not used by kind dns",
+		},
+		{
+			name: "initial_down of kind none",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 80\n    health_check: {kind: none, initial_down: true}\n",
+			want: "udr.yaml:5: services[0].health_check.initial_down: not used by kind none",
+		},
+		{
+			name: "unknown dns_type name",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 53\n    health_check: {kind: dns, dns_name: www.example., dns_type: AXFR}\n",
+			want: `udr.yaml:5: services[0].health_check.dns_type: "AXFR" unknown, want A, AAAA, NS, SOA, MX, TXT, CNAME, PTR, SRV or a number 1..65535`,
+		},
+		{
+			name: "dns_type 0",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 53\n    health_check: {kind: dns, dns_name: www.example., dns_type: 0}\n",
+			want: "udr.yaml:5: services[0].health_check.dns_type: 0 out of range 1..65535",
+		},
+		{
+			name: "dns_type above 65535",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 53\n    health_check: {kind: dns, dns_name: www.example., dns_type: 65536}\n",
+			want: "udr.yaml:5: services[0].health_check.dns_type: 65536 out of range 1..65535",
+		},
+		{
+			name: "dns_type a list",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 53\n    health_check: {kind: dns, dns_name: www.example., dns_type: [A]}\n",
+			want: "udr.yaml:5: services[0].health_check.dns_type: want A, AAAA, NS, SOA, MX, TXT, CNAME, PTR, SRV or a number 1..65535, got list",
+		},
+		{
+			name: "payload not a string",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 53\n    health_check: {kind: udp, payload: 7}\n",
+			want: "udr.yaml:5: services[0].health_check.payload: want a string, got int 7",
+		},
+		{
+			name: "initial_down not a bool",
+			yaml: "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 80\n    health_check: {initial_down: 1}\n",
+			want: "udr.yaml:5: services[0].health_check.initial_down: want true or false, got int 1",
 		},
 		{
 			name: "health check port for a port-0 service",

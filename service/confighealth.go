@@ -1,6 +1,7 @@
 package service
 
 import (
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
@@ -16,10 +17,17 @@ type HealthCheck struct {
 	Host     string        // http: the Host header, default "" = the real server's address
 	Status   int           // http: the status that means healthy, default 200
 	DNSName  string        // dns: the name to query, required
+	DNSType  uint16        // dns: the query's record type, default 1 (A)
+	Payload  string        // udp: the datagram sent, default empty
 	Interval time.Duration // default 2s
 	Timeout  time.Duration // default 1s; shorter than Interval
 	Rise     int           // consecutive successes that make a server healthy, default 2
 	Fall     int           // consecutive failures that make it unhealthy, default 3
+
+	// InitialDown starts the server down, so that it gets traffic only
+	// after Rise successes (keepalived's alpha mode); by default it
+	// starts up.
+	InitialDown bool
 
 	// Mode "" checks the real server's own address; "dr" (kind tcp only)
 	// sends the check to the VIP through the real server's MAC, as
@@ -33,11 +41,12 @@ type HealthCheck struct {
 }
 
 // healthDefaults holds the defaults of a health check's fields; Path and
-// Status apply to http only.
+// Status apply to http only, DNSType to dns only.
 var healthDefaults = HealthCheck{
 	Kind:      "tcp",
 	Path:      "/",
 	Status:    200,
+	DNSType:   1, // A
 	Interval:  2 * time.Second,
 	Timeout:   time.Second,
 	Rise:      2,
@@ -47,18 +56,21 @@ var healthDefaults = HealthCheck{
 
 // healthDoc is a health_check mapping as written.
 type healthDoc struct {
-	Kind      ast.Node `yaml:"kind"`
-	Port      ast.Node `yaml:"port"`
-	Path      ast.Node `yaml:"path"`
-	Host      ast.Node `yaml:"host"`
-	Status    ast.Node `yaml:"status"`
-	DNSName   ast.Node `yaml:"dns_name"`
-	Interval  ast.Node `yaml:"interval"`
-	Timeout   ast.Node `yaml:"timeout"`
-	Rise      ast.Node `yaml:"rise"`
-	Fall      ast.Node `yaml:"fall"`
-	Mode      ast.Node `yaml:"mode"`
-	OnFailure ast.Node `yaml:"on_failure"`
+	Kind        ast.Node `yaml:"kind"`
+	Port        ast.Node `yaml:"port"`
+	Path        ast.Node `yaml:"path"`
+	Host        ast.Node `yaml:"host"`
+	Status      ast.Node `yaml:"status"`
+	DNSName     ast.Node `yaml:"dns_name"`
+	DNSType     ast.Node `yaml:"dns_type"`
+	Payload     ast.Node `yaml:"payload"`
+	Interval    ast.Node `yaml:"interval"`
+	Timeout     ast.Node `yaml:"timeout"`
+	Rise        ast.Node `yaml:"rise"`
+	Fall        ast.Node `yaml:"fall"`
+	InitialDown ast.Node `yaml:"initial_down"`
+	Mode        ast.Node `yaml:"mode"`
+	OnFailure   ast.Node `yaml:"on_failure"`
 }
 
 // Fields of a health check, in the order of healthKeys.
@@ -69,18 +81,21 @@ const (
 	hcHost
 	hcStatus
 	hcDNSName
+	hcDNSType
+	hcPayload
 	hcInterval
 	hcTimeout
 	hcRise
 	hcFall
+	hcInitialDown
 	hcMode
 	hcOnFailure
 	numHealthFields
 )
 
 var healthKeys = [numHealthFields]string{
-	"kind", "port", "path", "host", "status", "dns_name",
-	"interval", "timeout", "rise", "fall", "mode", "on_failure",
+	"kind", "port", "path", "host", "status", "dns_name", "dns_type", "payload",
+	"interval", "timeout", "rise", "fall", "initial_down", "mode", "on_failure",
 }
 
 // healthSrc is a health check as the nodes of its fields, each with the
@@ -92,8 +107,8 @@ type healthSrc struct {
 }
 
 func (h *healthDoc) nodes() [numHealthFields]ast.Node {
-	return [...]ast.Node{h.Kind, h.Port, h.Path, h.Host, h.Status, h.DNSName,
-		h.Interval, h.Timeout, h.Rise, h.Fall, h.Mode, h.OnFailure}
+	return [...]ast.Node{h.Kind, h.Port, h.Path, h.Host, h.Status, h.DNSName, h.DNSType, h.Payload,
+		h.Interval, h.Timeout, h.Rise, h.Fall, h.InitialDown, h.Mode, h.OnFailure}
 }
 
 // mergeHealth returns the health check of a server: the service's (svc,
@@ -142,12 +157,12 @@ func kindOf(n ast.Node) string {
 }
 
 // healthFields says which fields each kind takes besides the common ones
-// (port, interval, timeout, rise, fall, mode, on_failure).
+// (port, interval, timeout, rise, fall, initial_down, mode, on_failure).
 var healthFields = map[string][]int{
 	"tcp":  nil,
-	"udp":  nil,
+	"udp":  {hcPayload},
 	"http": {hcPath, hcHost, hcStatus},
-	"dns":  {hcDNSName},
+	"dns":  {hcDNSName, hcDNSType},
 	"none": {},
 }
 
@@ -173,7 +188,7 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 		case kind == "none":
 			d.errorf(path(i), "not used by kind none")
 			ok = false
-		case i == hcPath || i == hcHost || i == hcStatus || i == hcDNSName:
+		case i == hcPath || i == hcHost || i == hcStatus || i == hcDNSName || i == hcDNSType || i == hcPayload:
 			d.errorf(path(i), "not used by kind %s", kind)
 			ok = false
 		}
@@ -210,6 +225,12 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 			d.errorf(h.owner+".dns_name", "required for kind dns")
 			ok = false
 		}
+		c.DNSType, v = d.dnsType(path(hcDNSType), n[hcDNSType], def.DNSType)
+		good(v)
+	}
+	if kind == "udp" {
+		c.Payload, v = d.str(path(hcPayload), n[hcPayload], "")
+		good(v)
 	}
 	var iv, tv bool
 	c.Interval, iv = d.duration(path(hcInterval), n[hcInterval], 100*time.Millisecond, time.Hour, def.Interval, false)
@@ -228,6 +249,8 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 	fall, v = d.integer(path(hcFall), n[hcFall], 1, 1000, int64(def.Fall))
 	good(v)
 	c.Rise, c.Fall = int(rise), int(fall)
+	c.InitialDown, v = d.boolean(path(hcInitialDown), n[hcInitialDown])
+	good(v)
 	c.Mode, v = d.oneOf(path(hcMode), n[hcMode], "", "", "dr")
 	good(v)
 	if c.Mode == "dr" && kind != "tcp" {
@@ -241,4 +264,38 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 		return nil, false
 	}
 	return &c, true
+}
+
+// dnsTypes are the record types that dns_type takes by name (RFC 1035
+// section 3.2.2; AAAA RFC 3596, SRV RFC 2782), in the order errors list them.
+var dnsTypes = [...]struct {
+	name string
+	typ  uint16
+}{
+	{"A", 1}, {"AAAA", 28}, {"NS", 2}, {"SOA", 6}, {"MX", 15},
+	{"TXT", 16}, {"CNAME", 5}, {"PTR", 12}, {"SRV", 33},
+}
+
+// dnsType returns the record type at path, a name of dnsTypes (in any
+// case) or a number 1..65535, or def when it is absent.
+func (d *configDecoder) dnsType(path string, n ast.Node, def uint16) (uint16, bool) {
+	const want = "A, AAAA, NS, SOA, MX, TXT, CNAME, PTR, SRV or a number 1..65535"
+	switch n := n.(type) {
+	case *ast.IntegerNode:
+		v, ok := d.integer(path, n, 1, 65535, int64(def))
+		return uint16(v), ok
+	case *ast.StringNode:
+		for _, t := range dnsTypes {
+			if strings.EqualFold(n.Value, t.name) {
+				return t.typ, true
+			}
+		}
+		d.errorf(path, "%q unknown, want %s", n.Value, want)
+		return def, false
+	}
+	if absent(n) {
+		return def, true
+	}
+	d.errorf(path, "want %s, got %s", want, got(n))
+	return def, false
 }
