@@ -55,8 +55,8 @@ func commands() []command {
 		{"run", "run the director on an interface", runDirector},
 		{"replay", "run the DR pipeline over a pcap or pcapng file", runReplay},
 		{"realserver", "set up, check or tear down a real server's VIPs and ARP sysctls", runRealServer},
-		{"version", "print udr's version", func([]string, io.Writer, io.Writer) error {
-			fmt.Println("udr", version)
+		{"version", "print udr's version", func(_ []string, stdout, _ io.Writer) error {
+			fmt.Fprintln(stdout, "udr", version)
 			return nil
 		}},
 	}
