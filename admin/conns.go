@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -11,12 +12,12 @@ import (
 // and persistence templates in table order (like the kernel's hash order,
 // not sorted), with the seconds left at now on the table's clock. The
 // caller owns ct: it must not change during the call.
-func Conns(ct *conntrack.Table, reg *service.Registry, now uint32) []Conn {
+func Conns(ct *conntrack.Table, reg *dest.Registry, now uint32) []Conn {
 	list := make([]Conn, 0, ct.Len())
 	ct.Range(func(k conntrack.Key, e conntrack.Entry) bool {
 		client, vip := k.Addrs()
-		_, dest := reg.Dest(e.Dest)
-		port := dest.Port()
+		rs := reg.Key(e.Dest).Real
+		port := rs.Port()
 		if port == 0 {
 			// A port-0 service forwards to the packet's port.
 			port = k.VPort
@@ -27,7 +28,7 @@ func Conns(ct *conntrack.Table, reg *service.Registry, now uint32) []Conn {
 			State:    e.State.String(),
 			Client:   client,
 			Virtual:  vip,
-			Dest:     netip.AddrPortFrom(dest.Addr(), port),
+			Dest:     netip.AddrPortFrom(rs.Addr(), port),
 			Template: k.Template,
 		})
 		return true

@@ -10,6 +10,7 @@ import (
 
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/internal/udrtest"
 	"github.com/udr-lb/udr/sched"
@@ -31,7 +32,7 @@ func newPipeline(b *testing.B, capacity int) (*forwarder.Pipeline, []byte) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg := service.NewRegistry(16)
+	reg := dest.NewRegistry(16)
 	neigh := forwarder.NewNeighbors(16)
 	neigh.Set(udrtest.RS1, [6]byte(udrtest.RS1MAC))
 	neigh.Set(udrtest.RS2, [6]byte(udrtest.RS2MAC))

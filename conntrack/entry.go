@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/dest"
 )
 
 // Flags are the properties of an entry.
@@ -33,7 +33,7 @@ const (
 // Entry is the state of one connection or template.
 type Entry struct {
 	// Dest is the real server the entry is bound to.
-	Dest service.DestID
+	Dest dest.ID
 	// Expiry is when the entry expires, in seconds since the caller's
 	// epoch: it is alive while now < Expiry.
 	Expiry uint32
@@ -63,7 +63,7 @@ func (e Entry) Expires(now uint32) uint32 {
 // handed out.
 type slot struct {
 	client, vip  [16]byte
-	dest         service.DestID
+	dest         dest.ID
 	expiry       uint32
 	controlled   uint32
 	cport, vport uint16

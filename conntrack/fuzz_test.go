@@ -3,6 +3,7 @@ package conntrack
 import (
 	"testing"
 
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -82,7 +83,7 @@ func FuzzTCPStates(f *testing.F) {
 }
 
 // fuzzPacket handles one packet as the forwarder would.
-func fuzzPacket(t *testing.T, tb *Table, k Key, persistent bool, p Persistence, dest service.DestID, flags uint8, now uint32) {
+func fuzzPacket(t *testing.T, tb *Table, k Key, persistent bool, p Persistence, dest dest.ID, flags uint8, now uint32) {
 	e, ok := tb.Lookup(k, now)
 	if ok && flags&TCPSyn != 0 && RescheduleOnSYN(e, 1) {
 		tb.Delete(k, now)
@@ -112,12 +113,12 @@ func fuzzPacket(t *testing.T, tb *Table, k Key, persistent bool, p Persistence, 
 }
 
 // checkTable recounts the table and compares it with the servers' counters.
-func checkTable(t *testing.T, tb *Table, reg *service.Registry, ids []service.DestID) {
+func checkTable(t *testing.T, tb *Table, reg *dest.Registry, ids []dest.ID) {
 	t.Helper()
 	if tb.Len() > tb.Cap() {
 		t.Fatalf("Len %d > Cap %d", tb.Len(), tb.Cap())
 	}
-	want := map[service.DestID]counts{}
+	want := map[dest.ID]counts{}
 	controlled := map[Key]uint32{}
 	n := 0
 	tb.Range(func(k Key, e Entry) bool {

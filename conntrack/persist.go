@@ -3,7 +3,7 @@ package conntrack
 import (
 	"errors"
 
-	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/dest"
 )
 
 // errNoTemplate is returned by InsertControlled when the template it
@@ -20,7 +20,7 @@ var errNoTemplate = errors.New("persistence template missing")
 // template out of reach and leaves it to its connections; here the
 // template keeps counting them, so the old server's PersistConn drops at
 // once.
-func (t *Table) InsertTemplate(tk Key, dest service.DestID, timeout, now uint32) error {
+func (t *Table) InsertTemplate(tk Key, dest dest.ID, timeout, now uint32) error {
 	if !tk.Template {
 		panic("conntrack: InsertTemplate of a connection key")
 	}
@@ -50,7 +50,7 @@ func (t *Table) InsertTemplate(tk Key, dest service.DestID, timeout, now uint32)
 // template's real server, which it returns, the template counts one more
 // controlled connection, and the template's timer restarts with p.Timeout
 // (60 s once it has been re-armed). Otherwise it is Insert.
-func (t *Table) InsertControlled(k Key, p Persistence, now uint32) (service.DestID, error) {
+func (t *Table) InsertControlled(k Key, p Persistence, now uint32) (dest.ID, error) {
 	if k.Template {
 		panic("conntrack: InsertControlled of a template key")
 	}

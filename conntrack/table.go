@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -44,7 +45,7 @@ type Table struct {
 	slots     []slot
 	capacity  int
 	n         int
-	reg       *service.Registry
+	reg       *dest.Registry
 	seed      uint64
 	timeouts  [numStates]uint32
 	secureTCP bool
@@ -55,7 +56,7 @@ type Table struct {
 
 // New returns an empty table for at most capacity entries (connections and
 // templates together) whose real servers live in reg.
-func New(capacity int, reg *service.Registry, opts Options) *Table {
+func New(capacity int, reg *dest.Registry, opts Options) *Table {
 	if capacity < 1 {
 		panic(fmt.Sprintf("conntrack: capacity %d, want >= 1", capacity))
 	}
@@ -133,7 +134,7 @@ func (t *Table) Lookup(k Key, now uint32) (Entry, bool) {
 // threshold. The caller then applies the packet with Update. An existing
 // entry for k is removed first. On a full table Insert expires or evicts
 // an entry (see doc.go) or fails with ErrTableFull.
-func (t *Table) Insert(k Key, dest service.DestID, now uint32) error {
+func (t *Table) Insert(k Key, dest dest.ID, now uint32) error {
 	if k.Template {
 		panic("conntrack: Insert of a template key, use InsertTemplate")
 	}

@@ -6,19 +6,21 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
 var testSvc = service.Key{Proto: service.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}
 
 // newTestTable returns a table and n real servers 192.0.2.11.. of testSvc.
-func newTestTable(t testing.TB, capacity, n int, opts Options) (*Table, *service.Registry, []service.DestID) {
+func newTestTable(t testing.TB, capacity, n int, opts Options) (*Table, *dest.Registry, []dest.ID) {
 	t.Helper()
-	reg := service.NewRegistry(n)
-	ids := make([]service.DestID, n)
+	reg := dest.NewRegistry(n)
+	ids := make([]dest.ID, n)
 	for i := range ids {
 		addr := netip.AddrFrom4([4]byte{192, 0, 2, byte(11 + i)})
-		id, err := reg.ID(testSvc, service.Dest{Addr: addr, Port: 80, Weight: 1})
+		id, err := reg.ID(testSvc.DestKey(service.Dest{Addr: addr, Port: 80, Weight: 1}))
 		if err != nil {
 			t.Fatalf("registry ID: %v", err)
 		}
@@ -50,12 +52,12 @@ type counts struct {
 	Overloaded                bool
 }
 
-func countsOf(reg *service.Registry, id service.DestID) counts {
+func countsOf(reg *dest.Registry, id dest.ID) counts {
 	d := reg.State(id)
 	return counts{d.Active.Load(), d.Inactive.Load(), d.Persist.Load(), d.Overloaded.Load()}
 }
 
-func mustInsert(t testing.TB, tb *Table, k Key, dest service.DestID, now uint32) {
+func mustInsert(t testing.TB, tb *Table, k Key, dest dest.ID, now uint32) {
 	t.Helper()
 	if err := tb.Insert(k, dest, now); err != nil {
 		t.Fatalf("Insert(%v): %v", k, err)

@@ -62,7 +62,7 @@ func (d *Director) State(conns bool) (*admin.State, error) {
 	}
 	for _, s := range cfg.Services {
 		for _, dst := range s.Dests {
-			id, err := d.reg.ID(s.Key, dst)
+			id, err := d.reg.ID(s.DestKey(dst))
 			if err != nil {
 				d.mu.Unlock()
 				return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/internal/host"
@@ -64,7 +65,7 @@ type Director struct {
 	log   *slog.Logger
 	ifi   host.Interface
 	conn  *forwarder.PacketConn
-	reg   *service.Registry
+	reg   *dest.Registry
 	neigh *forwarder.Neighbors
 	table atomic.Pointer[forwarder.Table]
 	p     *forwarder.Pipeline
@@ -78,7 +79,7 @@ type Director struct {
 	// Owned by the worker.
 	announcer *arpresponder.Announcer
 	conflicts map[[6]byte]bool
-	noNeigh   map[service.DestID]bool
+	noNeigh   map[dest.ID]bool
 	lastProbe time.Time
 	lastCheck time.Time
 	lastDrops time.Time
@@ -109,13 +110,13 @@ func New(cfg Config) (_ *Director, err error) {
 	d := &Director{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		reg:       service.NewRegistry(1 << 16),
+		reg:       dest.NewRegistry(1 << 16),
 		neigh:     forwarder.NewNeighbors(1 << 16),
 		changed:   make(chan struct{}, 1),
 		connReq:   make(chan chan []admin.Conn),
 		announcer: arpresponder.NewAnnouncer(cfg.AnnounceInterval),
 		conflicts: make(map[[6]byte]bool),
-		noNeigh:   make(map[service.DestID]bool),
+		noNeigh:   make(map[dest.ID]bool),
 		reachable: make(map[netip.Addr]bool),
 		stats:     stats.NewTable(),
 	}

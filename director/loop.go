@@ -196,6 +196,6 @@ func (d *Director) unknownNeighbor() {
 		return
 	}
 	d.noNeigh[id] = true
-	_, rs := d.reg.Dest(id)
+	rs := d.reg.Key(id).Real
 	d.log.Warn("real server MAC unknown: no new connections go to it until it answers ARP/NDP", "rs", rs.Addr())
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/metrics"
 	"github.com/udr-lb/udr/service"
@@ -66,7 +67,7 @@ func (d *Director) zero(cmd *service.Command) error {
 	return nil
 }
 
-func (d *Director) destStats(id service.DestID) admin.Stats {
+func (d *Director) destStats(id dest.ID) admin.Stats {
 	s, _ := d.stats.Dest(id)
 	return adminStats(s)
 }
@@ -94,7 +95,7 @@ func (d *Director) MetricsSnapshot() metrics.Snapshot {
 		ms := metrics.Service{Key: s.Key}
 		ms.Stats, _ = d.stats.Service(s.Key)
 		for _, dst := range s.Dests {
-			id, err := d.reg.ID(s.Key, dst)
+			id, err := d.reg.ID(s.DestKey(dst))
 			if err != nil {
 				continue
 			}

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/udr-lb/udr/arpresponder"
-	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/dest"
 )
 
 // explainer turns a Decision into one line of text for udr replay
@@ -16,11 +16,11 @@ import (
 type explainer struct {
 	t     *Table
 	neigh *Neighbors
-	reg   *service.Registry
+	reg   *dest.Registry
 	f     frame
 }
 
-func newExplainer(t *Table, neigh *Neighbors, reg *service.Registry) *explainer {
+func newExplainer(t *Table, neigh *Neighbors, reg *dest.Registry) *explainer {
 	return &explainer{t: t, neigh: neigh, reg: reg}
 }
 
@@ -84,7 +84,7 @@ func (x *explainer) line(d *Decision, b []byte) string {
 		sb.WriteString(", existing connection")
 	}
 	if d.Dest != 0 {
-		_, srv := x.reg.Dest(d.Dest)
+		srv := x.reg.Key(d.Dest).Real
 		fmt.Fprintf(&sb, " -> %s", srv)
 		if mac, ok := x.neigh.mac(d.Dest); ok && d.Verdict == VerdictForward {
 			fmt.Fprintf(&sb, " (%s)", net.HardwareAddr(mac[:]))

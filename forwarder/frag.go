@@ -3,7 +3,7 @@ package forwarder
 import (
 	"encoding/binary"
 
-	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/dest"
 )
 
 // The kernel reassembles IPv4 and IPv6 datagrams before IPVS sees them; udr forwards
@@ -28,7 +28,7 @@ type fragKey struct {
 
 type fragEntry struct {
 	key     fragKey
-	dest    service.DestID
+	dest    dest.ID
 	expires uint32
 	used    bool
 }
@@ -51,12 +51,12 @@ func (k *fragKey) slot() int {
 }
 
 // remember records that the datagram of the first fragment k went to dest.
-func (t *fragTable) remember(k fragKey, dest service.DestID, now uint32) {
+func (t *fragTable) remember(k fragKey, dest dest.ID, now uint32) {
 	t.slots[k.slot()] = fragEntry{key: k, dest: dest, expires: now + fragTimeout, used: true}
 }
 
 // lookup returns the real server of a later fragment's datagram.
-func (t *fragTable) lookup(k fragKey, now uint32) (service.DestID, bool) {
+func (t *fragTable) lookup(k fragKey, now uint32) (dest.ID, bool) {
 	e := &t.slots[k.slot()]
 	if !e.used || e.key != k || now >= e.expires {
 		return 0, false

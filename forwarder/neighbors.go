@@ -6,7 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/dest"
 )
 
 // Neighbors maps real-server addresses to MAC addresses. The control plane
@@ -16,8 +16,8 @@ import (
 type Neighbors struct {
 	mu     sync.Mutex
 	byAddr map[netip.Addr][6]byte
-	dests  map[netip.Addr][]service.DestID
-	states map[service.DestID]*service.DestState
+	dests  map[netip.Addr][]dest.ID
+	states map[dest.ID]*dest.State
 	byDest []atomic.Uint64 // MAC in the low 48 bits, validBit when known
 }
 
@@ -28,8 +28,8 @@ const validBit = 1 << 63
 func NewNeighbors(capacity int) *Neighbors {
 	return &Neighbors{
 		byAddr: make(map[netip.Addr][6]byte),
-		dests:  make(map[netip.Addr][]service.DestID),
-		states: make(map[service.DestID]*service.DestState),
+		dests:  make(map[netip.Addr][]dest.ID),
+		states: make(map[dest.ID]*dest.State),
 		byDest: make([]atomic.Uint64, capacity+1),
 	}
 }
@@ -74,7 +74,7 @@ func (n *Neighbors) Lookup(addr netip.Addr) ([6]byte, bool) {
 // bind ties a DestID to its address, so that the address's MAC reaches the
 // packet path through the ID, and keeps the server's NoNeighbor flag: the
 // schedulers give no connection to a server whose MAC is not known.
-func (n *Neighbors) bind(id service.DestID, addr netip.Addr, st *service.DestState) {
+func (n *Neighbors) bind(id dest.ID, addr netip.Addr, st *dest.State) {
 	addr = addr.Unmap()
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -90,7 +90,7 @@ func (n *Neighbors) bind(id service.DestID, addr netip.Addr, st *service.DestSta
 }
 
 // mac returns the MAC of real server id. It does not lock or allocate.
-func (n *Neighbors) mac(id service.DestID) ([6]byte, bool) {
+func (n *Neighbors) mac(id dest.ID) ([6]byte, bool) {
 	v := n.byDest[id].Load()
 	if v&validBit == 0 {
 		return [6]byte{}, false

@@ -7,6 +7,7 @@ import (
 
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -17,7 +18,7 @@ type Pipeline struct {
 	table *atomic.Pointer[Table]
 	conns *conntrack.Table
 	neigh *Neighbors
-	reg   *service.Registry
+	reg   *dest.Registry
 	epoch time.Time
 
 	t        *Table // the snapshot in use for the current frame
@@ -40,7 +41,7 @@ type PipelineConfig struct {
 	Table     *atomic.Pointer[Table] // the current snapshot, swapped by the control plane
 	Conns     *conntrack.Table       // owned by this worker
 	Neighbors *Neighbors
-	Registry  *service.Registry
+	Registry  *dest.Registry
 	// Epoch is the time that conntrack's clock counts from; now passed to
 	// Process must not be before it.
 	Epoch time.Time
@@ -60,7 +61,7 @@ type Decision struct {
 	Service *service.Service // nil when no service was found
 	// Dest is the real server: the one forwarded to, or the one that was
 	// picked when its MAC turned out unknown.
-	Dest      service.DestID
+	Dest      dest.ID
 	New       bool // the frame created a connection entry
 	Persist   bool // the real server came from a persistence template
 	Stateless bool // scheduled without an entry (sh/mh mid-stream, sloppy TCP)
@@ -85,7 +86,7 @@ func (p *Pipeline) Stats() *Stats { return &p.stats }
 func (p *Pipeline) Conns() *conntrack.Table { return p.conns }
 
 // Registry returns the registry of the real servers' live state.
-func (p *Pipeline) Registry() *service.Registry { return p.reg }
+func (p *Pipeline) Registry() *dest.Registry { return p.reg }
 
 // Seconds converts a wall-clock time to the connection table's clock.
 func (p *Pipeline) Seconds(now time.Time) uint32 {
@@ -155,7 +156,7 @@ func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
 
 // forward rewrites the frame for real server id: destination MAC = the
 // server's, source MAC = the director's. Nothing else changes.
-func (p *Pipeline) forward(id service.DestID) (Verdict, []byte) {
+func (p *Pipeline) forward(id dest.ID) (Verdict, []byte) {
 	p.last.Dest = id
 	mac, ok := p.neigh.mac(id)
 	if !ok {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/internal/udrtest"
 	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
@@ -22,7 +23,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 type harness struct {
 	p     *Pipeline
 	cur   atomic.Pointer[Table]
-	reg   *service.Registry
+	reg   *dest.Registry
 	neigh *Neighbors
 	opts  Options
 	vmac  [6]byte
@@ -34,7 +35,7 @@ func newHarness(tb testing.TB, rules string, capacity int) *harness {
 	if err != nil {
 		tb.Fatalf("ParseRules: %v", err)
 	}
-	h := &harness{reg: service.NewRegistry(64), neigh: NewNeighbors(64)}
+	h := &harness{reg: dest.NewRegistry(64), neigh: NewNeighbors(64)}
 	h.neigh.Set(udrtest.RS1, [6]byte(udrtest.RS1MAC))
 	h.neigh.Set(udrtest.RS2, [6]byte(udrtest.RS2MAC))
 	h.opts = Options{IfMAC: [6]byte(udrtest.DirectorMAC)}

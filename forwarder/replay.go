@@ -14,6 +14,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -22,7 +23,7 @@ type ReplayConfig struct {
 	Config    *service.Config
 	Options   Options
 	Neighbors *Neighbors                            // static neighbours; more are learnt from ARP in the input
-	Registry  *service.Registry                     // nil: a new one
+	Registry  *dest.Registry                        // nil: a new one
 	Capacity  int                                   // connection table capacity; 0: DefaultCapacity
 	In        io.Reader                             // pcap or pcapng, Ethernet link type
 	Out       io.Writer                             // nil: no output capture
@@ -37,7 +38,7 @@ const DefaultCapacity = 1 << 20
 type ReplayResult struct {
 	Frames    int
 	Stats     Stats
-	Forwarded map[service.DestID]int // forwarded frames per real server
+	Forwarded map[dest.ID]int // forwarded frames per real server
 	Table     *Table
 	Pipeline  *Pipeline
 	Last      time.Time // timestamp of the last frame: "now" for listings
@@ -54,7 +55,7 @@ func Replay(c ReplayConfig) (*ReplayResult, error) {
 	}
 	reg := c.Registry
 	if reg == nil {
-		reg = service.NewRegistry(1 << 16)
+		reg = dest.NewRegistry(1 << 16)
 	}
 	neigh := c.Neighbors
 	if neigh == nil {
@@ -71,7 +72,7 @@ func Replay(c ReplayConfig) (*ReplayResult, error) {
 	var cur atomic.Pointer[Table]
 	cur.Store(t)
 	conns := conntrack.New(capacity, reg, conntrack.Options{Timeouts: c.Config.Timeouts, Seed: 1})
-	res := &ReplayResult{Forwarded: make(map[service.DestID]int), Table: t}
+	res := &ReplayResult{Forwarded: make(map[dest.ID]int), Table: t}
 
 	var sink captureSink
 	if c.Out != nil {

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
@@ -65,7 +66,7 @@ type Table struct {
 	cfg      *service.Config
 	services []compiledService
 	index    svcIndex
-	rips     map[[16]byte]service.DestID // a real server address → one of its DestIDs
+	rips     map[[16]byte]dest.ID // a real server address → one of its DestIDs
 	resp     *arpresponder.Responder
 	timeouts service.Timeouts
 }
@@ -89,16 +90,16 @@ type compiledService struct {
 // schedulers of services that stay carry their state over, as the kernel's
 // add_dest/del_dest/upd_dest hooks do, and real servers that disappeared are
 // marked unavailable so that their connections stop (expire_nodest_conn=0).
-func Compile(cfg *service.Config, reg *service.Registry, neigh *Neighbors, prev *Table, opts Options) (*Table, error) {
+func Compile(cfg *service.Config, reg *dest.Registry, neigh *Neighbors, prev *Table, opts Options) (*Table, error) {
 	t := &Table{
 		opts:     opts,
 		cfg:      cfg,
 		index:    newSvcIndex(2 * len(cfg.Services)),
-		rips:     make(map[[16]byte]service.DestID),
+		rips:     make(map[[16]byte]dest.ID),
 		timeouts: cfg.Timeouts.WithDefaults(),
 	}
 	var vipList []netip.Addr
-	live := make(map[service.DestID]bool)
+	live := make(map[dest.ID]bool)
 	for _, s := range cfg.Services {
 		cs, err := compileService(s, reg, prev, opts)
 		if err != nil {
@@ -130,14 +131,14 @@ func Compile(cfg *service.Config, reg *service.Registry, neigh *Neighbors, prev 
 	return t, nil
 }
 
-func compileService(s *service.Service, reg *service.Registry, prev *Table, opts Options) (compiledService, error) {
+func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Options) (compiledService, error) {
 	cs := compiledService{
 		cfg:       s,
 		servers:   make([]sched.Server, len(s.Dests)),
 		stateless: s.Scheduler == "sh" || s.Scheduler == "mh",
 	}
 	for i, d := range s.Dests {
-		id, err := reg.ID(s.Key, d)
+		id, err := reg.ID(s.DestKey(d))
 		if err != nil {
 			return cs, fmt.Errorf("service %s: %w", s.Key, err)
 		}

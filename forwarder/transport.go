@@ -2,8 +2,8 @@ package forwarder
 
 import (
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/sched"
-	"github.com/udr-lb/udr/service"
 )
 
 // transport handles a TCP or UDP packet to a VIP (ip_vs_in_hook): an
@@ -82,7 +82,7 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 // persistent one-packet service still keeps its client on one server
 // through the template.
 func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte) {
-	var id service.DestID
+	var id dest.ID
 	if svc.cfg.Persistent {
 		pers := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}
 		tk := pers.TemplateKey(p.f.key)
@@ -149,7 +149,7 @@ func (p *Pipeline) templateUsable(t conntrack.Entry) bool {
 
 // established applies the first packet to a connection just created and
 // forwards it.
-func (p *Pipeline) established(k conntrack.Key, id service.DestID, now uint32) (Verdict, []byte) {
+func (p *Pipeline) established(k conntrack.Key, id dest.ID, now uint32) (Verdict, []byte) {
 	e, _ := p.conns.Update(k, p.f.tcpFlags, now)
 	p.last.State = e.State
 	p.last.New = true
@@ -159,7 +159,7 @@ func (p *Pipeline) established(k conntrack.Key, id service.DestID, now uint32) (
 
 // forwardFirst forwards the packet and, when it is the first fragment of a
 // datagram, remembers where its later fragments go.
-func (p *Pipeline) forwardFirst(id service.DestID, now uint32) (Verdict, []byte) {
+func (p *Pipeline) forwardFirst(id dest.ID, now uint32) (Verdict, []byte) {
 	if p.f.fragment {
 		p.frags.remember(p.f.fragKey(), id, now)
 	}

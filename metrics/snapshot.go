@@ -34,7 +34,7 @@ type Service struct {
 type Server struct {
 	Addr   netip.AddrPort
 	Weight int32
-	// Connection counts (service.DestState).
+	// Connection counts (dest.State).
 	Active, Inactive, Persist int32
 	// Stats are the server's statistics (stats.Table.Dest).
 	Stats stats.Snapshot

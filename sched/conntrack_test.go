@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
@@ -45,14 +46,14 @@ func TestLeastConnWithConnectionTable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.sched, func(t *testing.T) {
-			reg := service.NewRegistry(4)
+			reg := dest.NewRegistry(4)
 			conns := conntrack.New(64, reg, conntrack.Options{Seed: 1})
 			var servers []sched.Server
 			for _, d := range []service.Dest{
 				{Addr: netip.MustParseAddr("192.0.2.12"), Port: 80, Weight: 2}, // B
 				{Addr: netip.MustParseAddr("192.0.2.11"), Port: 80, Weight: 1}, // A
 			} {
-				id, err := reg.ID(svc, d)
+				id, err := reg.ID(svc.DestKey(d))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -62,7 +63,7 @@ func TestLeastConnWithConnectionTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			names := map[service.DestID]string{servers[0].ID: "B", servers[1].ID: "A"}
+			names := map[dest.ID]string{servers[0].ID: "B", servers[1].ID: "A"}
 			var open []conntrack.Key
 			var got []string
 			port := uint16(40000)

@@ -8,7 +8,7 @@
 // exactly where the kernel skips it; the connection overhead is the classic
 // active×256 + inactive. Tables (sh, dh, mh) are built in New, off the
 // packet path. Pick allocates nothing, reads the connection counts through
-// service.DestState atomics, and is safe for concurrent use; the state that
+// dest.State atomics, and is safe for concurrent use; the state that
 // New carries from the scheduler it replaces (rr position, wrr current
 // weight, lblc/lblcr cache) can be read while the old scheduler still
 // picks. Time (lblc/lblcr cache ageing) and randomness (twos) are inputs,

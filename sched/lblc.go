@@ -1,6 +1,6 @@
 package sched
 
-import "github.com/udr-lb/udr/service"
+import "github.com/udr-lb/udr/dest"
 
 // LocalityLeastConn is the lblc scheduler (net/netfilter/ipvs/ip_vs_lblc.c),
 // locality-based least connection: a cache maps each destination address
@@ -23,7 +23,7 @@ type LocalityLeastConn struct {
 
 // lblcEntry is what lblc caches for a destination address: the server, by
 // ID, so that the entry survives configuration changes.
-type lblcEntry struct{ id service.DestID }
+type lblcEntry struct{ id dest.ID }
 
 func newLocalityLeastConn(servers []Server, prev *LocalityLeastConn, opts Options) *LocalityLeastConn {
 	l := &LocalityLeastConn{servers: servers, expiration: expiration(opts)}

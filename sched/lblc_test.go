@@ -6,7 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/udr-lb/udr/service"
+
+	"github.com/udr-lb/udr/dest"
 )
 
 // step is one new connection to destination address dst at time now.
@@ -225,16 +226,16 @@ func TestLocalityLeastConnReplicatedDeleted(t *testing.T) {
 func TestDestSet(t *testing.T) {
 	var s destSet
 	for id := range 10 {
-		s.insert(service.DestID(id+1), uint32(id))
+		s.insert(dest.ID(id+1), uint32(id))
 	}
 	if got, want := s.ids[:s.n], idsOf(10, 9, 8, 7, 6, 5, 4, 3); !cmp.Equal(got, want) {
 		t.Fatalf("members = %v, want %v (the oldest leave the bounded set)", got, want)
 	}
-	s.insert(service.DestID(5), 100)
+	s.insert(dest.ID(5), 100)
 	if s.lastmod != 9 {
 		t.Fatalf("inserting a member again changed lastmod to %d", s.lastmod)
 	}
-	s.erase(service.DestID(7), 101)
+	s.erase(dest.ID(7), 101)
 	if got, want := s.ids[:s.n], idsOf(10, 9, 8, 6, 5, 4, 3); !cmp.Equal(got, want) || s.lastmod != 101 {
 		t.Fatalf("after erase: members = %v lastmod %d, want %v and 101", got, s.lastmod, want)
 	}

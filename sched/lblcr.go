@@ -1,6 +1,6 @@
 package sched
 
-import "github.com/udr-lb/udr/service"
+import "github.com/udr-lb/udr/dest"
 
 // lblcrSetMax bounds an lblcr server set. The kernel's sets are unbounded
 // lists; udr keeps each in its cache entry, and when a ninth server joins
@@ -29,7 +29,7 @@ type LocalityLeastConnReplicated struct {
 type destSet struct {
 	n       uint8
 	lastmod uint32
-	ids     [lblcrSetMax]service.DestID
+	ids     [lblcrSetMax]dest.ID
 }
 
 func newLocalityLeastConnReplicated(servers []Server, prev *LocalityLeastConnReplicated, opts Options) *LocalityLeastConnReplicated {
@@ -131,7 +131,7 @@ func (l *LocalityLeastConnReplicated) setMax(set *destSet) int {
 
 // insert is ip_vs_dest_set_insert with check: a server already in the set
 // changes nothing; a new one goes first and marks the set modified.
-func (s *destSet) insert(id service.DestID, now uint32) {
+func (s *destSet) insert(id dest.ID, now uint32) {
 	for k := range int(s.n) {
 		if s.ids[k] == id {
 			return
@@ -146,7 +146,7 @@ func (s *destSet) insert(id service.DestID, now uint32) {
 }
 
 // erase is ip_vs_dest_set_erase.
-func (s *destSet) erase(id service.DestID, now uint32) {
+func (s *destSet) erase(id dest.ID, now uint32) {
 	for k := range int(s.n) {
 		if s.ids[k] == id {
 			copy(s.ids[k:s.n-1], s.ids[k+1:s.n])

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -15,20 +16,20 @@ func mhServers(hosts []byte, weights ...int32) []Server {
 	s := make([]Server, len(hosts))
 	for i, h := range hosts {
 		s[i] = Server{
-			ID:         service.DestID(h),
+			ID:         dest.ID(h),
 			Addr:       netip.AddrFrom4([4]byte{192, 168, 56, h}),
 			Port:       80,
 			Weight:     weights[i],
 			LastWeight: weights[i],
-			State:      new(service.DestState),
+			State:      new(dest.State),
 		}
 	}
 	return s
 }
 
 // owners counts the slots each server owns, by ID.
-func owners(m *Maglev) map[service.DestID]int {
-	n := map[service.DestID]int{}
+func owners(m *Maglev) map[dest.ID]int {
+	n := map[dest.ID]int{}
 	for _, d := range m.table {
 		if d >= 0 {
 			n[m.servers[d].ID]++
@@ -75,7 +76,7 @@ func TestMaglevVectors(t *testing.T) {
 		t.Errorf("slots: .184 %d, .183 %d, want 2047 and 2046", got[184], got[183])
 	}
 	for client, want := range map[string]byte{"192.168.56.1": 184, "10.0.0.1": 183} {
-		if i := m.Pick(flow4(client, 40000, "192.0.2.100")); i < 0 || servers[i].ID != service.DestID(want) {
+		if i := m.Pick(flow4(client, 40000, "192.0.2.100")); i < 0 || servers[i].ID != dest.ID(want) {
 			t.Errorf("%s picked %d, want .%d", client, i, want)
 		}
 	}
@@ -126,12 +127,12 @@ func TestMaglevDisruption(t *testing.T) {
 		}
 		return mustNew(t, "mh", 0, mhServers(hosts, w...), nil, Options{}).(*Maglev)
 	}
-	owner := func(m *Maglev, slot int) service.DestID { return m.servers[m.table[slot]].ID }
+	owner := func(m *Maglev, slot int) dest.ID { return m.servers[m.table[slot]].ID }
 	base := build(hosts[1:]) // nine servers
 	for _, tt := range []struct {
 		name  string
 		other *Maglev
-		gone  service.DestID // the server added or removed
+		gone  dest.ID // the server added or removed
 	}{
 		{name: "add", other: build(hosts), gone: 20},
 		{name: "remove", other: build(hosts[2:]), gone: 19},

@@ -3,7 +3,7 @@ package sched
 import (
 	"sync/atomic"
 
-	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/dest"
 )
 
 // RoundRobin is the rr scheduler (net/netfilter/ipvs/ip_vs_rr.c).
@@ -72,7 +72,7 @@ func (r *RoundRobin) Pick(Flow) int {
 }
 
 // indexOf returns the index of the server with the given ID, or -1.
-func indexOf(servers []Server, id service.DestID) int {
+func indexOf(servers []Server, id dest.ID) int {
 	for i := range servers {
 		if servers[i].ID == id {
 			return i

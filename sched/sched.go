@@ -6,12 +6,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
 // Server is a scheduler's view of one real server of a service.
 type Server struct {
-	ID         service.DestID
+	ID         dest.ID
 	Addr       netip.Addr
 	Port       uint16
 	Weight     int32 // current weight; 0 = quiesced
@@ -19,7 +20,7 @@ type Server struct {
 
 	// State holds the live connection counts and the overload flag, shared
 	// with the connection table. Never nil.
-	State *service.DestState
+	State *dest.State
 }
 
 // Flow is what a scheduler may look at in a new connection's first packet.

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -21,12 +23,12 @@ func added(weights ...int32) []Server {
 	s := make([]Server, len(weights))
 	for k, w := range weights {
 		s[len(weights)-1-k] = Server{
-			ID:         service.DestID(k + 1),
+			ID:         dest.ID(k + 1),
 			Addr:       netip.AddrFrom4([4]byte{192, 0, 2, byte(11 + k)}),
 			Port:       80,
 			Weight:     w,
 			LastWeight: w,
-			State:      new(service.DestState),
+			State:      new(dest.State),
 		}
 	}
 	return s
@@ -271,25 +273,25 @@ func list(spec string) []Server {
 			panic(err)
 		}
 		out = append(out, Server{
-			ID:         service.DestID(f[0]-'A') + 1,
+			ID:         dest.ID(f[0]-'A') + 1,
 			Addr:       netip.AddrFrom4([4]byte{192, 0, 2, 10 + f[0] - 'A' + 1}),
 			Port:       80,
 			Weight:     int32(w),
 			LastWeight: int32(w),
-			State:      new(service.DestState),
+			State:      new(dest.State),
 		})
 	}
 	return out
 }
 
 // serviceID returns the ID list gives the server named by letter c.
-func serviceID(c byte) service.DestID { return service.DestID(c-'A') + 1 }
+func serviceID(c byte) dest.ID { return dest.ID(c-'A') + 1 }
 
 // idsOf converts ints to IDs.
-func idsOf(ns ...int) []service.DestID {
-	out := make([]service.DestID, len(ns))
+func idsOf(ns ...int) []dest.ID {
+	out := make([]dest.ID, len(ns))
 	for i, n := range ns {
-		out[i] = service.DestID(n)
+		out[i] = dest.ID(n)
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -121,8 +123,8 @@ func TestSourceHashProperties(t *testing.T) {
 	}
 	before := list("D1 C1 B1 A1")
 	s := mustNew(t, "sh", 0, before, nil, Options{})
-	owner := make([]service.DestID, len(clients))
-	share := map[service.DestID]int{}
+	owner := make([]dest.ID, len(clients))
+	share := map[dest.ID]int{}
 	for k, fl := range clients {
 		i := s.Pick(fl)
 		if j := s.Pick(fl); j != i {

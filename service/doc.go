@@ -1,6 +1,5 @@
 // Package service is udr's model of the virtual server table — services,
-// real servers, timeouts, and the live per-server state shared by the
-// packet path — and its ipvsadm front end: ParseCommand reads one ipvsadm
+// real servers, timeouts — and its ipvsadm front end: ParseCommand reads one ipvsadm
 // command line exactly as ipvsadm 1.31 does (same options, defaults and
 // messages, byte for byte, with ipvsadm's exit statuses), Config.Apply
 // changes a Config as the kernel's ip_vs_ctl.c would (its checks, its order,

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"syscall"
+
+	"github.com/udr-lb/udr/dest"
 )
 
 // Fields splits one line of a rules file as ipvsadm -R does
@@ -40,7 +42,7 @@ func ParseRules(r io.Reader, name string, validSched func(string) bool) (*Config
 		validSched: validSched,
 		cfg:        &Config{},
 		svcLine:    make(map[Key]int),
-		destLine:   make(map[destKey]int),
+		destLine:   make(map[dest.Key]int),
 		failedSvc:  make(map[Key]bool),
 	}
 	br := bufio.NewReader(r)
@@ -66,9 +68,9 @@ type rulesParser struct {
 	name       string
 	validSched func(string) bool
 	cfg        *Config
-	svcLine    map[Key]int     // line that defined each service
-	destLine   map[destKey]int // line that added each real server
-	failedSvc  map[Key]bool    // services whose -A line failed
+	svcLine    map[Key]int      // line that defined each service
+	destLine   map[dest.Key]int // line that added each real server
+	failedSvc  map[Key]bool     // services whose -A line failed
 	errs       []error
 	warnings   []string
 }
@@ -110,10 +112,7 @@ func (rp *rulesParser) line(n int, line string) {
 	}
 
 	k := cmd.Service.Key
-	dk := destKey{svc: k}
-	a := cmd.Dest.Addr.As16()
-	copy(dk.dest[:16], a[:])
-	dk.dest[16], dk.dest[17] = byte(cmd.Dest.Port>>8), byte(cmd.Dest.Port)
+	dk := k.DestKey(cmd.Dest)
 
 	err = rp.cfg.Apply(cmd, rp.validSched)
 	var ke *KernelError

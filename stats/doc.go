@@ -4,7 +4,7 @@
 // (net/netfilter/ipvs/ip_vs_est.c) with its exact fixed-point arithmetic.
 //
 // An Estimator is a value that allocates nothing and is not safe for
-// concurrent use. A Table reads the live service.DestState counters when
+// concurrent use. A Table reads the live dest.State counters when
 // the director's 2-second ticker calls Tick, accumulates each service's
 // counters from its real servers' deltas (so the counts of a deleted real
 // server stay in its service, as the kernel keeps service counters apart),

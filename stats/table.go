@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -54,7 +55,7 @@ type destEntry struct {
 // configured service, and the total. It is safe for concurrent use.
 type Table struct {
 	mu      sync.Mutex
-	dests   map[service.DestID]*destEntry
+	dests   map[dest.ID]*destEntry
 	svcs    map[service.Key]*entry
 	total   entry
 	gen     uint64
@@ -63,7 +64,7 @@ type Table struct {
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{dests: make(map[service.DestID]*destEntry), svcs: make(map[service.Key]*entry)}
+	return &Table{dests: make(map[dest.ID]*destEntry), svcs: make(map[service.Key]*entry)}
 }
 
 // minEstimateGap is the shortest interval between two estimations: a Tick
@@ -83,7 +84,7 @@ const minEstimateGap = Period / 2
 // its service and then stops being read: its past counts stay in the
 // service. A service that is no longer configured is forgotten (the
 // kernel frees its statistics with it); its counts stay in the total.
-func (t *Table) Tick(now time.Time, reg *service.Registry, services []*service.Service) {
+func (t *Table) Tick(now time.Time, reg *dest.Registry, services []*service.Service) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.gen++
@@ -95,7 +96,7 @@ func (t *Table) Tick(now time.Time, reg *service.Registry, services []*service.S
 		}
 		se.gen = t.gen
 		for _, d := range s.Dests {
-			id, err := reg.ID(s.Key, d)
+			id, err := reg.ID(s.DestKey(d))
 			if err != nil {
 				continue // registry full: the server was never compiled either
 			}
@@ -146,7 +147,7 @@ func (t *Table) Tick(now time.Time, reg *service.Registry, services []*service.S
 
 // read brings de up to the live counters st and adds the increase to se
 // (if not nil) and to the total.
-func (t *Table) read(de *destEntry, se *entry, st *service.DestState) {
+func (t *Table) read(de *destEntry, se *entry, st *dest.State) {
 	now := Counters{Conns: st.Conns.Load(), InPkts: st.InPkts.Load(), InBytes: st.InBytes.Load()}
 	delta := now.Sub(de.cur)
 	de.cur = now
@@ -194,7 +195,7 @@ func (t *Table) ZeroAll() {
 
 // Dest returns the statistics of real server id, if it was configured at
 // the last Tick.
-func (t *Table) Dest(id service.DestID) (Snapshot, bool) {
+func (t *Table) Dest(id dest.ID) (Snapshot, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	de := t.dests[id]

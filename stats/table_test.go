@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -13,13 +15,13 @@ import (
 // tick.
 type lab struct {
 	t   *testing.T
-	reg *service.Registry
+	reg *dest.Registry
 	tab *Table
 	now time.Time
 }
 
 func newLab(t *testing.T) *lab {
-	return &lab{t: t, reg: service.NewRegistry(16), tab: NewTable(), now: time.Unix(1_700_000_000, 0)}
+	return &lab{t: t, reg: dest.NewRegistry(16), tab: NewTable(), now: time.Unix(1_700_000_000, 0)}
 }
 
 var (
@@ -36,9 +38,9 @@ func svc(k service.Key, rips ...string) *service.Service {
 }
 
 // id returns the DestID of rip in service k.
-func (l *lab) id(k service.Key, rip string) service.DestID {
+func (l *lab) id(k service.Key, rip string) dest.ID {
 	l.t.Helper()
-	id, err := l.reg.ID(k, service.Dest{Addr: netip.MustParseAddr(rip), Port: k.Port})
+	id, err := l.reg.ID(k.DestKey(service.Dest{Addr: netip.MustParseAddr(rip), Port: k.Port}))
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -215,8 +215,9 @@ func writeSummary(w io.Writer, res *forwarder.ReplayResult) {
 	}
 	var rows []row
 	for id, n := range res.Forwarded {
-		svc, dest := res.Pipeline.Registry().Dest(id)
-		rows = append(rows, row{svc.Proto.String() + " " + service.FormatAddrPort(svc.Addr, svc.Port), service.FormatAddrPort(dest.Addr(), dest.Port()), n})
+		k := res.Pipeline.Registry().Key(id)
+		svc, rs := service.KeyOf(k), k.Real
+		rows = append(rows, row{svc.Proto.String() + " " + service.FormatAddrPort(svc.Addr, svc.Port), service.FormatAddrPort(rs.Addr(), rs.Port()), n})
 	}
 	slices.SortFunc(rows, func(a, b row) int {
 		if c := strings.Compare(a.svc, b.svc); c != 0 {

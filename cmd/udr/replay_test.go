@@ -15,6 +15,7 @@ import (
 
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/service"
 )
@@ -79,7 +80,7 @@ func TestReplayUsageErrors(t *testing.T) {
 type worker struct {
 	cur   atomic.Pointer[forwarder.Table]
 	p     *forwarder.Pipeline
-	reg   *service.Registry
+	reg   *dest.Registry
 	neigh *forwarder.Neighbors
 	opts  forwarder.Options
 	c     *capture
@@ -97,7 +98,7 @@ func parseRulesText(t *testing.T, text string) *service.Config {
 func newWorker(t *testing.T, rules string, capacity int) *worker {
 	t.Helper()
 	cfg := parseRulesText(t, rules)
-	w := &worker{reg: service.NewRegistry(64), neigh: forwarder.NewNeighbors(64)}
+	w := &worker{reg: dest.NewRegistry(64), neigh: forwarder.NewNeighbors(64)}
 	w.neigh.Set(rs1, rs1MAC)
 	w.neigh.Set(rs2, rs2MAC)
 	w.opts = forwarder.Options{IfMAC: directorMAC, VIPMAC: arpresponder.VirtualMAC(directorMAC, vipsOf(cfg))}
