@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/udr-lb/udr/service"
 )
 
 // A case file under testdata/cases is the specification of one or more
@@ -27,7 +26,7 @@ import (
 //	stdout    what the invocations write, concatenated; kept byte for byte,
 //	stderr    trailing blanks included
 //	status    the exit status of each invocation, one per line
-//	saved     optional: the table afterwards, as service.WriteRules prints it
+//	saved     optional: the table afterwards, as WriteRules prints it
 type testCase struct {
 	sections map[string]string
 }
@@ -95,7 +94,7 @@ func TestCases(t *testing.T) {
 			}
 			b := newFakeBackend()
 			for _, line := range lines(tc.sections["setup"]) {
-				cmd, err := service.ParseCommand(service.Fields(line))
+				cmd, err := ParseCommand(Fields(line))
 				if err == nil {
 					err = b.Apply(cmd)
 				}
@@ -136,7 +135,7 @@ func TestCases(t *testing.T) {
 			}
 			if want, ok := tc.sections["saved"]; ok {
 				var got bytes.Buffer
-				if err := service.WriteRules(&got, b.cfg); err != nil {
+				if err := WriteRules(&got, b.cfg); err != nil {
 					t.Fatal(err)
 				}
 				if diff := cmp.Diff(want, got.String()); diff != "" {

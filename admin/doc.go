@@ -1,4 +1,17 @@
-// Package admin is ipvsadm's command line against udr's running director:
+// Package admin is ipvsadm's command line, emulated exactly, and its use
+// against udr's running director.
+//
+// ParseCommand reads one ipvsadm command line exactly as ipvsadm 1.31 does
+// (popt's option handling, the C parsing quirks of inet_aton and strtol,
+// the same options, defaults and messages, byte for byte, with ipvsadm's
+// exit statuses). Apply changes a service.Config as the kernel's
+// ip_vs_ctl.c would (its checks, its order, its errors as *KernelError, new
+// real servers at the head of the list). ParseRules reads `ipvsadm -S -n`
+// rule files with every faulty line reported by file and line, and
+// WriteRules prints a Config exactly as `ipvsadm -S -n` would. udr forwards
+// by direct routing only, so NAT, tunneling, firewall-mark and SCTP
+// services are refused with a message of udr's own.
+//
 // Run takes an ipvsadm 1.31 argument list (and stdin for -R), carries it out
 // through a Backend (Apply for -A -E -D -C -a -e -d --set -Z, State for the
 // listings), and returns exactly what ipvsadm would write on stdout and

@@ -12,7 +12,7 @@ import (
 )
 
 // fakeBackend is a director in memory: a service.Config changed by
-// service.Config.Apply on a clone (so errors are the real ones), and
+// Apply on a clone of the config (so errors are the real ones), and
 // counters that a test sets.
 type fakeBackend struct {
 	cfg      *service.Config
@@ -33,19 +33,14 @@ func newFakeBackend() *fakeBackend {
 	}
 }
 
-// schedulers are the names udr's sched package knows (sched.Names).
-var schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
-
-func validSched(name string) bool { return slices.Contains(schedulers, name) }
-
-func (f *fakeBackend) Apply(cmd *service.Command) error {
+func (f *fakeBackend) Apply(cmd *Command) error {
 	c := f.cfg.Clone()
-	if err := c.Apply(cmd, validSched); err != nil {
+	if err := Apply(c, cmd); err != nil {
 		return err
 	}
 	f.cfg = c
-	if cmd.Op == service.OpZero {
-		all := !cmd.Options.Has(service.OptService)
+	if cmd.Op == OpZero {
+		all := !cmd.Options.Has(OptService)
 		for k := range f.services {
 			if all || k == cmd.Service.Key {
 				f.services[k] = Stats{}

@@ -83,26 +83,26 @@ type ConnEntry struct {
 	Template bool           `json:"template"`
 }
 
-func (r *runner) listJSON(cmd *service.Command) (code int, done bool) {
+func (r *runner) listJSON(cmd *Command) (code int, done bool) {
 	o := cmd.Options
-	st, err := r.b.State(o.Has(service.OptConnection))
+	st, err := r.b.State(o.Has(OptConnection))
 	if err != nil {
 		r.errorln("udr: " + err.Error())
 		return ExitListFail, true
 	}
 	services := st.Config.Services
 	switch {
-	case o.Has(service.OptService):
+	case o.Has(OptService):
 		svc := st.Config.Service(cmd.Service.Key)
 		if svc == nil {
 			r.errorln("No such service")
 			return ExitListFail, true
 		}
 		services = []*service.Service{svc}
-	case !o.Has(service.OptNoSort):
+	case !o.Has(OptNoSort):
 		services = service.SortedServices(st.Config)
 	}
-	b, err := json.MarshalIndent(listing(st, services, !o.Has(service.OptNoSort)), "", "  ")
+	b, err := json.MarshalIndent(listing(st, services, !o.Has(OptNoSort)), "", "  ")
 	if err != nil {
 		r.errorln("udr: " + err.Error())
 		return ExitListFail, true

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/udr-lb/udr/service"
 )
 
 // walkthroughBackend is the LVS-DR walkthrough with a few counters and
@@ -24,7 +23,7 @@ func walkthroughBackend(t *testing.T) *fakeBackend {
 		"-a -u 192.0.2.100:53 -r 192.0.2.11:53 -g -w 1",
 		"--set 100 10 20",
 	} {
-		cmd, err := service.ParseCommand(strings.Fields(line))
+		cmd, err := ParseCommand(strings.Fields(line))
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}

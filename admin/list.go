@@ -14,40 +14,40 @@ type format struct {
 	noSort, exact                                    bool
 }
 
-func formatOf(o service.Option) format {
+func formatOf(o Option) format {
 	return format{
-		stats:          o.Has(service.OptStats),
-		rate:           o.Has(service.OptRate),
-		thresholds:     o.Has(service.OptThresholds),
-		persistentConn: o.Has(service.OptPersistentConn),
-		tunInfo:        o.Has(service.OptTunInfo),
-		noSort:         o.Has(service.OptNoSort),
-		exact:          o.Has(service.OptExact),
+		stats:          o.Has(OptStats),
+		rate:           o.Has(OptRate),
+		thresholds:     o.Has(OptThresholds),
+		persistentConn: o.Has(OptPersistentConn),
+		tunInfo:        o.Has(OptTunInfo),
+		noSort:         o.Has(OptNoSort),
+		exact:          o.Has(OptExact),
 	}
 }
 
 // list is ipvsadm's CMD_LIST: the connections (-c), one service (-t, -u),
 // the timeouts, the sync daemons, or the whole table, in that order of
 // precedence.
-func (r *runner) list(cmd *service.Command) (code int, done bool) {
+func (r *runner) list(cmd *Command) (code int, done bool) {
 	o := cmd.Options
-	if o.Has(service.OptJSON) {
+	if o.Has(OptJSON) {
 		return r.listJSON(cmd)
 	}
-	if o.Has(service.OptDaemon) {
+	if o.Has(OptDaemon) {
 		return ExitOK, false // no sync daemon runs: list_daemon prints nothing
 	}
-	st, err := r.b.State(o.Has(service.OptConnection))
+	st, err := r.b.State(o.Has(OptConnection))
 	if err != nil {
 		r.errorln("udr: " + err.Error())
 		return ExitListFail, true
 	}
-	n := newNamer(o.Has(service.OptNumeric), r.resolver)
+	n := newNamer(o.Has(OptNumeric), r.resolver)
 	f := formatOf(o)
 	switch {
-	case o.Has(service.OptConnection):
+	case o.Has(OptConnection):
 		writeConns(r.out, st.Conns, n, f)
-	case o.Has(service.OptService):
+	case o.Has(OptService):
 		svc := st.Config.Service(cmd.Service.Key)
 		if svc == nil {
 			r.errorln("No such service") // ipvs_get_service: ESRCH
@@ -55,7 +55,7 @@ func (r *runner) list(cmd *service.Command) (code int, done bool) {
 		}
 		writeTitle(r.out, f)
 		writeService(r.out, svc, st, n, f)
-	case o.Has(service.OptTimeout):
+	case o.Has(OptTimeout):
 		t := st.Config.Timeouts.WithDefaults()
 		fmt.Fprintf(r.out, "Timeout (tcp tcpfin udp): %d %d %d\n", t.TCP, t.TCPFin, t.UDP)
 	default:
@@ -125,7 +125,7 @@ func writeService(w io.Writer, s *service.Service, st *State, n *namer, f format
 		if s.Persistent {
 			fmt.Fprintf(w, " persistent %d", s.Timeout)
 			if s.Addr.Is4() && s.Netmask != 32 {
-				fmt.Fprintf(w, " mask %s", dottedMask(s.Netmask))
+				fmt.Fprintf(w, " mask %s", formatMask(prefixMask(s.Netmask)))
 			}
 			if s.Addr.Is6() && s.Netmask != 128 {
 				fmt.Fprintf(w, " mask %d", s.Netmask)
@@ -201,16 +201,6 @@ func appendLargeNum(b []byte, v uint64, exact bool) []byte {
 		return fmt.Appendf(b, "%8dG", v/1_000_000_000)
 	}
 	return fmt.Appendf(b, "%8dT", v/1_000_000_000_000)
-}
-
-// dottedMask returns the IPv4 netmask of a prefix length as inet_ntoa
-// prints it.
-func dottedMask(bits int) string {
-	var m uint32
-	if bits > 0 {
-		m = ^uint32(0) << (32 - min(bits, 32))
-	}
-	return fmt.Sprintf("%d.%d.%d.%d", byte(m>>24), byte(m>>16), byte(m>>8), byte(m))
 }
 
 // writeConns is list_conn and print_conn: the connection entries in the

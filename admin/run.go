@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/udr-lb/udr/service"
 )
 
 // Options are the settings of Run. The zero value resolves names with a
@@ -18,8 +16,8 @@ type Options struct {
 	Resolver Resolver
 }
 
-// Exit statuses of Run besides service.ExitUsage (2, ipvsadm's fail()) and
-// service.ExitKernel (255, kernel and popt errors, tryhelp_exit).
+// Exit statuses of Run besides ExitUsage (2, ipvsadm's fail()) and
+// ExitKernel (255, kernel and popt errors, tryhelp_exit).
 const (
 	ExitOK       = 0
 	ExitListFail = 1 // a listing failed, e.g. -L -t of a missing service
@@ -64,35 +62,35 @@ func (r *runner) errorln(msg string) {
 // exited there (fail(), tryhelp_exit, a failed listing, -h, -v), which
 // also ends a restore.
 func (r *runner) run(args []string, restoring bool) (code int, done bool) {
-	cmd, err := service.ParseCommand(args)
+	cmd, err := ParseCommand(args)
 	if err != nil {
 		return r.failed(err)
 	}
 	switch cmd.Op {
-	case service.OpHelp:
+	case OpHelp:
 		writeUsage(r.out, "ipvsadm")
 		return ExitOK, true
-	case service.OpVersion:
+	case OpVersion:
 		fmt.Fprintln(r.out, Version)
 		return ExitOK, true
-	case service.OpList:
+	case OpList:
 		return r.list(cmd)
-	case service.OpSave:
+	case OpSave:
 		return r.save(cmd)
-	case service.OpRestore:
+	case OpRestore:
 		if restoring {
 			// restore_table refuses to nest ("avoid infinite loop").
 			r.errorln(tryHelp)
-			return service.ExitKernel, true
+			return ExitKernel, true
 		}
 		return r.restore()
-	case service.OpStartDaemon:
+	case OpStartDaemon:
 		r.errorln("udr has no connection sync daemon: --start-daemon is not supported")
-		return service.ExitUsage, true
-	case service.OpStopDaemon:
+		return ExitUsage, true
+	case OpStopDaemon:
 		// What ipvsadm prints when no daemon runs (ESRCH), which is true.
 		r.errorln("No daemon is running")
-		return service.ExitKernel, false
+		return ExitKernel, false
 	}
 	if err := r.b.Apply(cmd); err != nil {
 		return r.failed(err)
@@ -106,18 +104,18 @@ func (r *runner) run(args []string, restoring bool) (code int, done bool) {
 // failed prints err as ipvsadm would and returns its exit status: fail()
 // and tryhelp_exit end ipvsadm; popt and kernel errors end only the command.
 func (r *runner) failed(err error) (code int, done bool) {
-	var ue *service.UsageError
-	var ke *service.KernelError
+	var ue *UsageError
+	var ke *KernelError
 	switch {
 	case errors.As(err, &ue):
 		r.errorln(ue.Msg)
-		return ue.Code, ue.Code == service.ExitUsage || ue.Msg == tryHelp
+		return ue.Code, ue.Code == ExitUsage || ue.Msg == tryHelp
 	case errors.As(err, &ke):
 		r.errorln(ke.Msg)
-		return service.ExitKernel, false
+		return ExitKernel, false
 	}
 	r.errorln("udr: " + err.Error())
-	return service.ExitKernel, false
+	return ExitKernel, false
 }
 
 // restore is ipvsadm's restore_table: each line of stdin is a command line,
@@ -133,7 +131,7 @@ func (r *runner) restore() (code int, done bool) {
 	for {
 		line, err := br.ReadString('\n')
 		if t := strings.TrimLeft(line, " \t\r\n"); t != "" && t[0] != '#' {
-			if args := service.Fields(line); len(args) > 0 {
+			if args := Fields(line); len(args) > 0 {
 				c, d := r.run(args, true)
 				if d {
 					return c, true
@@ -146,7 +144,7 @@ func (r *runner) restore() (code int, done bool) {
 		}
 		if err != nil {
 			r.errorln(fmt.Sprintf("udr: read the rules from stdin: %v", err))
-			return service.ExitKernel, true
+			return ExitKernel, true
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/udr-lb/udr/service"
 )
 
@@ -31,7 +32,7 @@ func newBackendWith(t *testing.T, lines []string) *fakeBackend {
 	t.Helper()
 	b := newFakeBackend()
 	for _, line := range lines {
-		cmd, err := service.ParseCommand(strings.Fields(line))
+		cmd, err := ParseCommand(strings.Fields(line))
 		if err == nil {
 			err = b.Apply(cmd)
 		}
@@ -77,12 +78,12 @@ func TestSaveRestoreRoundTrip(t *testing.T) {
 func TestWriteRulesMatchesService(t *testing.T) {
 	b := newBackendWith(t, richConfig)
 	var want, got bytes.Buffer
-	if err := service.WriteRules(&want, b.cfg); err != nil {
+	if err := WriteRules(&want, b.cfg); err != nil {
 		t.Fatal(err)
 	}
 	writeRules(&got, b.cfg, newNamer(true, nil))
 	if diff := cmp.Diff(want.String(), got.String()); diff != "" {
-		t.Errorf("-S -n against service.WriteRules (-want +got):\n%s", diff)
+		t.Errorf("-S -n against WriteRules (-want +got):\n%s", diff)
 	}
 }
 
@@ -116,8 +117,8 @@ func TestLargeNum(t *testing.T) {
 // brokenBackend fails every call with an error of its own.
 type brokenBackend struct{ err error }
 
-func (b brokenBackend) Apply(*service.Command) error { return b.err }
-func (b brokenBackend) State(bool) (*State, error)   { return nil, b.err }
+func (b brokenBackend) Apply(*Command) error       { return b.err }
+func (b brokenBackend) State(bool) (*State, error) { return nil, b.err }
 
 func TestBackendErrors(t *testing.T) {
 	b := brokenBackend{errors.New("control socket closed")}
@@ -130,7 +131,7 @@ func TestBackendErrors(t *testing.T) {
 		{"list service", []string{"-L", "-t", "192.0.2.100:80"}, ExitListFail},
 		{"json", []string{"-L", "-j"}, ExitListFail},
 		{"save", []string{"-S"}, ExitListFail},
-		{"add", []string{"-A", "-t", "192.0.2.100:80"}, service.ExitKernel},
+		{"add", []string{"-A", "-t", "192.0.2.100:80"}, ExitKernel},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			stdout, stderr, code := run(t, b, "", tt.args...)

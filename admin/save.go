@@ -11,18 +11,18 @@ import (
 // line per service and one -a line per real server, sorted; names are
 // resolved unless -n (`ipvsadm-save -n` is `ipvsadm -S -n`), so only the
 // -n form reads back into udr, which takes numbers only.
-func (r *runner) save(cmd *service.Command) (code int, done bool) {
+func (r *runner) save(cmd *Command) (code int, done bool) {
 	st, err := r.b.State(false)
 	if err != nil {
 		r.errorln("udr: " + err.Error())
 		return ExitListFail, true
 	}
-	writeRules(r.out, st.Config, newNamer(cmd.Options.Has(service.OptNumeric), r.resolver))
+	writeRules(r.out, st.Config, newNamer(cmd.Options.Has(OptNumeric), r.resolver))
 	return ExitOK, false
 }
 
 // writeRules is print_service_entry with FMT_RULE for every service. With a
-// numeric namer its output equals service.WriteRules.
+// numeric namer its output equals WriteRules.
 func writeRules(w io.Writer, c *service.Config, n *namer) {
 	for _, s := range service.SortedServices(c) {
 		name := s.Proto.Flag() + " " + n.addrPort(s.Addr, s.Port, s.Proto)
@@ -30,7 +30,7 @@ func writeRules(w io.Writer, c *service.Config, n *namer) {
 		if s.Persistent {
 			fmt.Fprintf(w, " -p %d", s.Timeout)
 			if s.Addr.Is4() && s.Netmask != 32 {
-				fmt.Fprintf(w, " -M %s", dottedMask(s.Netmask))
+				fmt.Fprintf(w, " -M %s", formatMask(prefixMask(s.Netmask)))
 			}
 			if s.Addr.Is6() && s.Netmask != 128 {
 				fmt.Fprintf(w, " -M %d", s.Netmask)

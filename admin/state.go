@@ -11,9 +11,9 @@ type Backend interface {
 	// Apply makes one change: -A -E -D -C -a -e -d --set, or -Z (zero
 	// the statistics of cmd.Service, or of everything when it has no
 	// address). The change is validated whole and applied atomically; on
-	// error nothing changed. Errors are *service.KernelError (ipvsadm's
-	// kernel messages, exit 255) or *service.UsageError.
-	Apply(cmd *service.Command) error
+	// error nothing changed. Errors are *KernelError (ipvsadm's
+	// kernel messages, exit 255) or *UsageError.
+	Apply(cmd *Command) error
 	// State returns the table as a listing shows it; the connection list
 	// only when conns is set (it is copied from the packet path).
 	State(conns bool) (*State, error)

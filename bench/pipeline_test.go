@@ -2,19 +2,17 @@ package bench
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/internal/udrtest"
-	"github.com/udr-lb/udr/sched"
-	"github.com/udr-lb/udr/service"
 )
 
 const rules = `-A -t 192.0.2.100:80 -s wrr
@@ -28,7 +26,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // given capacity, both real servers' MACs known, and the VIP MAC.
 func newPipeline(b *testing.B, capacity int) (*forwarder.Pipeline, []byte) {
 	b.Helper()
-	cfg, _, err := service.ParseRules(strings.NewReader(rules), "rules", func(s string) bool { return slices.Contains(sched.Names, s) })
+	cfg, _, err := admin.ParseRules(strings.NewReader(rules), "rules")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,12 +4,10 @@ package director
 
 import (
 	"errors"
-	"slices"
 	"syscall"
 	"time"
 
 	"github.com/udr-lb/udr/admin"
-	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -23,21 +21,21 @@ const connTabSize = 4096
 // Apply makes one ipvsadm change to the running configuration: it is
 // validated and compiled whole on a copy, then swapped in; on error
 // nothing changed. It implements admin.Backend.
-func (d *Director) Apply(cmd *service.Command) error {
+func (d *Director) Apply(cmd *admin.Command) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if cmd.Op == service.OpZero {
+	if cmd.Op == admin.OpZero {
 		return d.zero(cmd)
 	}
 	next := d.running.Clone()
-	if err := next.Apply(cmd, validScheduler); err != nil {
+	if err := admin.Apply(next, cmd); err != nil {
 		return err
 	}
 	if err := d.install(next); err != nil {
 		// The host refused what the kernel would have taken (a VIP on
 		// a local interface, a full registry): the kernel's nearest
 		// answer is EINVAL, with udr's reason as the message.
-		return &service.KernelError{Op: cmd.Op, Errno: syscall.EINVAL, Msg: err.Error()}
+		return &admin.KernelError{Op: cmd.Op, Errno: syscall.EINVAL, Msg: err.Error()}
 	}
 	if cmd.Service.Addr.IsValid() {
 		d.log.Info("applied", "command", cmd.Op.Flag(), "service", cmd.Service.Key.String())
@@ -46,8 +44,6 @@ func (d *Director) Apply(cmd *service.Command) error {
 	}
 	return nil
 }
-
-func validScheduler(name string) bool { return slices.Contains(sched.Names, name) }
 
 // State returns the running table for a listing. It implements
 // admin.Backend.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/forwarder"
@@ -70,9 +71,9 @@ type Director struct {
 	table atomic.Pointer[forwarder.Table]
 	p     *forwarder.Pipeline
 
-	mu      sync.Mutex          // serialises changes: Reload, Apply
-	running *service.Config     // the configuration as the operator made it
-	file    *service.FileConfig // the last udr.yaml loaded, when ConfigFile is set
+	mu      sync.Mutex      // serialises changes: Reload, Apply
+	running *service.Config // the configuration as the operator made it
+	file    *config.File    // the last udr.yaml loaded, when ConfigFile is set
 	changed chan struct{}
 	connReq chan chan []admin.Conn // connection list requests to the worker
 
@@ -201,9 +202,9 @@ func capacityOr(n int) int {
 }
 
 // loadRules reads the rules file or the udr.yaml; fc is nil for a rules file.
-func (d *Director) loadRules() (cfg *service.Config, fc *service.FileConfig, err error) {
+func (d *Director) loadRules() (cfg *service.Config, fc *config.File, err error) {
 	if d.cfg.ConfigFile != "" {
-		fc, cfg, warnings, err := service.LoadConfig(d.cfg.ConfigFile, validScheduler)
+		fc, cfg, warnings, err := config.Load(d.cfg.ConfigFile)
 		for _, w := range warnings {
 			d.log.Warn(w)
 		}
@@ -214,7 +215,7 @@ func (d *Director) loadRules() (cfg *service.Config, fc *service.FileConfig, err
 		return nil, nil, err
 	}
 	defer f.Close()
-	cfg, warnings, err := service.ParseRules(f, d.cfg.Rules, validScheduler)
+	cfg, warnings, err := admin.ParseRules(f, d.cfg.Rules)
 	for _, w := range warnings {
 		d.log.Warn(w)
 	}

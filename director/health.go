@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/metrics"
 	"github.com/udr-lb/udr/service"
@@ -18,7 +19,7 @@ import (
 // connections drain) or removed, as its check's on_failure says; when it
 // recovers the table is compiled again with its configured weight.
 type healthState struct {
-	checks map[admin.DestKey]service.HealthCheck // the servers that have a check
+	checks map[admin.DestKey]config.HealthCheck // the servers that have a check
 	down   map[admin.DestKey]bool
 	flips  map[admin.DestKey]uint64
 	count  uint64 // transitions, all servers
@@ -28,7 +29,7 @@ type healthState struct {
 // dr-mode socket is opened there).
 func (d *Director) newChecker() error {
 	d.health = healthState{
-		checks: make(map[admin.DestKey]service.HealthCheck),
+		checks: make(map[admin.DestKey]config.HealthCheck),
 		down:   make(map[admin.DestKey]bool),
 		flips:  make(map[admin.DestKey]uint64),
 	}
@@ -42,7 +43,7 @@ func (d *Director) newChecker() error {
 // and reports whether that changed which servers are down. The caller
 // holds d.mu.
 func (d *Director) setHealthTargets() (changed bool, err error) {
-	checks := make(map[admin.DestKey]service.HealthCheck)
+	checks := make(map[admin.DestKey]config.HealthCheck)
 	var targets []health.Target
 	if d.file != nil {
 		for svc, servers := range d.file.HealthChecks() {
@@ -73,7 +74,7 @@ func (d *Director) setHealthTargets() (changed bool, err error) {
 	return changed, nil
 }
 
-func checkConfig(hc service.HealthCheck) health.CheckConfig {
+func checkConfig(hc config.HealthCheck) health.CheckConfig {
 	return health.CheckConfig{
 		Kind: health.Kind(hc.Kind), Port: hc.Port,
 		Interval: hc.Interval, Timeout: hc.Timeout, Rise: hc.Rise, Fall: hc.Fall,

@@ -79,7 +79,7 @@ func TestPrivilegedLiveChanges(t *testing.T) {
 					}
 					fin = s.Conns
 				}
-				cmd, err := service.ParseCommand(strings.Fields(st.args))
+				cmd, err := admin.ParseCommand(strings.Fields(st.args))
 				if err != nil {
 					return fmt.Errorf("parse %q: %w", st.args, err)
 				}

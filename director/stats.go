@@ -52,13 +52,13 @@ func (d *Director) estimate(ctx context.Context) {
 
 // zero is ipvsadm -Z: the statistics of one service, or of all of them,
 // start again from zero. The caller holds d.mu.
-func (d *Director) zero(cmd *service.Command) error {
+func (d *Director) zero(cmd *admin.Command) error {
 	if !cmd.Service.Addr.IsValid() {
 		d.stats.ZeroAll()
 		return nil
 	}
 	if d.running.Service(cmd.Service.Key) == nil {
-		return &service.KernelError{Op: cmd.Op, Errno: syscall.ESRCH, Msg: "No such service"}
+		return &admin.KernelError{Op: cmd.Op, Errno: syscall.ESRCH, Msg: "No such service"}
 	}
 	// Bring the counters up to date first, so that what is zeroed is what
 	// a listing would show now.

@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/internal/udrtest"
-	"github.com/udr-lb/udr/sched"
-	"github.com/udr-lb/udr/service"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -31,7 +30,7 @@ type harness struct {
 
 func newHarness(tb testing.TB, rules string, capacity int) *harness {
 	tb.Helper()
-	cfg, _, err := service.ParseRules(strings.NewReader(rules), "rules", func(s string) bool { return slices.Contains(sched.Names, s) })
+	cfg, _, err := admin.ParseRules(strings.NewReader(rules), "rules")
 	if err != nil {
 		tb.Fatalf("ParseRules: %v", err)
 	}
@@ -54,7 +53,7 @@ func newHarness(tb testing.TB, rules string, capacity int) *harness {
 // reload compiles new rules over the running table, as a SIGHUP does.
 func (h *harness) reload(tb testing.TB, rules string) {
 	tb.Helper()
-	cfg, _, err := service.ParseRules(strings.NewReader(rules), "rules", func(s string) bool { return slices.Contains(sched.Names, s) })
+	cfg, _, err := admin.ParseRules(strings.NewReader(rules), "rules")
 	if err != nil {
 		tb.Fatalf("ParseRules: %v", err)
 	}

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/stats"
 )

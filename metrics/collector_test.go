@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/service"
 	"github.com/udr-lb/udr/stats"

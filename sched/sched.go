@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -67,6 +68,9 @@ type Options struct {
 // gives them ("one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|ovf|mh"),
 // followed by twos, which the kernel added later.
 var Names = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"}
+
+// Valid reports whether name is one of Names.
+func Valid(name string) bool { return slices.Contains(Names, name) }
 
 // ErrUnknown is wrapped by the error New returns for a name that is not a
 // scheduler.

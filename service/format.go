@@ -77,22 +77,6 @@ func appendInet6(b []byte, ip [16]byte) []byte {
 	return b
 }
 
-// formatMask returns an IPv4 netmask in dotted form, as inet_ntoa.
-func formatMask(m uint32) string {
-	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
-}
-
-// prefixMask returns the IPv4 netmask of a prefix length.
-func prefixMask(bits int) uint32 {
-	switch {
-	case bits <= 0:
-		return 0
-	case bits >= 32:
-		return 0xffffffff
-	}
-	return ^uint32(0) << (32 - bits)
-}
-
 // SchedFlagsString returns a service's -b flags as ipvsadm prints them
 // (print_sched_flags): named after sh and mh for those schedulers,
 // flag-1..flag-3 for the others, comma separated. It can be empty although

@@ -20,7 +20,6 @@ import (
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/internal/netlab"
-	"github.com/udr-lb/udr/service"
 )
 
 // specDir holds the admin package's specification: one ipvsadm case a file
@@ -76,7 +75,7 @@ func (c *specCase) commandLines() [][]string {
 	var out [][]string
 	for _, sec := range []string{"setup", "args", "stdin"} {
 		for _, line := range nonBlank(c.sections[sec]) {
-			words := service.Fields(line)
+			words := admin.Fields(line)
 			if sec == "stdin" && (len(words) == 0 || strings.HasPrefix(strings.TrimLeft(line, " \t\r"), "#")) {
 				continue // restore skips it; a bare "ipvsadm" is no listing there
 			}
@@ -137,12 +136,12 @@ func (c *specCase) skipReason(directorAddrs []netip.Addr) (kind, msg string) {
 				}
 			}
 		}
-		cmd, err := service.ParseCommand(words)
+		cmd, err := admin.ParseCommand(words)
 		if err != nil {
 			continue // ipvsadm stops at the error, before any listing
 		}
-		if (cmd.Op == service.OpList || cmd.Op == service.OpSave) && !cmd.Options.Has(service.OptNumeric) &&
-			cmd.Options&(service.OptTimeout|service.OptDaemon) == 0 {
+		if (cmd.Op == admin.OpList || cmd.Op == admin.OpSave) && !cmd.Options.Has(admin.OptNumeric) &&
+			cmd.Options&(admin.OptTimeout|admin.OptDaemon) == 0 {
 			return skipNames, fmt.Sprintf("%q lists without -n: the names would come from this host's resolver, the case's from a fake one", strings.Join(append([]string{"ipvsadm"}, words...), " "))
 		}
 		if vip := cmd.Service.Addr; vip.IsValid() && slices.Contains(directorAddrs, vip) {
@@ -234,7 +233,7 @@ func (d *daemon) replay(t *testing.T, c *specCase) {
 	d.mustIpvsadm(t, "-C")
 	d.mustIpvsadm(t, "--set", "900", "120", "300")
 	for _, line := range nonBlank(c.sections["setup"]) {
-		if out := d.mustIpvsadm(t, service.Fields(line)...); out != "" {
+		if out := d.mustIpvsadm(t, admin.Fields(line)...); out != "" {
 			t.Fatalf("setup %q printed %q", line, out)
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/udr-lb/udr/service"
+	"github.com/udr-lb/udr/config"
 )
 
 // runConfig is `udr config check FILE`: validate a udr.yaml without
@@ -13,7 +13,7 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 	if len(args) != 2 || args[0] != "check" {
 		return usageErrorf("config: usage: udr config check FILE")
 	}
-	summary, err := service.CheckConfigFile(args[1], validScheduler)
+	summary, err := config.Check(args[1])
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}

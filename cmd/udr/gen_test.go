@@ -14,8 +14,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
-	"github.com/udr-lb/udr/service"
 )
 
 // This file builds the input captures of the golden replay cases
@@ -374,7 +374,7 @@ type generated struct {
 
 // generate builds the input files of case gc.
 func generate(gc goldenCase) (generated, error) {
-	cfg, _, err := service.ParseRules(strings.NewReader(gc.rules), gc.name+".rules", validScheduler)
+	cfg, _, err := admin.ParseRules(strings.NewReader(gc.rules), gc.name+".rules")
 	if err != nil {
 		return generated{}, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/service"
 )
@@ -269,7 +270,7 @@ func checkOutput(t *testing.T, gc goldenCase, in, out []record, explain map[int]
 		}
 		byTS[r.TS] = i
 	}
-	cfg, _, err := service.ParseRules(bytes.NewReader(readFile(t, gc.name+".rules")), "rules", validScheduler)
+	cfg, _, err := admin.ParseRules(bytes.NewReader(readFile(t, gc.name+".rules")), "rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,12 +476,12 @@ func net6(b []byte) string {
 func checkRulesRoundTrip(t *testing.T, path string) {
 	t.Helper()
 	b := readFile(t, path)
-	cfg, warnings, err := service.ParseRules(bytes.NewReader(b), path, validScheduler)
+	cfg, warnings, err := admin.ParseRules(bytes.NewReader(b), path)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("%s: %v %q", path, err, warnings)
 	}
 	var buf bytes.Buffer
-	if err := service.WriteRules(&buf, cfg); err != nil {
+	if err := admin.WriteRules(&buf, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(string(b), buf.String()); diff != "" {

@@ -16,7 +16,6 @@ import (
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/forwarder"
-	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -50,9 +49,6 @@ func parseMAC(s string) ([6]byte, error) {
 	return [6]byte(hw), nil
 }
 
-// validScheduler reports whether udr has a scheduler of that name.
-func validScheduler(name string) bool { return slices.Contains(sched.Names, name) }
-
 // loadRules reads an ipvsadm-save rules file.
 func loadRules(path string, stderr io.Writer) (*service.Config, error) {
 	f, err := os.Open(path)
@@ -60,7 +56,7 @@ func loadRules(path string, stderr io.Writer) (*service.Config, error) {
 		return nil, err
 	}
 	defer f.Close()
-	cfg, warnings, err := service.ParseRules(f, path, validScheduler)
+	cfg, warnings, err := admin.ParseRules(f, path)
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "udr: warning: %s\n", w)
 	}
@@ -182,7 +178,7 @@ type replayState struct {
 	res *forwarder.ReplayResult
 }
 
-func (r replayState) Apply(*service.Command) error {
+func (r replayState) Apply(*admin.Command) error {
 	return errors.New("a replay's table cannot be changed")
 }
 

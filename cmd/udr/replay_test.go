@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
@@ -88,7 +89,7 @@ type worker struct {
 
 func parseRulesText(t *testing.T, text string) *service.Config {
 	t.Helper()
-	cfg, _, err := service.ParseRules(strings.NewReader(text), "rules", validScheduler)
+	cfg, _, err := admin.ParseRules(strings.NewReader(text), "rules")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/forwarder"
 	udrmetrics "github.com/udr-lb/udr/metrics"
-	"github.com/udr-lb/udr/service"
 )
 
 // runDirector is `udr run`: the director on a live interface until SIGTERM
@@ -36,7 +36,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.ExpireQuiescentTemplate, "expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
 	control := fs.String("control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
-	metrics := fs.String("metrics", service.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
+	metrics := fs.String("metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
@@ -123,7 +123,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 // settingsFromFile takes the daemon's settings from the --config file,
 // except those given as flags, which win.
 func settingsFromFile(fs *flag.FlagSet, cfg *director.Config, control, metrics *string) error {
-	fc, _, _, err := service.LoadConfig(cfg.ConfigFile, validScheduler)
+	fc, _, _, err := config.Load(cfg.ConfigFile)
 	if err != nil {
 		return usageErrorf("run: %v", err)
 	}

@@ -1,4 +1,4 @@
-package service
+package config
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ import (
 // the defaults filled in. It only describes the check; the checker runs it.
 type HealthCheck struct {
 	Kind     string        // "tcp" (connect, the default), "http" (GET), "udp" or "dns" (a query for DNSName)
-	Port     uint16        // 0 = the real server's port (in FileConfig; HealthChecks resolves it)
+	Port     uint16        // 0 = the real server's port (in File; HealthChecks resolves it)
 	Path     string        // http: the request path, default "/"
 	Host     string        // http: the Host header, default "" = the real server's address
 	Status   int           // http: the status that means healthy, default 200

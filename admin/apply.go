@@ -1,16 +1,18 @@
-package service
+package admin
 
 import (
 	"fmt"
 	"net/netip"
 	"syscall"
+
+	"github.com/udr-lb/udr/sched"
+	"github.com/udr-lb/udr/service"
 )
 
 // Apply changes c as the kernel changes its table for cmd (ip_vs_ctl.c
 // ip_vs_genl_set_cmd and the functions it calls), with the kernel's checks
-// in the kernel's order and its errors as *KernelError. validSched reports
-// whether a scheduler name exists (udr's sched package owns the list); nil
-// accepts every name.
+// in the kernel's order and its errors as *KernelError. A scheduler exists
+// when udr's sched package has it (sched.Valid).
 //
 // Semantics kept from the kernel:
 //   - -A appends the service; -E replaces its scheduler, flags,
@@ -27,12 +29,12 @@ import (
 //
 // On error c is unchanged. Commands that do not change the table (-L, -S,
 // -R, -h, -v, the sync daemon) are an error.
-func (c *Config) Apply(cmd *Command, validSched func(string) bool) error {
+func Apply(c *service.Config, cmd *Command) error {
 	switch cmd.Op {
 	case OpAddService, OpEditService:
-		return c.applyService(cmd, validSched)
+		return applyService(c, cmd)
 	case OpDeleteService:
-		i := c.serviceIndex(cmd.Service.Key)
+		i := serviceIndex(c, cmd.Service.Key)
 		if i < 0 {
 			return kernelErr(cmd.Op, syscall.ESRCH)
 		}
@@ -44,7 +46,7 @@ func (c *Config) Apply(cmd *Command, validSched func(string) bool) error {
 			return kernelErr(cmd.Op, syscall.ESRCH)
 		}
 	case OpAddServer, OpEditServer, OpDeleteServer:
-		return c.applyDest(cmd)
+		return applyDest(c, cmd)
 	case OpSet:
 		if t := cmd.Timeouts.TCP; t != 0 {
 			c.Timeouts.TCP = t
@@ -61,7 +63,7 @@ func (c *Config) Apply(cmd *Command, validSched func(string) bool) error {
 	return nil
 }
 
-func (c *Config) serviceIndex(k Key) int {
+func serviceIndex(c *service.Config, k service.Key) int {
 	for i, s := range c.Services {
 		if s.Key == k {
 			return i
@@ -70,7 +72,7 @@ func (c *Config) serviceIndex(k Key) int {
 	return -1
 }
 
-func (c *Config) applyService(cmd *Command, validSched func(string) bool) error {
+func applyService(c *service.Config, cmd *Command) error {
 	u := &cmd.Service
 	svc := c.Service(u.Key)
 	switch {
@@ -78,7 +80,7 @@ func (c *Config) applyService(cmd *Command, validSched func(string) bool) error 
 		return kernelErr(cmd.Op, syscall.EEXIST)
 	case cmd.Op == OpEditService && svc == nil:
 		return kernelErr(cmd.Op, syscall.ESRCH)
-	case validSched != nil && !validSched(u.Scheduler):
+	case !sched.Valid(u.Scheduler):
 		return kernelErr(cmd.Op, syscall.ENOENT)
 	case cmd.PE != "":
 		// udr has no persistence engine modules (the kernel has sip).
@@ -86,7 +88,7 @@ func (c *Config) applyService(cmd *Command, validSched func(string) bool) error 
 	case u.Addr.Is6() && (u.Netmask < 1 || u.Netmask > 128):
 		return kernelErr(cmd.Op, syscall.EINVAL)
 	}
-	n := Service{
+	n := service.Service{
 		Key:        u.Key,
 		Scheduler:  u.Scheduler,
 		Flags:      u.Flags,
@@ -108,7 +110,7 @@ func (c *Config) applyService(cmd *Command, validSched func(string) bool) error 
 	return nil
 }
 
-func (c *Config) applyDest(cmd *Command) error {
+func applyDest(c *service.Config, cmd *Command) error {
 	svc := c.Service(cmd.Service.Key)
 	if svc == nil {
 		return kernelErr(cmd.Op, syscall.ESRCH)
@@ -131,11 +133,11 @@ func (c *Config) applyDest(cmd *Command) error {
 		if i >= 0 {
 			return kernelErr(cmd.Op, syscall.EEXIST)
 		}
-		if !unicast(u.Addr) {
+		if !Unicast(u.Addr) {
 			return kernelErr(cmd.Op, syscall.EINVAL)
 		}
 		u.LastWeight = u.Weight
-		svc.Dests = append([]Dest{u}, svc.Dests...)
+		svc.Dests = append([]service.Dest{u}, svc.Dests...)
 	case OpEditServer:
 		if i < 0 {
 			return kernelErr(cmd.Op, syscall.ENOENT)
@@ -154,12 +156,12 @@ func (c *Config) applyDest(cmd *Command) error {
 	return nil
 }
 
-// unicast is the address check of ip_vs_new_dest: for IPv4,
+// Unicast is the address check of ip_vs_new_dest: for IPv4,
 // inet_addr_type must be unicast (not 0.0.0.0/8, 255.255.255.255 or
 // multicast; broadcast addresses of local subnets depend on the host and are
 // not checked); for IPv6, ipv6_addr_type must be unicast and not link-local
 // (which rules out ::, multicast and IPv4-mapped addresses).
-func unicast(a netip.Addr) bool {
+func Unicast(a netip.Addr) bool {
 	if a.Is4() {
 		b := a.As4()
 		return b[0] != 0 && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})

@@ -1,4 +1,4 @@
-package service
+package config
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/udr-lb/udr/service"
 )
 
 // Defaults of udr.yaml's top-level keys.
@@ -18,7 +20,7 @@ const (
 	DefaultConnReuseMode    = 1 // the kernel's conn_reuse_mode default
 )
 
-// FileConfig is udr.yaml, udr run's configuration file, checked, with every
+// File is udr.yaml, udr run's configuration file, checked, with every
 // default filled in. Every key is optional except interface; a key left out
 // (or given no value) takes the default shown.
 //
@@ -72,7 +74,7 @@ const (
 //	initial_down: false  # start down, in service only after rise successes (keepalived's alpha)
 //	mode: ""             # "" to the server's address; dr (tcp only) to the VIP via the server's MAC
 //	on_failure: quiesce  # quiesce (weight 0) or remove
-type FileConfig struct {
+type File struct {
 	Interface        string
 	VIPMAC           string // "" (a virtual MAC), "iface", or a unicast MAC address
 	ControlSocket    string
@@ -80,7 +82,7 @@ type FileConfig struct {
 	AnnounceInterval time.Duration
 	Capacity         int
 	SloppyTCP        bool
-	Timeouts         Timeouts // in seconds; 0 = the kernel default
+	Timeouts         service.Timeouts // in seconds; 0 = the kernel default
 
 	// The kernel's IPVS sysctls that change what happens to a connection
 	// (Documentation/networking/ipvs-sysctl.rst), with its defaults.
@@ -91,18 +93,18 @@ type FileConfig struct {
 	// Rules is the rules file, joined to the directory of udr.yaml when
 	// relative, or "". Its services are not in Services.
 	Rules    string
-	Services []ServiceConfig
+	Services []Service
 }
 
-// ServiceConfig is one service of udr.yaml.
-type ServiceConfig struct {
-	Key
+// Service is one service of udr.yaml.
+type Service struct {
+	service.Key
 	Scheduler   string
-	Flags       SchedFlags
+	Flags       service.SchedFlags
 	Persistence *Persistence // nil: not persistent
 	OnePacket   bool
 	HealthCheck *HealthCheck // the service's own, the default of its servers; nil: none
-	Servers     []ServerConfig
+	Servers     []Server
 }
 
 // Persistence is a service's persistence (ipvsadm -p and -M).
@@ -111,8 +113,8 @@ type Persistence struct {
 	Netmask int           // prefix length, default 32 (IPv4) or 128 (IPv6)
 }
 
-// ServerConfig is one real server of a service, in file order.
-type ServerConfig struct {
+// Server is one real server of a service, in file order.
+type Server struct {
 	Addr           netip.Addr
 	Port           uint16 // always the service port: direct routing forwards to it
 	Weight         int32
@@ -121,13 +123,13 @@ type ServerConfig struct {
 	HealthCheck    *HealthCheck // after inheritance from the service; nil: none
 }
 
-// LoadConfig reads udr.yaml at path and returns it, the virtual server
+// Load reads udr.yaml at path and returns it, the virtual server
 // table it defines, and warnings (real server ports that direct routing
 // ignores). The table comes from the rules file, or from the services,
 // which are applied as the equivalent ipvsadm -A and -a commands through
 // Apply, so that every rule of a rules file holds (the kernel's list order
-// too: the server listed first ends up last in Dests). validSched says
-// whether a scheduler exists; nil accepts every name.
+// too: the server listed first ends up last in Dests). A scheduler exists
+// when udr's sched package has it (sched.Valid).
 //
 // Every problem is reported, joined, each as "path:line: field: message",
 // for example
@@ -135,23 +137,23 @@ type ServerConfig struct {
 //	udr.yaml:12: services[0].servers[1].weight: 70000 out of range 0..65535
 //
 // except that a YAML syntax error or an unknown or misshapen key stops the
-// reading at once. On error the FileConfig and Config are nil.
-func LoadConfig(path string, validSched func(string) bool) (*FileConfig, *Config, []string, error) {
+// reading at once. On error the File and Config are nil.
+func Load(path string) (*File, *service.Config, []string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read config: %w", err)
 	}
-	return parseConfig(data, path, filepath.Dir(path), validSched)
+	return parseConfig(data, path, filepath.Dir(path))
 }
 
-// parseConfig is LoadConfig of data, named name, whose relative rules path
+// parseConfig is Load of data, named name, whose relative rules path
 // is relative to dir.
-func parseConfig(data []byte, name, dir string, validSched func(string) bool) (*FileConfig, *Config, []string, error) {
+func parseConfig(data []byte, name, dir string) (*File, *service.Config, []string, error) {
 	doc, d, err := decodeDoc(data, name)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	fc, cfg, warnings := d.config(doc, dir, validSched)
+	fc, cfg, warnings := d.config(doc, dir)
 	if len(d.errs) > 0 {
 		return nil, nil, warnings, d.err()
 	}
@@ -161,8 +163,8 @@ func parseConfig(data []byte, name, dir string, validSched func(string) bool) (*
 // HealthChecks returns the health check of every real server that has one,
 // by service and by the real server's address and port, with Port set to
 // the real server's port when the check gives none.
-func (fc *FileConfig) HealthChecks() map[Key]map[netip.AddrPort]HealthCheck {
-	m := make(map[Key]map[netip.AddrPort]HealthCheck)
+func (fc *File) HealthChecks() map[service.Key]map[netip.AddrPort]HealthCheck {
+	m := make(map[service.Key]map[netip.AddrPort]HealthCheck)
 	for _, s := range fc.Services {
 		for _, d := range s.Servers {
 			if d.HealthCheck == nil {
@@ -181,11 +183,11 @@ func (fc *FileConfig) HealthChecks() map[Key]map[netip.AddrPort]HealthCheck {
 	return m
 }
 
-// CheckConfigFile loads udr.yaml at path as LoadConfig does, for `udr
+// Check loads udr.yaml at path as Load does, for `udr
 // config check`. The summary is the warnings, one a line, then a line such
 // as "udr.yaml: 2 services, 5 real servers, 3 health checks: ok".
-func CheckConfigFile(path string, validSched func(string) bool) (string, error) {
-	fc, cfg, warnings, err := LoadConfig(path, validSched)
+func Check(path string) (string, error) {
+	fc, cfg, warnings, err := Load(path)
 	if err != nil {
 		return "", err
 	}

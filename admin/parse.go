@@ -1,9 +1,11 @@
-package service
+package admin
 
 import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/udr-lb/udr/service"
 )
 
 // Limits of ipvsadm.c.
@@ -48,7 +50,7 @@ type parser struct {
 // Op when the first option was a command, so that ParseRules can name it.
 func parseCommand(args []string) (*Command, error) {
 	p := &parser{netmask: 0xffffffff}
-	p.cmd.Dest.Weight = DefaultWeight
+	p.cmd.Dest.Weight = service.DefaultWeight
 	if len(args) == 0 {
 		p.cmd.Op = OpList
 		p.cmd.Service.Netmask = 32
@@ -95,13 +97,13 @@ func (p *parser) parse(args []string) error {
 			}
 			t[i] = v
 		}
-		p.cmd.Timeouts = Timeouts{TCP: t[0], TCPFin: t[1], UDP: t[2]}
+		p.cmd.Timeouts = service.Timeouts{TCP: t[0], TCPFin: t[1], UDP: t[2]}
 	}
 	if a, ok := po.arg(); ok {
 		return failf("unexpected argument %s", a)
 	}
 	if p.schedFlags != "" {
-		f, err := parseSchedFlags(p.cmd.Service.Scheduler, p.schedFlags)
+		f, err := ParseSchedFlags(p.cmd.Service.Scheduler, p.schedFlags)
 		if err != nil {
 			return err
 		}
@@ -188,9 +190,9 @@ func (p *parser) option(opt *optDef, arg *string, po *popt) error {
 	svc := &p.cmd.Service
 	switch opt.id {
 	case 't', 'u':
-		svc.Proto = TCP
+		svc.Proto = service.TCP
 		if opt.id == 'u' {
-			svc.Proto = UDP
+			svc.Proto = service.UDP
 		}
 		addr, port, _, ok := parseService(a)
 		if !ok {
@@ -212,7 +214,7 @@ func (p *parser) option(opt *optDef, arg *string, po *popt) error {
 		svc.Scheduler = truncate(a, maxSchedName)
 	case 'p':
 		svc.Persistent = true
-		svc.Timeout = DefaultPersistentTimeout
+		svc.Timeout = service.DefaultPersistentTimeout
 		if arg != nil {
 			v, err := parseTimeout(a, 1)
 			if err != nil {

@@ -1,4 +1,4 @@
-package service
+package admin
 
 import (
 	"errors"
@@ -7,26 +7,19 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/service"
 )
 
-// testScheds stands in for sched.Names.
-func testScheds(name string) bool {
-	switch name {
-	case "rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh", "lblc", "lblcr", "fo", "ovf", "twos":
-		return true
-	}
-	return false
-}
-
 // apply parses and applies each line to c, failing the test on any error.
-func apply(t *testing.T, c *Config, lines ...string) {
+func apply(t *testing.T, c *service.Config, lines ...string) {
 	t.Helper()
 	for _, l := range lines {
 		cmd, err := ParseCommand(words(l))
 		if err != nil {
 			t.Fatalf("ParseCommand(%q): %v", l, err)
 		}
-		if err := c.Apply(cmd, testScheds); err != nil {
+		if err := Apply(c, cmd); err != nil {
 			t.Fatalf("Apply(%q): %v", l, err)
 		}
 	}
@@ -68,14 +61,14 @@ func TestApplyKernelErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Config{}
+			c := &service.Config{}
 			apply(t, c, base...)
 			before := c.Clone()
 			cmd, err := ParseCommand(words(tt.line))
 			if err != nil {
 				t.Fatalf("ParseCommand(%q): %v", tt.line, err)
 			}
-			err = c.Apply(cmd, testScheds)
+			err = Apply(c, cmd)
 			var ke *KernelError
 			if !errors.As(err, &ke) {
 				t.Fatalf("Apply(%q) = %v, want *KernelError", tt.line, err)
@@ -97,12 +90,12 @@ func TestApply(t *testing.T) {
 	tests := []struct {
 		name  string
 		lines []string
-		want  *Config
+		want  *service.Config
 	}{
 		{
 			name:  "new real server goes to the head",
 			lines: []string{"-A -t 192.0.2.100:80 -s wrr", "-a -t 192.0.2.100:80 -r 192.0.2.11", "-a -t 192.0.2.100:80 -r 192.0.2.12:8080 -w 3"},
-			want: &Config{Services: []*Service{{Key: tcp(vip, 80), Scheduler: "wrr", Netmask: 32, Dests: []Dest{
+			want: &service.Config{Services: []*service.Service{{Key: tcp(vip, 80), Scheduler: "wrr", Netmask: 32, Dests: []service.Dest{
 				{Addr: rip2, Port: 80, Weight: 3, LastWeight: 3},
 				{Addr: rip1, Port: 80, Weight: 1, LastWeight: 1},
 			}}}},
@@ -111,7 +104,7 @@ func TestApply(t *testing.T) {
 			name: "edit server is a full replace",
 			lines: []string{"-A -t 192.0.2.100:80", "-a -t 192.0.2.100:80 -r 192.0.2.11 -w 5 -x 100 -y 10",
 				"-e -t 192.0.2.100:80 -r 192.0.2.11 -x 50"},
-			want: &Config{Services: []*Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32, Dests: []Dest{
+			want: &service.Config{Services: []*service.Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32, Dests: []service.Dest{
 				{Addr: rip1, Port: 80, Weight: 1, UThreshold: 50, LastWeight: 1},
 			}}}},
 		},
@@ -119,7 +112,7 @@ func TestApply(t *testing.T) {
 			name: "quiescing keeps the last weight",
 			lines: []string{"-A -t 192.0.2.100:80 -s mh", "-a -t 192.0.2.100:80 -r 192.0.2.11 -w 5",
 				"-e -t 192.0.2.100:80 -r 192.0.2.11 -w 0", "-a -t 192.0.2.100:80 -r 192.0.2.12 -w 0"},
-			want: &Config{Services: []*Service{{Key: tcp(vip, 80), Scheduler: "mh", Netmask: 32, Dests: []Dest{
+			want: &service.Config{Services: []*service.Service{{Key: tcp(vip, 80), Scheduler: "mh", Netmask: 32, Dests: []service.Dest{
 				{Addr: rip2, Port: 80, Weight: 0, LastWeight: 0},
 				{Addr: rip1, Port: 80, Weight: 0, LastWeight: 5},
 			}}}},
@@ -128,32 +121,32 @@ func TestApply(t *testing.T) {
 			name: "edit service replaces scheduler flags and persistence, keeps servers",
 			lines: []string{"-A -t 192.0.2.100:80 -s sh -b sh-port -p 600 -M 255.255.255.0", "-a -t 192.0.2.100:80 -r 192.0.2.11",
 				"-E -t 192.0.2.100:80"},
-			want: &Config{Services: []*Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32, Dests: []Dest{
+			want: &service.Config{Services: []*service.Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32, Dests: []service.Dest{
 				{Addr: rip1, Port: 80, Weight: 1, LastWeight: 1},
 			}}}},
 		},
 		{
 			name:  "mask of a service that is not persistent is the default",
 			lines: []string{"-A -t 192.0.2.100:80 -M 255.255.255.0"},
-			want:  &Config{Services: []*Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32}}},
+			want:  &service.Config{Services: []*service.Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32}}},
 		},
 		{
 			name: "delete server and service",
 			lines: []string{"-A -t 192.0.2.100:80", "-A -u 192.0.2.100:53 -s rr", "-a -t 192.0.2.100:80 -r 192.0.2.11",
 				"-a -t 192.0.2.100:80 -r 192.0.2.12", "-d -t 192.0.2.100:80 -r 192.0.2.12", "-D -u 192.0.2.100:53", "-Z"},
-			want: &Config{Services: []*Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32, Dests: []Dest{
+			want: &service.Config{Services: []*service.Service{{Key: tcp(vip, 80), Scheduler: "wlc", Netmask: 32, Dests: []service.Dest{
 				{Addr: rip1, Port: 80, Weight: 1, LastWeight: 1},
 			}}}},
 		},
 		{
 			name:  "clear keeps timeouts, set leaves zero values alone",
 			lines: []string{"--set 100 20 30", "-A -t 192.0.2.100:80", "-C", "--set 0 60 0"},
-			want:  &Config{Timeouts: Timeouts{TCP: 100, TCPFin: 60, UDP: 30}},
+			want:  &service.Config{Timeouts: service.Timeouts{TCP: 100, TCPFin: 60, UDP: 30}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Config{}
+			c := &service.Config{}
 			apply(t, c, tt.lines...)
 			if diff := cmp.Diff(tt.want, c, addrCmp); diff != "" {
 				t.Fatalf("config (-want +got):\n%s", diff)
@@ -169,14 +162,14 @@ func TestApplyNotAChange(t *testing.T) {
 			t.Fatalf("ParseCommand(%q): %v", line, err)
 		}
 		var ke *KernelError
-		if err := (&Config{}).Apply(cmd, testScheds); err == nil || errors.As(err, &ke) {
+		if err := Apply(&service.Config{}, cmd); err == nil || errors.As(err, &ke) {
 			t.Errorf("Apply(%q) = %v, want a plain error", line, err)
 		}
 	}
 }
 
 func TestApplyDeleteDoesNotTouchSharedArrays(t *testing.T) {
-	c := &Config{}
+	c := &service.Config{}
 	apply(t, c, "-A -t 192.0.2.100:80", "-A -t 192.0.2.100:81",
 		"-a -t 192.0.2.100:80 -r 192.0.2.11", "-a -t 192.0.2.100:80 -r 192.0.2.12")
 	services, dests := c.Services, c.Services[0].Dests

@@ -1,8 +1,10 @@
-package service
+package admin
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/udr-lb/udr/service"
 )
 
 // process is the part of ipvsadm's process_options that runs before the
@@ -19,11 +21,11 @@ func (p *parser) process() error {
 		if svc.Port == 0 && !svc.Persistent {
 			return failf("Zero port specified for non-persistent service")
 		}
-		if svc.OnePacket && svc.Proto != UDP {
+		if svc.OnePacket && svc.Proto != service.UDP {
 			return failf("One-Packet Scheduling is only for UDP virtual services")
 		}
 		if svc.Scheduler == "" {
-			svc.Scheduler = DefaultScheduler
+			svc.Scheduler = service.DefaultScheduler
 		}
 	case OpAddServer, OpEditServer:
 		// The destination port must equal the service port in direct
@@ -56,7 +58,7 @@ func (p *parser) process() error {
 
 	svc.Netmask = int(p.netmask)
 	if p.af != 6 {
-		plen, ok := maskPrefix(p.netmask)
+		plen, ok := MaskPrefix(p.netmask)
 		if !ok && (c.Op == OpAddService || c.Op == OpEditService) {
 			return udrRefusal(fmt.Sprintf("udr supports persistence masks that are a prefix only: -M %s is not one",
 				formatMask(p.netmask)))
@@ -118,7 +120,7 @@ func number(a string, min, max int64, what, msg string) (int64, error) {
 
 // parseTimeout is ipvsadm's parse_timeout for -p (min 1) and --set (min 0).
 func parseTimeout(a string, min int64) (uint32, error) {
-	v, err := number(a, min, MaxTimeout, "timeout", "")
+	v, err := number(a, min, service.MaxTimeout, "timeout", "")
 	if err != nil {
 		e := err.(*UsageError)
 		e.Msg = fmt.Sprintf("invalid timeout value `%s' specified", a)
@@ -127,13 +129,13 @@ func parseTimeout(a string, min int64) (uint32, error) {
 	return uint32(v), nil
 }
 
-// parseSchedFlags is ipvsadm's parse_sched_flags: a comma list checked
+// ParseSchedFlags is ipvsadm's parse_sched_flags: a comma list checked
 // against the final scheduler (wlc when none was given).
-func parseSchedFlags(sched, arg string) (SchedFlags, error) {
+func ParseSchedFlags(sched, arg string) (service.SchedFlags, error) {
 	if sched == "" {
-		sched = DefaultScheduler
+		sched = service.DefaultScheduler
 	}
-	var f SchedFlags
+	var f service.SchedFlags
 	names := strings.FieldsFunc(arg, func(r rune) bool { return r == ',' })
 	if len(names) == 0 {
 		// ipvsadm passes strtok's NULL to strcmp here and crashes.
@@ -143,16 +145,16 @@ func parseSchedFlags(sched, arg string) (SchedFlags, error) {
 		want := ""
 		switch name {
 		case "flag-1":
-			f |= SchedFlag1
+			f |= service.SchedFlag1
 		case "flag-2":
-			f |= SchedFlag2
+			f |= service.SchedFlag2
 		case "flag-3":
-			f |= SchedFlag3
+			f |= service.SchedFlag3
 		case "sh-fallback", "mh-fallback":
-			f |= SchedFlag1
+			f |= service.SchedFlag1
 			want = name[:2]
 		case "sh-port", "mh-port":
-			f |= SchedFlag2
+			f |= service.SchedFlag2
 			want = name[:2]
 		default:
 			return 0, failf("invalid scheduler flag `%s'", name)

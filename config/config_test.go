@@ -1,4 +1,4 @@
-package service
+package config
 
 import (
 	"net/netip"
@@ -9,12 +9,17 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/service"
 )
 
+var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+
 func TestLoadConfigFull(t *testing.T) {
-	fc, cfg, warnings, err := LoadConfig("testdata/config/full.yaml", testScheds)
+	fc, cfg, warnings, err := Load("testdata/config/full.yaml")
 	if err != nil {
-		t.Fatalf("LoadConfig: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
 	a := netip.MustParseAddr
 	web := &HealthCheck{Kind: "http", Path: "/healthz", Host: "www.example", Status: 204,
@@ -25,7 +30,7 @@ func TestLoadConfigFull(t *testing.T) {
 		InitialDown: true, OnFailure: "quiesce"}
 	udp := &HealthCheck{Kind: "udp", Port: 5353, Payload: "ping", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
 	ssh := &HealthCheck{Kind: "tcp", Port: 22, Interval: 10 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Mode: "dr", OnFailure: "quiesce"}
-	wantFC := &FileConfig{
+	wantFC := &File{
 		Interface:        "eth1",
 		VIPMAC:           "02:00:5e:00:01:64",
 		ControlSocket:    "/run/udr-test/udr.sock",
@@ -36,57 +41,57 @@ func TestLoadConfigFull(t *testing.T) {
 		ConnReuseMode:           2,
 		ExpireNodestConn:        true,
 		ExpireQuiescentTemplate: true,
-		Timeouts:                Timeouts{TCP: 3600, TCPFin: 60},
-		Services: []ServiceConfig{
+		Timeouts:                service.Timeouts{TCP: 3600, TCPFin: 60},
+		Services: []Service{
 			{
-				Key: Key{TCP, a("192.0.2.100"), 80}, Scheduler: "wrr", HealthCheck: web,
-				Servers: []ServerConfig{
+				Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 80}, Scheduler: "wrr", HealthCheck: web,
+				Servers: []Server{
 					{Addr: a("192.0.2.11"), Port: 80, Weight: 3, UpperThreshold: 100, LowerThreshold: 50, HealthCheck: web},
 					{Addr: a("192.0.2.12"), Port: 80, Weight: 1, HealthCheck: &webStatus},
 					{Addr: a("192.0.2.13"), Port: 80, Weight: 0},
 				},
 			},
 			{
-				Key: Key{UDP, a("2001:db8::53"), 53}, Scheduler: "sh", Flags: SchedFlag1 | SchedFlag2,
+				Key: service.Key{Proto: service.UDP, Addr: a("2001:db8::53"), Port: 53}, Scheduler: "sh", Flags: service.SchedFlag1 | service.SchedFlag2,
 				Persistence: &Persistence{Timeout: 600 * time.Second, Netmask: 64}, OnePacket: true, HealthCheck: dns,
-				Servers: []ServerConfig{
+				Servers: []Server{
 					{Addr: a("2001:db8::11"), Port: 53, Weight: 1, HealthCheck: dns},
 					{Addr: a("2001:db8::12"), Port: 53, Weight: 1, HealthCheck: udp},
 				},
 			},
 			{
-				Key: Key{TCP, a("198.51.100.1"), 0}, Scheduler: "wlc",
+				Key: service.Key{Proto: service.TCP, Addr: a("198.51.100.1"), Port: 0}, Scheduler: "wlc",
 				Persistence: &Persistence{Timeout: 360 * time.Second, Netmask: 24},
-				Servers:     []ServerConfig{{Addr: a("198.51.100.11"), Port: 0, Weight: 1, HealthCheck: ssh}},
+				Servers:     []Server{{Addr: a("198.51.100.11"), Port: 0, Weight: 1, HealthCheck: ssh}},
 			},
 			{
-				Key: Key{TCP, a("192.0.2.100"), 443}, Scheduler: "wlc", HealthCheck: web,
-				Servers: []ServerConfig{{Addr: a("192.0.2.11"), Port: 443, Weight: 1, HealthCheck: web}},
+				Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 443}, Scheduler: "wlc", HealthCheck: web,
+				Servers: []Server{{Addr: a("192.0.2.11"), Port: 443, Weight: 1, HealthCheck: web}},
 			},
 		},
 	}
 	if diff := cmp.Diff(wantFC, fc, addrCmp); diff != "" {
-		t.Errorf("FileConfig mismatch (-want +got):\n%s", diff)
+		t.Errorf("File mismatch (-want +got):\n%s", diff)
 	}
 
 	// The servers listed first end up last, as after ipvsadm -a in file order.
-	wantCfg := &Config{
-		Timeouts: Timeouts{TCP: 3600, TCPFin: 60},
-		Services: []*Service{
-			{Key: Key{TCP, a("192.0.2.100"), 80}, Scheduler: "wrr", Netmask: 32, Dests: []Dest{
+	wantCfg := &service.Config{
+		Timeouts: service.Timeouts{TCP: 3600, TCPFin: 60},
+		Services: []*service.Service{
+			{Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 80}, Scheduler: "wrr", Netmask: 32, Dests: []service.Dest{
 				{Addr: a("192.0.2.13"), Port: 80, Weight: 0, LastWeight: 0},
 				{Addr: a("192.0.2.12"), Port: 80, Weight: 1, LastWeight: 1},
 				{Addr: a("192.0.2.11"), Port: 80, Weight: 3, UThreshold: 100, LThreshold: 50, LastWeight: 3},
 			}},
-			{Key: Key{UDP, a("2001:db8::53"), 53}, Scheduler: "sh", Flags: SchedFlag1 | SchedFlag2,
-				Persistent: true, Timeout: 600, Netmask: 64, OnePacket: true, Dests: []Dest{
+			{Key: service.Key{Proto: service.UDP, Addr: a("2001:db8::53"), Port: 53}, Scheduler: "sh", Flags: service.SchedFlag1 | service.SchedFlag2,
+				Persistent: true, Timeout: 600, Netmask: 64, OnePacket: true, Dests: []service.Dest{
 					{Addr: a("2001:db8::12"), Port: 53, Weight: 1, LastWeight: 1},
 					{Addr: a("2001:db8::11"), Port: 53, Weight: 1, LastWeight: 1},
 				}},
-			{Key: Key{TCP, a("198.51.100.1"), 0}, Scheduler: "wlc", Persistent: true, Timeout: 360, Netmask: 24, Dests: []Dest{
+			{Key: service.Key{Proto: service.TCP, Addr: a("198.51.100.1"), Port: 0}, Scheduler: "wlc", Persistent: true, Timeout: 360, Netmask: 24, Dests: []service.Dest{
 				{Addr: a("198.51.100.11"), Port: 0, Weight: 1, LastWeight: 1},
 			}},
-			{Key: Key{TCP, a("192.0.2.100"), 443}, Scheduler: "wlc", Netmask: 32, Dests: []Dest{
+			{Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 443}, Scheduler: "wlc", Netmask: 32, Dests: []service.Dest{
 				{Addr: a("192.0.2.11"), Port: 443, Weight: 1, LastWeight: 1},
 			}},
 		},
@@ -104,29 +109,29 @@ func TestLoadConfigFull(t *testing.T) {
 
 	ap := netip.MustParseAddrPort
 	withPort := func(h *HealthCheck, port uint16) HealthCheck { c := *h; c.Port = port; return c }
-	wantChecks := map[Key]map[netip.AddrPort]HealthCheck{
-		{TCP, a("192.0.2.100"), 80}: {
+	wantChecks := map[service.Key]map[netip.AddrPort]HealthCheck{
+		{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 80}: {
 			ap("192.0.2.11:80"): withPort(web, 80),
 			ap("192.0.2.12:80"): webStatus,
 		},
-		{UDP, a("2001:db8::53"), 53}: {
+		{Proto: service.UDP, Addr: a("2001:db8::53"), Port: 53}: {
 			ap("[2001:db8::11]:53"): withPort(dns, 53),
 			ap("[2001:db8::12]:53"): *udp,
 		},
-		{TCP, a("198.51.100.1"), 0}:  {ap("198.51.100.11:0"): *ssh},
-		{TCP, a("192.0.2.100"), 443}: {ap("192.0.2.11:443"): withPort(web, 443)},
+		{Proto: service.TCP, Addr: a("198.51.100.1"), Port: 0}:  {ap("198.51.100.11:0"): *ssh},
+		{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 443}: {ap("192.0.2.11:443"): withPort(web, 443)},
 	}
-	if diff := cmp.Diff(wantChecks, fc.HealthChecks(), addrCmp, cmp.Comparer(func(a, b Key) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(wantChecks, fc.HealthChecks(), addrCmp, cmp.Comparer(func(a, b service.Key) bool { return a == b })); diff != "" {
 		t.Errorf("HealthChecks mismatch (-want +got):\n%s", diff)
 	}
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
-	fc, cfg, warnings, err := parseConfig([]byte("interface: eth0\n"), "udr.yaml", ".", testScheds)
+	fc, cfg, warnings, err := parseConfig([]byte("interface: eth0\n"), "udr.yaml", ".")
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
-	want := &FileConfig{
+	want := &File{
 		Interface:        "eth0",
 		ControlSocket:    DefaultControlSocket,
 		MetricsAddress:   DefaultMetricsAddress,
@@ -135,9 +140,9 @@ func TestLoadConfigDefaults(t *testing.T) {
 		ConnReuseMode:    DefaultConnReuseMode,
 	}
 	if diff := cmp.Diff(want, fc); diff != "" {
-		t.Errorf("FileConfig mismatch (-want +got):\n%s", diff)
+		t.Errorf("File mismatch (-want +got):\n%s", diff)
 	}
-	if len(cfg.Services) != 0 || cfg.Timeouts != (Timeouts{}) || len(warnings) != 0 {
+	if len(cfg.Services) != 0 || cfg.Timeouts != (service.Timeouts{}) || len(warnings) != 0 {
 		t.Errorf("got Config %+v, warnings %q; want an empty table and no warnings", cfg, warnings)
 	}
 
@@ -146,13 +151,13 @@ func TestLoadConfigDefaults(t *testing.T) {
 	fc, cfg, _, err = parseConfig([]byte(`interface: eth0
 services:
   - {address: 192.0.2.100, port: 80, health_check: {}, servers: [{address: 192.0.2.11}]}
-`), "udr.yaml", ".", testScheds)
+`), "udr.yaml", ".")
 	if err != nil {
 		t.Fatalf("parseConfig: %v", err)
 	}
-	wantSvc := &Service{Key: Key{TCP, netip.MustParseAddr("192.0.2.100"), 80}, Scheduler: "wlc", Netmask: 32,
-		Dests: []Dest{{Addr: netip.MustParseAddr("192.0.2.11"), Port: 80, Weight: 1, LastWeight: 1}}}
-	if diff := cmp.Diff([]*Service{wantSvc}, cfg.Services, addrCmp); diff != "" {
+	wantSvc := &service.Service{Key: service.Key{Proto: service.TCP, Addr: netip.MustParseAddr("192.0.2.100"), Port: 80}, Scheduler: "wlc", Netmask: 32,
+		Dests: []service.Dest{{Addr: netip.MustParseAddr("192.0.2.11"), Port: 80, Weight: 1, LastWeight: 1}}}
+	if diff := cmp.Diff([]*service.Service{wantSvc}, cfg.Services, addrCmp); diff != "" {
 		t.Errorf("Config mismatch (-want +got):\n%s", diff)
 	}
 	wantHC := healthDefaults
@@ -238,7 +243,7 @@ func TestLoadConfigHealthKeys(t *testing.T) {
 			if tt.srv != "" {
 				yaml += "        health_check: " + tt.srv + "\n"
 			}
-			fc, _, _, err := parseConfig([]byte(yaml), "udr.yaml", ".", testScheds)
+			fc, _, _, err := parseConfig([]byte(yaml), "udr.yaml", ".")
 			if err != nil {
 				t.Fatalf("parseConfig: %v", err)
 			}
@@ -250,9 +255,9 @@ func TestLoadConfigHealthKeys(t *testing.T) {
 }
 
 func TestLoadConfigRules(t *testing.T) {
-	fc, cfg, warnings, err := LoadConfig("testdata/config/with-rules.yaml", testScheds)
+	fc, cfg, warnings, err := Load("testdata/config/with-rules.yaml")
 	if err != nil {
-		t.Fatalf("LoadConfig: %v", err)
+		t.Fatalf("Load: %v", err)
 	}
 	if want := filepath.Join("testdata", "config", "rules"); fc.Rules != want {
 		t.Errorf("Rules = %q, want %q (relative to the config file)", fc.Rules, want)
@@ -262,11 +267,11 @@ func TestLoadConfigRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	want, wantWarnings, err := ParseRules(f, "testdata/config/rules", testScheds)
+	want, wantWarnings, err := admin.ParseRules(f, "testdata/config/rules")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want.Timeouts = Timeouts{TCP: 600}
+	want.Timeouts = service.Timeouts{TCP: 600}
 	if diff := cmp.Diff(want, cfg, addrCmp); diff != "" {
 		t.Errorf("Config mismatch (-want +got):\n%s", diff)
 	}
@@ -571,7 +576,7 @@ services:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fc, cfg, _, err := parseConfig([]byte(tt.yaml), "udr.yaml", ".", testScheds)
+			fc, cfg, _, err := parseConfig([]byte(tt.yaml), "udr.yaml", ".")
 			if err == nil {
 				t.Fatalf("parseConfig succeeded, want error %q", tt.want)
 			}
@@ -586,11 +591,11 @@ services:
 }
 
 func TestLoadConfigRulesErrors(t *testing.T) {
-	_, _, _, err := LoadConfig("testdata/config/bad-rules.yaml", testScheds)
+	_, _, _, err := Load("testdata/config/bad-rules.yaml")
 	want := "testdata/config/bad.rules:2: -a -t 192.0.2.100:80 -r 192.0.2.11:80: illegal weight specified (weight 70000 out of range 0..65535)\n" +
 		"testdata/config/bad.rules:3: -m -t 192.0.2.100:80: the first option must be a command, want -A or -a"
 	if err == nil {
-		t.Fatalf("LoadConfig succeeded, want %q", want)
+		t.Fatalf("Load succeeded, want %q", want)
 	}
 	if diff := cmp.Diff(want, err.Error()); diff != "" {
 		t.Errorf("error mismatch (-want +got):\n%s", diff)
@@ -614,7 +619,7 @@ services:
     servers:
       - {address: 192.0.2.12, upper_threshold: 1.5}
 `
-	_, _, _, err := parseConfig([]byte(in), "udr.yaml", ".", testScheds)
+	_, _, _, err := parseConfig([]byte(in), "udr.yaml", ".")
 	want := []string{
 		`udr.yaml:1: interface: "eth0/1" is not an interface name`,
 		`udr.yaml:2: announce_interval: 0s out of range 1s..1h`,
@@ -646,9 +651,9 @@ func TestCheckConfigFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			got, err := CheckConfigFile(tt.path, testScheds)
+			got, err := Check(tt.path)
 			if err != nil {
-				t.Fatalf("CheckConfigFile: %v", err)
+				t.Fatalf("Check: %v", err)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("summary mismatch (-want +got):\n%s", diff)
@@ -660,12 +665,12 @@ func TestCheckConfigFile(t *testing.T) {
 // The example shipped in dist/ must stay valid.
 func TestDistConfig(t *testing.T) {
 	const path = "../dist/udr.yaml"
-	got, err := CheckConfigFile(path, testScheds)
+	got, err := Check(path)
 	if err != nil {
-		t.Fatalf("CheckConfigFile(%s): %v", path, err)
+		t.Fatalf("Check(%s): %v", path, err)
 	}
 	if !strings.HasSuffix(got, ": ok") || strings.Contains(got, "\n") {
-		t.Errorf("CheckConfigFile(%s) = %q, want one line ending in \": ok\" (no warnings)", path, got)
+		t.Errorf("Check(%s) = %q, want one line ending in \": ok\" (no warnings)", path, got)
 	}
 }
 
@@ -687,7 +692,7 @@ func FuzzLoadConfig(f *testing.F) {
 	f.Add("interface: !!binary eth0\n")                     // a tag
 	f.Add("interface: eth0\nservices: [{port: [1]}, {}]\n") // flow style, wrong shapes
 	f.Fuzz(func(t *testing.T, in string) {
-		fc, cfg, _, err := parseConfig([]byte(in), "udr.yaml", t.TempDir(), nil)
+		fc, cfg, _, err := parseConfig([]byte(in), "udr.yaml", t.TempDir())
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				if !strings.HasPrefix(line, "udr.yaml") && !strings.Contains(line, "rules") {
@@ -702,7 +707,7 @@ func FuzzLoadConfig(f *testing.F) {
 		for _, s := range fc.Services {
 			svc := cfg.Service(s.Key)
 			if svc == nil || len(svc.Dests) != len(s.Servers) {
-				t.Fatalf("service %s: FileConfig has %d servers, Config %v", s.Key, len(s.Servers), svc)
+				t.Fatalf("service %s: File has %d servers, Config %v", s.Key, len(s.Servers), svc)
 			}
 		}
 	})

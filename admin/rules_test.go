@@ -1,4 +1,4 @@
-package service
+package admin
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/service"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/rules/invalid/*.err from the current output")
@@ -28,7 +30,7 @@ func TestRulesRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, warnings, err := ParseRules(bytes.NewReader(in), "rules", testScheds)
+			c, warnings, err := ParseRules(bytes.NewReader(in), "rules")
 			if err != nil {
 				t.Fatalf("ParseRules: %v", err)
 			}
@@ -59,7 +61,7 @@ func TestRulesInvalid(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, _, err := ParseRules(bytes.NewReader(in), "rules", testScheds)
+			c, _, err := ParseRules(bytes.NewReader(in), "rules")
 			if err == nil {
 				t.Fatalf("ParseRules(%s) = %d services, want an error", file, len(c.Services))
 			}
@@ -96,7 +98,7 @@ func TestParseRulesFriendly(t *testing.T) {
 		"-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n" +
 		"-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 2\n" +
 		"-A -u 192.0.2.100:53 -s sh -p 360 -M 255.255.255.0 -b sh-fallback,sh-port\n"
-	c, warnings, err := ParseRules(strings.NewReader(in), "farm.rules", testScheds)
+	c, warnings, err := ParseRules(strings.NewReader(in), "farm.rules")
 	if err != nil {
 		t.Fatalf("ParseRules: %v", err)
 	}
@@ -122,7 +124,7 @@ func TestParseRulesFriendly(t *testing.T) {
 
 func TestParseRulesWarning(t *testing.T) {
 	in := "-A -t 192.0.2.100:8099 -s rr\n-a -t 192.0.2.100:8099 -r 192.0.2.12:8099 -g -w 1\n-a -t 192.0.2.100:8099 -r 192.0.2.11:80 -g -w 1\n"
-	_, warnings, err := ParseRules(strings.NewReader(in), "rules", testScheds)
+	_, warnings, err := ParseRules(strings.NewReader(in), "rules")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +174,7 @@ func TestWriteRulesQuirks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Config{}
+			c := &service.Config{}
 			apply(t, c, tt.lines...)
 			var out strings.Builder
 			if err := WriteRules(&out, c); err != nil {
@@ -206,7 +208,7 @@ func FuzzParseRules(f *testing.F) {
 	f.Add("-A -t 192.0.2.1:80 -s sh -b flag-3\n")  // flag ipvsadm -S cannot write back
 	f.Add("-A -u 192.0.2.1:53 -M 1.2 -o -p\n")     // non-prefix mask
 	f.Fuzz(func(t *testing.T, in string) {
-		c, _, err := ParseRules(strings.NewReader(in), "fuzz", testScheds)
+		c, _, err := ParseRules(strings.NewReader(in), "fuzz")
 		if err != nil {
 			return
 		}
@@ -217,7 +219,7 @@ func FuzzParseRules(f *testing.F) {
 		if lossyFlags(c) {
 			return
 		}
-		c2, _, err := ParseRules(bytes.NewReader(out.Bytes()), "fuzz", testScheds)
+		c2, _, err := ParseRules(bytes.NewReader(out.Bytes()), "fuzz")
 		if err != nil {
 			t.Fatalf("ParseRules(WriteRules(%q)) = %v\nrules:\n%s", in, err, out.String())
 		}
@@ -229,9 +231,9 @@ func FuzzParseRules(f *testing.F) {
 
 // lossyFlags reports a service whose flags ipvsadm -S cannot write: flag-3
 // of an sh or mh service.
-func lossyFlags(c *Config) bool {
+func lossyFlags(c *service.Config) bool {
 	for _, s := range c.Services {
-		if (s.Scheduler == "sh" || s.Scheduler == "mh") && s.Flags&SchedFlag3 != 0 {
+		if (s.Scheduler == "sh" || s.Scheduler == "mh") && s.Flags&service.SchedFlag3 != 0 {
 			return true
 		}
 	}
@@ -241,9 +243,9 @@ func lossyFlags(c *Config) bool {
 // restored returns c as a save and restore leaves it: thresholds dropped,
 // and services and real servers in a canonical order, because a restore
 // adds them in the saved order and so changes the lists' order.
-func restored(c *Config) *Config {
+func restored(c *service.Config) *service.Config {
 	c = c.Clone()
-	slices.SortFunc(c.Services, func(a, b *Service) int {
+	slices.SortFunc(c.Services, func(a, b *service.Service) int {
 		if r := a.Addr.Compare(b.Addr); r != 0 {
 			return r
 		}
@@ -256,7 +258,7 @@ func restored(c *Config) *Config {
 		for i := range s.Dests {
 			s.Dests[i].UThreshold, s.Dests[i].LThreshold = 0, 0
 		}
-		slices.SortFunc(s.Dests, func(a, b Dest) int {
+		slices.SortFunc(s.Dests, func(a, b service.Dest) int {
 			if r := a.Addr.Compare(b.Addr); r != 0 {
 				return r
 			}

@@ -1,4 +1,4 @@
-package service
+package admin
 
 import (
 	"math"
@@ -209,8 +209,8 @@ func parseService(buf string) (addr netip.Addr, port uint16, hasPort, ok bool) {
 	return addr, port, hasPort, true
 }
 
-// maskPrefix returns the prefix length of a contiguous IPv4 netmask.
-func maskPrefix(m uint32) (int, bool) {
+// MaskPrefix returns the prefix length of a contiguous IPv4 netmask.
+func MaskPrefix(m uint32) (int, bool) {
 	ones := 0
 	for ones < 32 && m&(1<<(31-ones)) != 0 {
 		ones++
@@ -219,4 +219,20 @@ func maskPrefix(m uint32) (int, bool) {
 		return 0, false
 	}
 	return ones, true
+}
+
+// formatMask returns an IPv4 netmask in dotted form, as inet_ntoa.
+func formatMask(m uint32) string {
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
+}
+
+// prefixMask returns the IPv4 netmask of a prefix length.
+func prefixMask(bits int) uint32 {
+	switch {
+	case bits <= 0:
+		return 0
+	case bits >= 32:
+		return 0xffffffff
+	}
+	return ^uint32(0) << (32 - bits)
 }

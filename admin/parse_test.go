@@ -1,4 +1,4 @@
-package service
+package admin
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/service"
 )
 
 var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
@@ -17,11 +19,13 @@ var (
 	vip6 = netip.MustParseAddr("2001:db8::100")
 )
 
-func tcp(a netip.Addr, port uint16) Key { return Key{Proto: TCP, Addr: a, Port: port} }
+func tcp(a netip.Addr, port uint16) service.Key {
+	return service.Key{Proto: service.TCP, Addr: a, Port: port}
+}
 
 func TestParseCommand(t *testing.T) {
-	svc := func(k Key, sched string) Service {
-		return Service{Key: k, Scheduler: sched, Netmask: k.Addr.BitLen()}
+	svc := func(k service.Key, sched string) service.Service {
+		return service.Service{Key: k, Scheduler: sched, Netmask: k.Addr.BitLen()}
 	}
 	tests := []struct {
 		name string
@@ -31,160 +35,160 @@ func TestParseCommand(t *testing.T) {
 		{
 			name: "no arguments lists",
 			args: []string{},
-			want: Command{Op: OpList, Service: Service{Netmask: 32}, Dest: Dest{Weight: 1}},
+			want: Command{Op: OpList, Service: service.Service{Netmask: 32}, Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "add service",
 			args: words("-A -t 192.0.2.100:80 -s wrr"),
 			want: Command{Op: OpAddService, Options: OptService | OptScheduler,
-				Service: svc(tcp(vip, 80), "wrr"), Dest: Dest{Weight: 1}},
+				Service: svc(tcp(vip, 80), "wrr"), Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "scheduler defaults to wlc",
 			args: words("-A -t 192.0.2.100:80"),
 			want: Command{Op: OpAddService, Options: OptService,
-				Service: svc(tcp(vip, 80), "wlc"), Dest: Dest{Weight: 1}},
+				Service: svc(tcp(vip, 80), "wlc"), Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "empty scheduler is wlc",
 			args: []string{"-E", "-t", "192.0.2.100:80", "-s", ""},
 			want: Command{Op: OpEditService, Options: OptService | OptScheduler,
-				Service: svc(tcp(vip, 80), "wlc"), Dest: Dest{Weight: 1}},
+				Service: svc(tcp(vip, 80), "wlc"), Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "bundled command and option, -p last without value",
 			args: words("-At 192.0.2.100:80 -p"),
 			want: Command{Op: OpAddService, Options: OptService | OptPersistent,
-				Service: Service{Key: tcp(vip, 80), Scheduler: "wlc", Persistent: true, Timeout: 360, Netmask: 32},
-				Dest:    Dest{Weight: 1}},
+				Service: service.Service{Key: tcp(vip, 80), Scheduler: "wlc", Persistent: true, Timeout: 360, Netmask: 32},
+				Dest:    service.Dest{Weight: 1}},
 		},
 		{
 			name: "-p before an option has no value",
 			args: words("-A -t 192.0.2.100:80 -p -s rr"),
 			want: Command{Op: OpAddService, Options: OptService | OptPersistent | OptScheduler,
-				Service: Service{Key: tcp(vip, 80), Scheduler: "rr", Persistent: true, Timeout: 360, Netmask: 32},
-				Dest:    Dest{Weight: 1}},
+				Service: service.Service{Key: tcp(vip, 80), Scheduler: "rr", Persistent: true, Timeout: 360, Netmask: 32},
+				Dest:    service.Dest{Weight: 1}},
 		},
 		{
 			name: "port 0 persistent with a mask",
 			args: words("-A -t 192.0.2.100:0 -p 600 -M 255.255.255.0"),
 			want: Command{Op: OpAddService, Options: OptService | OptPersistent | OptNetmask,
-				Service: Service{Key: tcp(vip, 0), Scheduler: "wlc", Persistent: true, Timeout: 600, Netmask: 24},
-				Dest:    Dest{Weight: 1}},
+				Service: service.Service{Key: tcp(vip, 0), Scheduler: "wlc", Persistent: true, Timeout: 600, Netmask: 24},
+				Dest:    service.Dest{Weight: 1}},
 		},
 		{
 			name: "ipv6 with prefix mask and sh flags",
 			args: words("-A -u [2001:db8::100]:53 -p -M 64 -s sh -b sh-fallback,sh-port"),
 			want: Command{Op: OpAddService, Options: OptService | OptPersistent | OptNetmask | OptScheduler | OptSchedFlags,
-				Service: Service{Key: Key{UDP, vip6, 53}, Scheduler: "sh", Flags: SchedFlag1 | SchedFlag2,
+				Service: service.Service{Key: service.Key{Proto: service.UDP, Addr: vip6, Port: 53}, Scheduler: "sh", Flags: service.SchedFlag1 | service.SchedFlag2,
 					Persistent: true, Timeout: 360, Netmask: 64},
-				Dest: Dest{Weight: 1}},
+				Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "-M before an ipv6 -t is overwritten by /128",
 			args: words("-A -M 64 -p -t [2001:db8::100]:80"),
 			want: Command{Op: OpAddService, Options: OptService | OptPersistent | OptNetmask,
-				Service: Service{Key: tcp(vip6, 80), Scheduler: "wlc", Persistent: true, Timeout: 360, Netmask: 128},
-				Dest:    Dest{Weight: 1}},
+				Service: service.Service{Key: tcp(vip6, 80), Scheduler: "wlc", Persistent: true, Timeout: 360, Netmask: 128},
+				Dest:    service.Dest{Weight: 1}},
 		},
 		{
 			name: "long options with = and one packet udp",
 			args: words("--add-service --udp-service=192.0.2.100:53 --scheduler=mh --sched-flags mh-port --ops"),
 			want: Command{Op: OpAddService, Options: OptService | OptScheduler | OptSchedFlags | OptOnePacket,
-				Service: Service{Key: Key{UDP, vip, 53}, Scheduler: "mh", Flags: SchedFlag2, OnePacket: true, Netmask: 32},
-				Dest:    Dest{Weight: 1}},
+				Service: service.Service{Key: service.Key{Proto: service.UDP, Addr: vip, Port: 53}, Scheduler: "mh", Flags: service.SchedFlag2, OnePacket: true, Netmask: 32},
+				Dest:    service.Dest{Weight: 1}},
 		},
 		{
 			name: "inet_aton single number address",
 			args: words("-A -t 3221226084:80"),
 			want: Command{Op: OpAddService, Options: OptService,
-				Service: svc(tcp(vip, 80), "wlc"), Dest: Dest{Weight: 1}},
+				Service: svc(tcp(vip, 80), "wlc"), Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "flag-3 on any scheduler",
 			args: words("-A -t 192.0.2.100:80 -s rr -b flag-1,flag-3"),
 			want: Command{Op: OpAddService, Options: OptService | OptScheduler | OptSchedFlags,
-				Service: Service{Key: tcp(vip, 80), Scheduler: "rr", Flags: SchedFlag1 | SchedFlag3, Netmask: 32},
-				Dest:    Dest{Weight: 1}},
+				Service: service.Service{Key: tcp(vip, 80), Scheduler: "rr", Flags: service.SchedFlag1 | service.SchedFlag3, Netmask: 32},
+				Dest:    service.Dest{Weight: 1}},
 		},
 		{
 			name: "real server port forced to the service port",
 			args: words("-a -t 192.0.2.100:80 -r 192.0.2.11:8080 -w 5"),
 			want: Command{Op: OpAddServer, Options: OptService | OptServer | OptWeight,
-				Service: Service{Key: tcp(vip, 80), Netmask: 32},
-				Dest:    Dest{Addr: rip1, Port: 80, Weight: 5}, AskedPort: 8080, PortForced: true},
+				Service: service.Service{Key: tcp(vip, 80), Netmask: 32},
+				Dest:    service.Dest{Addr: rip1, Port: 80, Weight: 5}, AskedPort: 8080, PortForced: true},
 		},
 		{
 			name: "real server without port takes the service port",
 			args: words("-a -t 192.0.2.100:80 -r 192.0.2.11 -g"),
 			want: Command{Op: OpAddServer, Options: OptService | OptServer | OptForward,
-				Service: Service{Key: tcp(vip, 80), Netmask: 32},
-				Dest:    Dest{Addr: rip1, Port: 80, Weight: 1}, AskedPort: 80},
+				Service: service.Service{Key: tcp(vip, 80), Netmask: 32},
+				Dest:    service.Dest{Addr: rip1, Port: 80, Weight: 1}, AskedPort: 80},
 		},
 		{
 			name: "-r before -t is not a forced port",
 			args: words("-a -r 192.0.2.11 -t 192.0.2.100:80"),
 			want: Command{Op: OpAddServer, Options: OptService | OptServer,
-				Service: Service{Key: tcp(vip, 80), Netmask: 32},
-				Dest:    Dest{Addr: rip1, Port: 80, Weight: 1}, AskedPort: 80},
+				Service: service.Service{Key: tcp(vip, 80), Netmask: 32},
+				Dest:    service.Dest{Addr: rip1, Port: 80, Weight: 1}, AskedPort: 80},
 		},
 		{
 			name: "attached weight and thresholds",
 			args: words("-e -t 192.0.2.100:80 -r 192.0.2.11 -w7 -x=100 -y 50"),
 			want: Command{Op: OpEditServer, Options: OptService | OptServer | OptWeight | OptUThreshold | OptLThreshold,
-				Service: Service{Key: tcp(vip, 80), Netmask: 32},
-				Dest:    Dest{Addr: rip1, Port: 80, Weight: 7, UThreshold: 100, LThreshold: 50}, AskedPort: 80},
+				Service: service.Service{Key: tcp(vip, 80), Netmask: 32},
+				Dest:    service.Dest{Addr: rip1, Port: 80, Weight: 7, UThreshold: 100, LThreshold: 50}, AskedPort: 80},
 		},
 		{
 			name: "delete server keeps the asked port",
 			args: words("-d -t 192.0.2.100:80 -r 192.0.2.11:8080"),
 			want: Command{Op: OpDeleteServer, Options: OptService | OptServer,
-				Service: Service{Key: tcp(vip, 80), Netmask: 32},
-				Dest:    Dest{Addr: rip1, Port: 8080, Weight: 1}, AskedPort: 8080},
+				Service: service.Service{Key: tcp(vip, 80), Netmask: 32},
+				Dest:    service.Dest{Addr: rip1, Port: 8080, Weight: 1}, AskedPort: 8080},
 		},
 		{
 			name: "ipv6 real server",
 			args: words("-a -t [2001:db8::100]:443 -r [2001:db8::11]:443 -w 0"),
 			want: Command{Op: OpAddServer, Options: OptService | OptServer | OptWeight,
-				Service: Service{Key: tcp(vip6, 443), Netmask: 128},
-				Dest:    Dest{Addr: netip.MustParseAddr("2001:db8::11"), Port: 443}, AskedPort: 443},
+				Service: service.Service{Key: tcp(vip6, 443), Netmask: 128},
+				Dest:    service.Dest{Addr: netip.MustParseAddr("2001:db8::11"), Port: 443}, AskedPort: 443},
 		},
 		{
 			name: "bundled list numeric",
 			args: words("-Ln"),
-			want: Command{Op: OpList, Options: OptNumeric, Dest: Dest{Weight: 1}, Service: Service{Netmask: 32}},
+			want: Command{Op: OpList, Options: OptNumeric, Dest: service.Dest{Weight: 1}, Service: service.Service{Netmask: 32}},
 		},
 		{
 			name: "list one service with stats and json",
 			args: words("-l -t 192.0.2.100:80 --stats --exact --sort -j"),
 			want: Command{Op: OpList, Options: OptService | OptStats | OptExact | OptJSON,
-				Service: Service{Key: tcp(vip, 80), Netmask: 32}, Dest: Dest{Weight: 1}},
+				Service: service.Service{Key: tcp(vip, 80), Netmask: 32}, Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "help ignores the rest",
 			args: words("-h --bogus"),
-			want: Command{Op: OpHelp, Dest: Dest{Weight: 1}},
+			want: Command{Op: OpHelp, Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "set timeouts",
 			args: words("--set 900 0 300"),
-			want: Command{Op: OpSet, Timeouts: Timeouts{TCP: 900, UDP: 300}, Dest: Dest{Weight: 1}, Service: Service{Netmask: 32}},
+			want: Command{Op: OpSet, Timeouts: service.Timeouts{TCP: 900, UDP: 300}, Dest: service.Dest{Weight: 1}, Service: service.Service{Netmask: 32}},
 		},
 		{
 			name: "options after -- are arguments",
 			args: words("--set -- 10 20 30"),
-			want: Command{Op: OpSet, Timeouts: Timeouts{TCP: 10, TCPFin: 20, UDP: 30}, Dest: Dest{Weight: 1}, Service: Service{Netmask: 32}},
+			want: Command{Op: OpSet, Timeouts: service.Timeouts{TCP: 10, TCPFin: 20, UDP: 30}, Dest: service.Dest{Weight: 1}, Service: service.Service{Netmask: 32}},
 		},
 		{
 			name: "zero one service",
 			args: words("-Z -t 192.0.2.100:80"),
-			want: Command{Op: OpZero, Options: OptService, Service: Service{Key: tcp(vip, 80), Netmask: 32}, Dest: Dest{Weight: 1}},
+			want: Command{Op: OpZero, Options: OptService, Service: service.Service{Key: tcp(vip, 80), Netmask: 32}, Dest: service.Dest{Weight: 1}},
 		},
 		{
 			name: "start daemon defaults",
 			args: words("--start-daemon=backup --syncid 7"),
 			want: Command{Op: OpStartDaemon, Options: OptSyncID, Daemon: Daemon{State: "backup", McastInterface: "eth0", SyncID: 7},
-				Dest: Dest{Weight: 1}, Service: Service{Netmask: 32}},
+				Dest: service.Dest{Weight: 1}, Service: service.Service{Netmask: 32}},
 		},
 	}
 	for _, tt := range tests {

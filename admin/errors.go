@@ -1,4 +1,4 @@
-package service
+package admin
 
 import (
 	"fmt"
@@ -26,9 +26,6 @@ func (e *UsageError) Error() string { return e.Msg }
 
 // ExitCode returns the status ipvsadm exits with.
 func (e *UsageError) ExitCode() int { return e.Code }
-
-// tryHelp is ipvsadm's tryhelp_exit text (for program name "ipvsadm").
-const tryHelp = "Try `ipvsadm -h' or 'ipvsadm --help' for more information."
 
 func failf(format string, args ...any) *UsageError {
 	return &UsageError{Msg: fmt.Sprintf(format, args...), Code: ExitUsage}

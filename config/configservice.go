@@ -1,43 +1,48 @@
-package service
+package config
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"syscall"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/sched"
+	"github.com/udr-lb/udr/service"
 )
 
 // service converts services[i] and its servers. Problems of its servers are
 // reported even when the service itself is faulty; ok is false after any.
 // asked are the ports of its servers as written (0: none).
-func (d *configDecoder) service(i int, doc *serviceDoc, validSched func(string) bool) (s ServiceConfig, asked []uint16, ok bool) {
+func (d *configDecoder) service(i int, doc *serviceDoc) (s Service, asked []uint16, ok bool) {
 	p := fmt.Sprintf("services[%d]", i)
 	before := len(d.errs)
 
 	proto, _ := d.oneOf(p+".protocol", doc.Protocol, "tcp", "tcp", "udp")
-	s.Proto = TCP
+	s.Proto = service.TCP
 	if proto == "udp" {
-		s.Proto = UDP
+		s.Proto = service.UDP
 	}
 	addrOK := false
 	s.Addr, addrOK = d.addr(p+".address", doc.Address)
 	port, portOK := d.integer(p+".port", doc.Port, 0, 65535, 0)
 	s.Port = uint16(port)
 
-	s.Scheduler, _ = d.str(p+".scheduler", doc.Scheduler, DefaultScheduler)
+	s.Scheduler, _ = d.str(p+".scheduler", doc.Scheduler, service.DefaultScheduler)
 	switch {
 	case s.Scheduler == "":
-		d.errorf(p+".scheduler", "must not be empty, the default is %s", DefaultScheduler)
-	case len(s.Scheduler) > maxSchedName || (validSched != nil && !validSched(s.Scheduler)):
+		d.errorf(p+".scheduler", "must not be empty, the default is %s", service.DefaultScheduler)
+	case !sched.Valid(s.Scheduler):
 		d.errorf(p+".scheduler", "unknown scheduler %q", s.Scheduler)
 	}
 	flags, _ := d.stringList(p+".flags", doc.Flags)
 	for j, name := range flags {
-		f, err := parseSchedFlags(s.Scheduler, name)
-		var ue *UsageError
+		f, err := admin.ParseSchedFlags(s.Scheduler, name)
+		var ue *admin.UsageError
 		switch {
 		case err == nil:
 			s.Flags |= f
@@ -52,7 +57,7 @@ func (d *configDecoder) service(i int, doc *serviceDoc, validSched func(string) 
 	if pd := doc.Persistence; pd != nil {
 		s.Persistence = &Persistence{}
 		s.Persistence.Timeout, _ = d.duration(p+".persistence.timeout", pd.Timeout,
-			time.Second, MaxTimeout*time.Second, DefaultPersistentTimeout*time.Second, true)
+			time.Second, service.MaxTimeout*time.Second, service.DefaultPersistentTimeout*time.Second, true)
 		if addrOK {
 			s.Persistence.Netmask = d.netmask(p+".persistence.netmask", pd.Netmask, s.Addr)
 		}
@@ -65,7 +70,7 @@ func (d *configDecoder) service(i int, doc *serviceDoc, validSched func(string) 
 		}
 	}
 	s.OnePacket, _ = d.boolean(p+".one_packet", doc.OnePacket)
-	if s.OnePacket && s.Proto != UDP {
+	if s.OnePacket && s.Proto != service.UDP {
 		d.errorf(p+".one_packet", "only for udp services")
 	}
 	s.HealthCheck, _ = d.health(mergeHealth(doc.HealthCheck, p+".health_check", nil, ""))
@@ -100,7 +105,7 @@ func (d *configDecoder) netmask(path string, n ast.Node, vip netip.Addr) int {
 			return bits
 		}
 		b := m.As4()
-		plen, ok := maskPrefix(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))
+		plen, ok := admin.MaskPrefix(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))
 		if !ok {
 			d.errorf(path, "%s is not a prefix mask: udr supports prefix masks only", s.Value)
 			return bits
@@ -117,7 +122,7 @@ func (d *configDecoder) netmask(path string, n ast.Node, vip netip.Addr) int {
 
 // server converts one real server of a service at vip:port.
 // asked is the port as written, 0 when none was.
-func (d *configDecoder) server(p string, doc *serverDoc, vipOK bool, vip netip.Addr, port uint16) (r ServerConfig, asked uint16, ok bool) {
+func (d *configDecoder) server(p string, doc *serverDoc, vipOK bool, vip netip.Addr, port uint16) (r Server, asked uint16, ok bool) {
 	before := len(d.errs)
 	r.Port = port
 	var addrOK bool
@@ -126,13 +131,13 @@ func (d *configDecoder) server(p string, doc *serverDoc, vipOK bool, vip netip.A
 	case !addrOK:
 	case vipOK && r.Addr.Is4() != vip.Is4():
 		d.errorf(p+".address", "%s is %s, the service address is not", r.Addr, familyName(r.Addr))
-	case !unicast(r.Addr):
+	case !admin.Unicast(r.Addr):
 		d.errorf(p+".address", "%s is not a unicast address", r.Addr)
 	}
 	written, _ := d.integer(p+".port", doc.Port, 0, 65535, 0)
-	weight, _ := d.integer(p+".weight", doc.Weight, 0, 65535, DefaultWeight)
-	upper, uok := d.integer(p+".upper_threshold", doc.UpperThreshold, 0, intMax, 0)
-	lower, lok := d.integer(p+".lower_threshold", doc.LowerThreshold, 0, intMax, 0)
+	weight, _ := d.integer(p+".weight", doc.Weight, 0, 65535, service.DefaultWeight)
+	upper, uok := d.integer(p+".upper_threshold", doc.UpperThreshold, 0, math.MaxInt32, 0)
+	lower, lok := d.integer(p+".lower_threshold", doc.LowerThreshold, 0, math.MaxInt32, 0)
 	if uok && lok && lower > upper {
 		// ip_vs_add_dest refuses it (ERANGE), even with no upper threshold.
 		d.errorf(p+".lower_threshold", "%d is above upper_threshold %d", lower, upper)
@@ -151,17 +156,17 @@ func familyName(a netip.Addr) string {
 // apply adds service services[i] and its servers to cfg as ipvsadm -A and
 // -a would, and returns the warnings of real server ports that direct
 // routing ignored. asked are the servers' ports as written (0: none).
-func (d *configDecoder) apply(cfg *Config, i int, s ServiceConfig, asked []uint16, validSched func(string) bool) []string {
+func (d *configDecoder) apply(cfg *service.Config, i int, s Service, asked []uint16) []string {
 	p := fmt.Sprintf("services[%d]", i)
-	add := &Command{Op: OpAddService, Options: OptService | OptScheduler}
-	add.Service = Service{Key: s.Key, Scheduler: s.Scheduler, Flags: s.Flags, Netmask: s.Addr.BitLen(), OnePacket: s.OnePacket}
+	add := &admin.Command{Op: admin.OpAddService, Options: admin.OptService | admin.OptScheduler}
+	add.Service = service.Service{Key: s.Key, Scheduler: s.Scheduler, Flags: s.Flags, Netmask: s.Addr.BitLen(), OnePacket: s.OnePacket}
 	if s.Persistence != nil {
-		add.Options |= OptPersistent | OptNetmask
+		add.Options |= admin.OptPersistent | admin.OptNetmask
 		add.Service.Persistent = true
 		add.Service.Timeout = uint32(s.Persistence.Timeout / time.Second)
 		add.Service.Netmask = s.Persistence.Netmask
 	}
-	if err := cfg.Apply(add, validSched); err != nil {
+	if err := admin.Apply(cfg, add); err != nil {
 		d.errorf(p, "%v", err) // every cause of failure was checked before
 		return nil
 	}
@@ -169,11 +174,11 @@ func (d *configDecoder) apply(cfg *Config, i int, s ServiceConfig, asked []uint1
 	first := make(map[netip.AddrPort]int) // real server → index of its first listing
 	for j, r := range s.Servers {
 		sp := fmt.Sprintf("%s.servers[%d]", p, j)
-		cmd := &Command{
-			Op:      OpAddServer,
-			Options: OptService | OptServer | OptForward | OptWeight | OptUThreshold | OptLThreshold,
-			Service: Service{Key: s.Key},
-			Dest:    Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, UThreshold: r.UpperThreshold, LThreshold: r.LowerThreshold},
+		cmd := &admin.Command{
+			Op:      admin.OpAddServer,
+			Options: admin.OptService | admin.OptServer | admin.OptForward | admin.OptWeight | admin.OptUThreshold | admin.OptLThreshold,
+			Service: service.Service{Key: s.Key},
+			Dest:    service.Dest{Addr: r.Addr, Port: r.Port, Weight: r.Weight, UThreshold: r.UpperThreshold, LThreshold: r.LowerThreshold},
 			// Direct routing forwards to the service port, whatever
 			// port was written (ipvsadm's process_options).
 			AskedPort:  asked[j],
@@ -183,7 +188,7 @@ func (d *configDecoder) apply(cfg *Config, i int, s ServiceConfig, asked []uint1
 			cmd.AskedPort = r.Port
 		}
 		ap := netip.AddrPortFrom(r.Addr, r.Port)
-		err := cfg.Apply(cmd, validSched)
+		err := admin.Apply(cfg, cmd)
 		switch {
 		case err == nil:
 			first[ap] = j
@@ -193,7 +198,7 @@ func (d *configDecoder) apply(cfg *Config, i int, s ServiceConfig, asked []uint1
 		case errors.Is(err, syscall.EEXIST):
 			k := first[ap]
 			d.errorf(sp, "real server %s already listed as servers[%d] (%s)",
-				FormatAddrPort(r.Addr, r.Port), k, d.where(fmt.Sprintf("%s.servers[%d]", p, k)))
+				service.FormatAddrPort(r.Addr, r.Port), k, d.where(fmt.Sprintf("%s.servers[%d]", p, k)))
 		default:
 			d.errorf(sp, "%v", err) // every other cause was checked before
 		}

@@ -1,4 +1,4 @@
-package service
+package admin
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/udr-lb/udr/dest"
+	"github.com/udr-lb/udr/sched"
+	"github.com/udr-lb/udr/service"
 )
 
 // Fields splits one line of a rules file as ipvsadm -R does
@@ -36,14 +38,13 @@ func Fields(line string) []string {
 //
 // Every faulty line is reported (errors.Join), and then the Config is nil.
 // The warnings say which real server ports direct routing ignored.
-func ParseRules(r io.Reader, name string, validSched func(string) bool) (*Config, []string, error) {
+func ParseRules(r io.Reader, name string) (*service.Config, []string, error) {
 	rp := rulesParser{
-		name:       name,
-		validSched: validSched,
-		cfg:        &Config{},
-		svcLine:    make(map[Key]int),
-		destLine:   make(map[dest.Key]int),
-		failedSvc:  make(map[Key]bool),
+		name:      name,
+		cfg:       &service.Config{},
+		svcLine:   make(map[service.Key]int),
+		destLine:  make(map[dest.Key]int),
+		failedSvc: make(map[service.Key]bool),
 	}
 	br := bufio.NewReader(r)
 	for lineNo := 1; ; lineNo++ {
@@ -65,14 +66,13 @@ func ParseRules(r io.Reader, name string, validSched func(string) bool) (*Config
 }
 
 type rulesParser struct {
-	name       string
-	validSched func(string) bool
-	cfg        *Config
-	svcLine    map[Key]int      // line that defined each service
-	destLine   map[dest.Key]int // line that added each real server
-	failedSvc  map[Key]bool     // services whose -A line failed
-	errs       []error
-	warnings   []string
+	name      string
+	cfg       *service.Config
+	svcLine   map[service.Key]int  // line that defined each service
+	destLine  map[dest.Key]int     // line that added each real server
+	failedSvc map[service.Key]bool // services whose -A line failed
+	errs      []error
+	warnings  []string
 }
 
 func (rp *rulesParser) line(n int, line string) {
@@ -114,7 +114,7 @@ func (rp *rulesParser) line(n int, line string) {
 	k := cmd.Service.Key
 	dk := k.DestKey(cmd.Dest)
 
-	err = rp.cfg.Apply(cmd, rp.validSched)
+	err = Apply(rp.cfg, cmd)
 	var ke *KernelError
 	switch {
 	case err == nil:
@@ -131,7 +131,7 @@ func (rp *rulesParser) line(n int, line string) {
 		errorf("%v", err)
 	case cmd.Op == OpAddService && ke.Errno == syscall.EEXIST:
 		errorf("%s (first defined on line %d)", ke.Msg, rp.svcLine[k])
-	case cmd.Op == OpAddService && ke.Errno == syscall.ENOENT && rp.validSched != nil && !rp.validSched(cmd.Service.Scheduler):
+	case cmd.Op == OpAddService && ke.Errno == syscall.ENOENT && !sched.Valid(cmd.Service.Scheduler):
 		errorf("scheduler %q: unknown", cmd.Service.Scheduler)
 	case cmd.Op == OpAddService && ke.Errno == syscall.ENOENT:
 		errorf("persistence engine %q: not supported", cmd.PE)
@@ -142,11 +142,11 @@ func (rp *rulesParser) line(n int, line string) {
 		errorf("%s (no -A line for %s before this line)", ke.Msg, k)
 	case cmd.Op == OpAddServer && ke.Errno == syscall.EEXIST:
 		errorf("%s (real server %s first added on line %d)", ke.Msg,
-			FormatAddrPort(cmd.Dest.Addr, cmd.Dest.Port), rp.destLine[dk])
+			service.FormatAddrPort(cmd.Dest.Addr, cmd.Dest.Port), rp.destLine[dk])
 	case ke.Errno == syscall.ERANGE:
 		errorf("%s (lower threshold %d is above upper threshold %d)", ke.Msg, cmd.Dest.LThreshold, cmd.Dest.UThreshold)
 	case ke.Errno == syscall.EINVAL:
-		errorf("%s (real server %s is not a unicast address)", ke.Msg, FormatAddr(cmd.Dest.Addr))
+		errorf("%s (real server %s is not a unicast address)", ke.Msg, service.FormatAddr(cmd.Dest.Addr))
 	default:
 		errorf("%s", ke.Msg)
 	}
@@ -199,10 +199,10 @@ func contains(list []string, s string) bool {
 //	-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1
 //
 // Thresholds are not written, as ipvsadm does not write them.
-func WriteRules(w io.Writer, c *Config) error {
+func WriteRules(w io.Writer, c *service.Config) error {
 	bw := bufio.NewWriter(w)
-	for _, s := range SortedServices(c) {
-		name := s.Proto.Flag() + " " + FormatAddrPort(s.Addr, s.Port)
+	for _, s := range service.SortedServices(c) {
+		name := s.Proto.Flag() + " " + service.FormatAddrPort(s.Addr, s.Port)
 		fmt.Fprintf(bw, "-A %s -s %s", name, s.Scheduler)
 		if s.Persistent {
 			fmt.Fprintf(bw, " -p %d", s.Timeout)
@@ -216,12 +216,12 @@ func WriteRules(w io.Writer, c *Config) error {
 		if s.OnePacket {
 			bw.WriteString(" -o")
 		}
-		if s.Flags&(SchedFlag1|SchedFlag2|SchedFlag3) != 0 {
-			bw.WriteString(" -b " + SchedFlagsString(s.Scheduler, s.Flags))
+		if s.Flags&(service.SchedFlag1|service.SchedFlag2|service.SchedFlag3) != 0 {
+			bw.WriteString(" -b " + service.SchedFlagsString(s.Scheduler, s.Flags))
 		}
 		bw.WriteString("\n")
-		for _, d := range SortedDests(s) {
-			fmt.Fprintf(bw, "-a %s -r %s -g -w %d\n", name, FormatAddrPort(d.Addr, d.Port), d.Weight)
+		for _, d := range service.SortedDests(s) {
+			fmt.Fprintf(bw, "-a %s -r %s -g -w %d\n", name, service.FormatAddrPort(d.Addr, d.Port), d.Weight)
 		}
 	}
 	return bw.Flush()

@@ -1,4 +1,4 @@
-package service
+package config
 
 import (
 	"fmt"
@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/service"
 )
 
 // config converts every value of doc, reporting each problem, and builds the
 // virtual server table. The results are meaningful only when d.errs is empty.
-func (d *configDecoder) config(doc *fileDoc, dir string, validSched func(string) bool) (*FileConfig, *Config, []string) {
-	fc := &FileConfig{}
+func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config, []string) {
+	fc := &File{}
 	var ok bool
 	fc.Interface, ok = d.str("interface", doc.Interface, "")
 	switch {
@@ -56,7 +59,7 @@ func (d *configDecoder) config(doc *fileDoc, dir string, validSched func(string)
 	fc.ExpireNodestConn, _ = d.boolean("expire_nodest_conn", doc.ExpireNodestConn)
 	fc.ExpireQuiescentTemplate, _ = d.boolean("expire_quiescent_template", doc.ExpireQuiescent)
 	if t := doc.Timeouts; t != nil {
-		fc.Timeouts = Timeouts{
+		fc.Timeouts = service.Timeouts{
 			TCP:    d.seconds("timeouts.tcp", t.TCP),
 			TCPFin: d.seconds("timeouts.tcp_fin", t.TCPFin),
 			UDP:    d.seconds("timeouts.udp", t.UDP),
@@ -71,25 +74,25 @@ func (d *configDecoder) config(doc *fileDoc, dir string, validSched func(string)
 		d.errorf("services", "give services or rules, not both")
 	}
 	var (
-		cfg      = &Config{}
+		cfg      = &service.Config{}
 		warnings []string
 	)
 	if fc.Rules != "" && len(doc.Services) == 0 {
-		cfg, warnings = d.rules(fc.Rules, validSched)
+		cfg, warnings = d.rules(fc.Rules)
 	}
-	first := make(map[Key]int) // service key → index of the service that defined it
+	first := make(map[service.Key]int) // service key → index of the service that defined it
 	for i := range doc.Services {
-		s, asked, ok := d.service(i, &doc.Services[i], validSched)
+		s, asked, ok := d.service(i, &doc.Services[i])
 		if !ok {
 			continue
 		}
 		if j, dup := first[s.Key]; dup {
 			d.errorf(fmt.Sprintf("services[%d]", i), "%s %s already defined by services[%d] (%s)",
-				strings.ToLower(s.Proto.String()), FormatAddrPort(s.Addr, s.Port), j, d.where(fmt.Sprintf("services[%d]", j)))
+				strings.ToLower(s.Proto.String()), service.FormatAddrPort(s.Addr, s.Port), j, d.where(fmt.Sprintf("services[%d]", j)))
 			continue
 		}
 		first[s.Key] = i
-		warnings = append(warnings, d.apply(cfg, i, s, asked, validSched)...)
+		warnings = append(warnings, d.apply(cfg, i, s, asked)...)
 		fc.Services = append(fc.Services, s)
 	}
 	cfg.Timeouts = fc.Timeouts
@@ -98,20 +101,20 @@ func (d *configDecoder) config(doc *fileDoc, dir string, validSched func(string)
 
 // seconds returns the duration at path in whole seconds, 0..MaxTimeout.
 func (d *configDecoder) seconds(path string, n ast.Node) uint32 {
-	v, _ := d.duration(path, n, 0, MaxTimeout*time.Second, 0, true)
+	v, _ := d.duration(path, n, 0, service.MaxTimeout*time.Second, 0, true)
 	return uint32(v / time.Second)
 }
 
 // rules reads the rules file at path. Its problems are reported as
 // ParseRules words them, naming the rules file and its lines.
-func (d *configDecoder) rules(path string, validSched func(string) bool) (*Config, []string) {
+func (d *configDecoder) rules(path string) (*service.Config, []string) {
 	f, err := os.Open(path)
 	if err != nil {
 		d.errorf("rules", "%v", err)
-		return &Config{}, nil
+		return &service.Config{}, nil
 	}
 	defer f.Close()
-	cfg, warnings, err := ParseRules(f, path, validSched)
+	cfg, warnings, err := admin.ParseRules(f, path)
 	if err != nil {
 		line := d.line("rules")
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -121,7 +124,10 @@ func (d *configDecoder) rules(path string, validSched func(string) bool) (*Confi
 		} else {
 			d.report(line, err)
 		}
-		return &Config{}, warnings
+		return &service.Config{}, warnings
 	}
 	return cfg, warnings
 }
+
+// maxIfName is the longest interface name Linux allows (IFNAMSIZ - 1).
+const maxIfName = 15

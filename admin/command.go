@@ -1,9 +1,11 @@
-package service
+package admin
 
 import (
 	"fmt"
 	"net/netip"
 	"strings"
+
+	"github.com/udr-lb/udr/service"
 )
 
 // Op is the command of an ipvsadm command line. The values from OpAddService
@@ -201,14 +203,14 @@ type Command struct {
 	// Service is the virtual service the command names. Key is set by
 	// -t/-u; -A and -E also fill the scheduler, flags and persistence.
 	// Dests is always nil.
-	Service Service
+	Service service.Service
 	// PE is the --pe persistence engine name; udr has none.
 	PE string
 
 	// Dest is the real server of -a, -e and -d: address, port (forced to
 	// the service port on -a and -e), weight and thresholds. LastWeight is
 	// left zero: Apply sets it.
-	Dest Dest
+	Dest service.Dest
 	// AskedPort is the real server port as given with -r (the service port
 	// when -r has none), before direct routing forced it.
 	AskedPort uint16
@@ -217,7 +219,7 @@ type Command struct {
 	PortForced bool
 
 	// Timeouts are the --set values; zero leaves a timeout unchanged.
-	Timeouts Timeouts
+	Timeouts service.Timeouts
 
 	// Daemon holds the sync daemon options, which udr parses only to
 	// refuse them with ipvsadm's messages.
