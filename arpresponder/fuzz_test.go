@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/ndp"
+
+	"github.com/udr-lb/udr/internal/checksum"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz seed files from the seed tables")
@@ -156,7 +158,7 @@ func FuzzNDP(f *testing.F) {
 			if len(msg) >= 4 {
 				src, dst := [16]byte(in[ipv6Src:]), [16]byte(in[ipv6Dst:])
 				binary.BigEndian.PutUint16(msg[icmpChecksum:], 0)
-				binary.BigEndian.PutUint16(msg[icmpChecksum:], ^icmpv6Sum(&src, &dst, msg))
+				binary.BigEndian.PutUint16(msg[icmpChecksum:], checksum.Finish(ndSum(&src, &dst, msg)))
 			}
 		}
 		vlan := VLAN{Present: tagged, TCI: tci}

@@ -1,6 +1,10 @@
 package arpresponder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/udr-lb/udr/internal/checksum"
+)
 
 // Offsets and values of IPv6 (RFC 8200) and of Neighbor Solicitation and
 // Advertisement messages (RFC 4861 4.3, 4.4, 4.6.1).
@@ -78,7 +82,7 @@ func parseND(ip6 []byte) (nd, Reason) {
 	// not multicast, and last, as the costliest, the checksum.
 	if ip6[ipv6HopLimit] != ndHopLimit || msg[icmpCode] != 0 || len(msg) < ndOptions ||
 		msg[ndTarget] == 0xff || martianSource6(&m.src) ||
-		icmpv6Sum(&m.src, &m.dst, msg) != 0xffff {
+		!checksum.Valid(ndSum(&m.src, &m.dst, msg)) {
 		return m, ReasonMalformed
 	}
 	m.flags = msg[ndFlags]
@@ -200,35 +204,15 @@ func putNA(b []byte, target, dst *[16]byte, mac [ethAddrLen]byte, flags byte) {
 	opt[0] = optTargetLLA
 	opt[1] = llaOptLen / 8
 	copy(opt[2:], mac[:])
-	binary.BigEndian.PutUint16(msg[icmpChecksum:], ^icmpv6Sum(target, dst, msg))
+	binary.BigEndian.PutUint16(msg[icmpChecksum:], checksum.Finish(ndSum(target, dst, msg)))
 }
 
-// icmpv6Sum returns the 16-bit ones' complement sum (RFC 1071) of the IPv6
-// pseudo-header for an ICMPv6 message (RFC 8200 8.1) followed by msg. A
-// message with a valid checksum sums to 0xffff; a message with a zero
-// checksum field gets the complement of the sum as its checksum.
-func icmpv6Sum(src, dst *[16]byte, msg []byte) uint16 {
-	s := sum16(0, src[:])
-	s = sum16(s, dst[:])
-	s += uint64(len(msg)>>16) + uint64(len(msg)&0xffff) + protoICMPv6
-	s = sum16(s, msg)
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
-}
-
-// sum16 adds b to s as big-endian 16-bit words, the last odd byte padded
-// with zero. A uint64 cannot overflow for any packet size.
-func sum16(s uint64, b []byte) uint64 {
-	for len(b) >= 2 {
-		s += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		s += uint64(b[0]) << 8
-	}
-	return s
+// ndSum returns the one's complement accumulator (RFC 1071) of the IPv6
+// pseudo-header for an ICMPv6 message from src to dst (RFC 8200 8.1)
+// followed by msg: checksum.Valid for a message that carries its checksum,
+// checksum.Finish for one whose checksum field is zero.
+func ndSum(src, dst *[16]byte, msg []byte) uint64 {
+	return checksum.Add(checksum.Pseudo(src[:], dst[:], protoICMPv6, len(msg)), msg)
 }
 
 // martianSource6 reports whether a cannot be the source of a packet from

@@ -275,25 +275,6 @@ func TestHandleNDPAllocs(t *testing.T) {
 	}
 }
 
-// TestICMPv6Sum checks the checksum against RFC 1071's worked example and
-// odd lengths.
-func TestICMPv6Sum(t *testing.T) {
-	// RFC 1071 1.3: 00 01 f2 03 f4 f5 f6 f7 sums to ddf2.
-	if got := sum16(0, []byte{0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7}); fold(got) != 0xddf2 {
-		t.Errorf("sum16 of RFC 1071 example = %#x, want 0xddf2", fold(got))
-	}
-	if got := sum16(0, []byte{0x12, 0x34, 0x56}); got != 0x1234+0x5600 {
-		t.Errorf("sum16 of odd length = %#x, want %#x", got, 0x1234+0x5600)
-	}
-}
-
-func fold(s uint64) uint16 {
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
-}
-
 func BenchmarkHandleNDP(b *testing.B) {
 	r := testResponder()
 	in := ns(vip6).bytes(b)

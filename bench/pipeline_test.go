@@ -12,6 +12,7 @@ import (
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/internal/checksum"
 	"github.com/udr-lb/udr/internal/udrtest"
 )
 
@@ -116,7 +117,7 @@ func BenchmarkPipeline(b *testing.B) {
 			buf[srcLast] = byte(i / 60000)
 			// The header checksum covers the address just changed.
 			buf[14+10], buf[14+11] = 0, 0
-			sum := ipv4Checksum(buf[14 : 14+20])
+			sum := checksum.Checksum(buf[14 : 14+20])
 			buf[14+10], buf[14+11] = byte(sum>>8), byte(sum)
 			if v, _ := p.Process(buf[:n], epoch); v != forwarder.VerdictForward {
 				b.Fatalf("verdict %v", v)
@@ -135,15 +136,4 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 		}
 	})
-}
-
-func ipv4Checksum(hdr []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(hdr); i += 2 {
-		sum += uint32(hdr[i])<<8 | uint32(hdr[i+1])
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

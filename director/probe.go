@@ -8,6 +8,8 @@ import (
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
+
+	"github.com/udr-lb/udr/internal/checksum"
 )
 
 // probe builds the frame that asks real server rip for its MAC: an ARP
@@ -55,28 +57,6 @@ func probe(ifMAC [6]byte, rip netip.Addr) ([]byte, error) {
 	ip[7] = 255 // hop limit, as RFC 4861 7.1.1 requires
 	copy(ip[24:40], g[:])
 	copy(ip[40:], msg)
-	binary.BigEndian.PutUint16(ip[42:], icmp6Checksum(ip[8:24], ip[24:40], ip[40:]))
+	binary.BigEndian.PutUint16(ip[42:], checksum.Finish(checksum.Add(checksum.Pseudo(ip[8:24], ip[24:40], 58, len(msg)), ip[40:])))
 	return b, nil
-}
-
-// icmp6Checksum is the ICMPv6 checksum over the IPv6 pseudo-header
-// (RFC 8200 8.1) and msg, whose checksum field is zero.
-func icmp6Checksum(src, dst, msg []byte) uint16 {
-	var sum uint32
-	add := func(b []byte) {
-		for i := 0; i+1 < len(b); i += 2 {
-			sum += uint32(b[i])<<8 | uint32(b[i+1])
-		}
-		if len(b)%2 == 1 {
-			sum += uint32(b[len(b)-1]) << 8
-		}
-	}
-	add(src)
-	add(dst)
-	sum += uint32(len(msg)) + 58
-	add(msg)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

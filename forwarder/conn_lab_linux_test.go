@@ -15,6 +15,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/sys/unix"
 
+	"github.com/udr-lb/udr/internal/checksum"
 	"github.com/udr-lb/udr/internal/netlab"
 )
 
@@ -181,41 +182,21 @@ func connBufs(n, size int) [][]byte {
 }
 
 // verifyChecksum reports whether the TCP or UDP checksum of frame is
-// correct, computed the slow way (RFC 1071) independently of csum.go.
+// correct, with the addresses, protocol and transport bytes as gopacket
+// decodes them, independently of csum.go's parsing.
 func verifyChecksum(t *testing.T, frame []byte) bool {
 	t.Helper()
 	p := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.Default)
-	var pseudo []byte
-	var l4 []byte
-	var proto uint8
 	switch ip := p.NetworkLayer().(type) {
 	case *layers.IPv4:
-		pseudo = append(append(pseudo, ip.SrcIP.To4()...), ip.DstIP.To4()...)
-		proto = uint8(ip.Protocol)
-		l4 = ip.Payload
+		pseudo := checksum.Pseudo(ip.SrcIP.To4(), ip.DstIP.To4(), uint8(ip.Protocol), len(ip.Payload))
+		return checksum.Valid(checksum.Add(pseudo, ip.Payload))
 	case *layers.IPv6:
-		pseudo = append(append(pseudo, ip.SrcIP...), ip.DstIP...)
-		proto = uint8(ip.NextHeader)
-		l4 = ip.Payload
-	default:
-		t.Fatalf("frame is not IP: %v", p)
+		pseudo := checksum.Pseudo(ip.SrcIP, ip.DstIP, uint8(ip.NextHeader), len(ip.Payload))
+		return checksum.Valid(checksum.Add(pseudo, ip.Payload))
 	}
-	pseudo = binary.BigEndian.AppendUint32(pseudo, uint32(len(l4)))
-	pseudo = append(pseudo, 0, 0, 0, proto)
-	var sum uint32
-	for _, b := range [][]byte{pseudo, l4} {
-		for i := 0; i < len(b); i += 2 {
-			w := uint32(b[i]) << 8
-			if i+1 < len(b) {
-				w |= uint32(b[i+1])
-			}
-			sum += w
-		}
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return sum == 0xffff
+	t.Fatalf("frame is not IP: %v", p)
+	return false
 }
 
 // echo turns a received UDP frame into its reply in place: MACs, addresses

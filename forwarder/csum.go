@@ -1,6 +1,10 @@
 package forwarder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/udr-lb/udr/internal/checksum"
+)
 
 // Frames that a local sender hands to a veth (or any device offering
 // checksum offload) are CHECKSUM_PARTIAL: the TCP or UDP checksum field
@@ -39,7 +43,7 @@ func finishChecksum(b []byte) bool {
 	}
 
 	var (
-		sum      uint64 // pseudo-header
+		addrs    []byte // source and destination, as the pseudo-header has them
 		l4, end  int
 		protocol uint8
 	)
@@ -58,7 +62,7 @@ func finishChecksum(b []byte) bool {
 		}
 		protocol = b[off+9]
 		l4, end = off+ihl, off+total
-		sum = checksumAdd(0, b[off+12:off+20]) // source and destination
+		addrs = b[off+12 : off+20]
 	case etherTypeIPv6:
 		if len(b) < off+ipv6HdrLen || b[off]>>4 != 6 {
 			return false
@@ -76,7 +80,7 @@ func finishChecksum(b []byte) bool {
 			protocol = b[l4]
 			l4 += (int(b[l4+1]) + 1) * 8
 		}
-		sum = checksumAdd(0, b[off+8:off+40])
+		addrs = b[off+8 : off+40]
 	default:
 		return false
 	}
@@ -90,45 +94,12 @@ func finishChecksum(b []byte) bool {
 	default:
 		return false
 	}
-	sum += uint64(protocol) + uint64(end-l4)
+	half := len(addrs) / 2
 	b[field], b[field+1] = 0, 0
-	c := ^checksumFold(checksumAdd(sum, b[l4:end]))
+	c := checksum.Finish(checksum.Add(checksum.Pseudo(addrs[:half], addrs[half:], protocol, end-l4), b[l4:end]))
 	if c == 0 && protocol == protoUDP {
 		c = 0xffff // RFC 768: a computed zero is sent as all ones
 	}
 	binary.BigEndian.PutUint16(b[field:], c)
 	return true
-}
-
-// checksumAdd adds the bytes of b, as big-endian 16-bit words (an odd last
-// byte padded with zero), to the one's complement accumulator sum. It sums
-// 32-bit words into 64 bits, whose carries checksumFold adds back in
-// (RFC 1071 §2(B): parallel summation), which is four times fewer additions
-// than one per 16-bit word.
-func checksumAdd(sum uint64, b []byte) uint64 {
-	for len(b) >= 8 {
-		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
-		b = b[8:]
-	}
-	if len(b) >= 4 {
-		sum += uint64(binary.BigEndian.Uint32(b))
-		b = b[4:]
-	}
-	if len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	return sum
-}
-
-// checksumFold folds a 64-bit one's complement accumulator to 16 bits.
-func checksumFold(sum uint64) uint16 {
-	sum = sum>>32 + sum&0xffffffff
-	sum = sum>>32 + sum&0xffffffff
-	sum = sum>>16 + sum&0xffff
-	sum = sum>>16 + sum&0xffff
-	return uint16(sum)
 }

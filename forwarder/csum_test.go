@@ -176,34 +176,6 @@ func TestFinishChecksumLeavesOthers(t *testing.T) {
 	}
 }
 
-// TestChecksumAddReference compares the 32-bit-word sum with a plain RFC
-// 1071 sum of 16-bit words, for every length and alignment up to 80 bytes.
-func TestChecksumAddReference(t *testing.T) {
-	b := make([]byte, 96)
-	for i := range b {
-		b[i] = byte(i*151 + 7) // many carries
-	}
-	b[10], b[11] = 0xff, 0xff
-	for start := 0; start < 8; start++ {
-		for n := 0; start+n <= 88; n++ {
-			data := b[start : start+n]
-			var ref uint32
-			for i := 0; i+1 < len(data); i += 2 {
-				ref += uint32(data[i])<<8 | uint32(data[i+1])
-			}
-			if len(data)%2 == 1 {
-				ref += uint32(data[len(data)-1]) << 8
-			}
-			for ref > 0xffff {
-				ref = ref>>16 + ref&0xffff
-			}
-			if got := checksumFold(checksumAdd(0, data)); uint32(got) != ref {
-				t.Fatalf("sum of b[%d:%d] = %#04x, want %#04x", start, start+n, got, ref)
-			}
-		}
-	}
-}
-
 func TestFinishChecksumAllocs(t *testing.T) {
 	frame := csumFrame(t, []uint16{7}, csumIPv6(layers.IPProtocolTCP), csumTCP(), make([]byte, 1400))
 	if a := testing.AllocsPerRun(1000, func() { finishChecksum(frame) }); a != 0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/internal/checksum"
 )
 
 // Wire offsets and sizes (IEEE 802.3, 802.1Q, RFC 791, RFC 8200, RFC 793, RFC 768).
@@ -115,7 +116,7 @@ func (f *frame) decodeIPv4() Verdict {
 	if total > len(ip) {
 		return VerdictTruncated
 	}
-	if !ipv4HeaderOK(ip[:ihl]) {
+	if !checksum.IPv4HeaderValid(ip[:ihl]) {
 		return VerdictMalformed
 	}
 	f.ipLen = total
@@ -229,21 +230,4 @@ func putV4Mapped(dst *[16]byte, a []byte) {
 func put16(dst *[16]byte, a []byte) {
 	binary.LittleEndian.PutUint64(dst[:8], binary.LittleEndian.Uint64(a[:8]))
 	binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(a[8:16]))
-}
-
-// ipv4HeaderOK reports whether an IPv4 header's checksum is correct
-// (RFC 1071: the one's-complement sum over the header is all ones).
-func ipv4HeaderOK(hdr []byte) bool {
-	// Sum 32-bit words into 64 bits (an IPv4 header is a multiple of 4
-	// bytes), then fold: the one's-complement sum is the same.
-	var sum uint64
-	for len(hdr) >= 4 {
-		sum += uint64(binary.BigEndian.Uint32(hdr))
-		hdr = hdr[4:]
-	}
-	sum = sum&0xffffffff + sum>>32
-	sum = sum&0xffff + sum>>16
-	sum = sum&0xffff + sum>>16
-	sum = sum&0xffff + sum>>16
-	return sum == 0xffff
 }

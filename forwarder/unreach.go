@@ -1,6 +1,10 @@
 package forwarder
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/udr-lb/udr/internal/checksum"
+)
 
 // When no real server is available the kernel answers the client with ICMP
 // port unreachable (ip_vs_leave → icmp_send, icmpv6_send), even for TCP,
@@ -69,11 +73,11 @@ func unreach4(ip, orig []byte) int {
 	ip[9] = protoICMP
 	copy(ip[12:16], orig[16:20])
 	copy(ip[16:20], orig[12:16])
-	binary.BigEndian.PutUint16(ip[10:], onesComplement(ip[:ipv4MinLen], 0))
+	binary.BigEndian.PutUint16(ip[10:], checksum.Checksum(ip[:ipv4MinLen]))
 	icmp := ip[ipv4MinLen:total]
 	icmp[0], icmp[1] = icmpDestUnreach, 3
 	copy(icmp[icmpHdrLen:], orig[:quoted])
-	binary.BigEndian.PutUint16(icmp[2:], onesComplement(icmp, 0))
+	binary.BigEndian.PutUint16(icmp[2:], checksum.Checksum(icmp))
 	return total
 }
 
@@ -93,30 +97,8 @@ func unreach6(ip, orig []byte) int {
 	icmp := ip[ipv6HdrLen:total]
 	icmp[0], icmp[1] = icmp6DestUnreach, 4
 	copy(icmp[icmpHdrLen:], orig[:quoted])
-	// Pseudo-header (RFC 8200 8.1): addresses, upper-layer length, next header.
-	sum := sumWords(ip[8:40], 0) + uint32(len(icmp)) + protoICMPv6
-	binary.BigEndian.PutUint16(icmp[2:], onesComplement(icmp, sum))
+	// ICMPv6 includes the pseudo-header (RFC 8200 8.1) in its checksum.
+	sum := checksum.Pseudo(ip[8:24], ip[24:40], protoICMPv6, len(icmp))
+	binary.BigEndian.PutUint16(icmp[2:], checksum.Finish(checksum.Add(sum, icmp)))
 	return total
-}
-
-// sumWords adds b's 16-bit big-endian words to sum.
-func sumWords(b []byte, sum uint32) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-// onesComplement returns the Internet checksum (RFC 1071) of b on top of
-// the partial sum.
-func onesComplement(b []byte, sum uint32) uint16 {
-	sum = sumWords(b, sum)
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }

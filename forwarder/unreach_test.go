@@ -8,6 +8,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/udr-lb/udr/internal/checksum"
 	"github.com/udr-lb/udr/internal/udrtest"
 )
 
@@ -44,7 +45,7 @@ func TestNoBackendAnswersPortUnreachable(t *testing.T) {
 				src, dst = l.SrcIP, l.DstIP
 				icmp := pkt.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
 				typ, code, payload = icmp.TypeCode.Type(), icmp.TypeCode.Code(), icmp.Payload
-				if icmpChecksum(l.Payload) != 0 || !ipv4HeaderOK(out[14:34]) {
+				if !checksum.Valid(checksum.Add(0, l.Payload)) || !checksum.IPv4HeaderValid(out[14:34]) {
 					t.Errorf("bad checksum")
 				}
 			} else {
@@ -52,8 +53,8 @@ func TestNoBackendAnswersPortUnreachable(t *testing.T) {
 				src, dst = l.SrcIP, l.DstIP
 				icmp := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
 				typ, code, payload = icmp.TypeCode.Type(), icmp.TypeCode.Code(), icmp.Payload
-				sum := sumWords(out[14+8:14+40], 0) + uint32(len(l.Payload)) + protoICMPv6
-				if onesComplement(l.Payload, sum) != 0 {
+				sum := checksum.Pseudo(out[14+8:14+24], out[14+24:14+40], protoICMPv6, len(l.Payload))
+				if !checksum.Valid(checksum.Add(sum, l.Payload)) {
 					t.Errorf("bad ICMPv6 checksum")
 				}
 			}
@@ -77,8 +78,6 @@ func TestNoBackendAnswersPortUnreachable(t *testing.T) {
 		})
 	}
 }
-
-func icmpChecksum(b []byte) uint16 { return onesComplement(b, 0) }
 
 func TestUnreachableIsRateLimited(t *testing.T) {
 	var l unreachLimiter

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"golang.org/x/net/bpf"
+
+	"github.com/udr-lb/udr/internal/checksum"
 )
 
 // Wire offsets (IEEE 802.3, RFC 791, RFC 8200, RFC 9293).
@@ -50,7 +52,7 @@ func (s segment) marshal() []byte {
 	copy(b[ethSrc:], s.srcMAC[:])
 	ip := b[ethLen : ethLen+ipLen]
 	tcp := b[ethLen+ipLen:]
-	var pseudo uint32
+	var pseudo uint64 // the TCP pseudo-header's sum (RFC 793, RFC 8200 8.1)
 	if v4 {
 		binary.BigEndian.PutUint16(b[ethType:], typeIPv4)
 		ip[0] = 0x45
@@ -61,8 +63,8 @@ func (s segment) marshal() []byte {
 		src, dst := s.src.Addr().As4(), s.dst.Addr().As4()
 		copy(ip[12:], src[:])
 		copy(ip[16:], dst[:])
-		binary.BigEndian.PutUint16(ip[10:], ^fold(sum(ip, 0)))
-		pseudo = sum(ip[12:20], protoTCP+tcpLen)
+		binary.BigEndian.PutUint16(ip[10:], checksum.Checksum(ip))
+		pseudo = checksum.Pseudo(ip[12:16], ip[16:20], protoTCP, tcpLen)
 	} else {
 		binary.BigEndian.PutUint16(b[ethType:], typeIPv6)
 		ip[0] = 0x60
@@ -72,7 +74,7 @@ func (s segment) marshal() []byte {
 		src, dst := s.src.Addr().As16(), s.dst.Addr().As16()
 		copy(ip[8:], src[:])
 		copy(ip[24:], dst[:])
-		pseudo = sum(ip[8:40], protoTCP+tcpLen)
+		pseudo = checksum.Pseudo(ip[8:24], ip[24:40], protoTCP, tcpLen)
 	}
 	binary.BigEndian.PutUint16(tcp[0:], s.src.Port())
 	binary.BigEndian.PutUint16(tcp[2:], s.dst.Port())
@@ -81,7 +83,7 @@ func (s segment) marshal() []byte {
 	tcp[12] = tcpLen / 4 << 4
 	tcp[13] = s.flags
 	binary.BigEndian.PutUint16(tcp[14:], probeWin)
-	binary.BigEndian.PutUint16(tcp[16:], ^fold(sum(tcp, pseudo)))
+	binary.BigEndian.PutUint16(tcp[16:], checksum.Finish(checksum.Add(pseudo, tcp)))
 	return b
 }
 
@@ -124,26 +126,6 @@ func parseSegment(b []byte) (segment, bool) {
 	s.ack = binary.BigEndian.Uint32(tcp[8:])
 	s.flags = tcp[13]
 	return s, true
-}
-
-// sum adds b as big-endian 16-bit words to acc (RFC 1071).
-func sum(b []byte, acc uint32) uint32 {
-	for len(b) >= 2 {
-		acc += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
-	}
-	return acc
-}
-
-// fold folds a 32-bit sum into 16 bits with end-around carry.
-func fold(acc uint32) uint16 {
-	for acc > 0xffff {
-		acc = acc>>16 + acc&0xffff
-	}
-	return uint16(acc)
 }
 
 // replyFilter returns a classic BPF program that passes untagged TCP to

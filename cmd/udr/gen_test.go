@@ -16,6 +16,7 @@ import (
 
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/internal/checksum"
 )
 
 // This file builds the input captures of the golden replay cases
@@ -332,21 +333,9 @@ func patchIPv4(b []byte, keepSum bool, fn func(ip []byte)) []byte {
 	if !keepSum {
 		ihl := max(int(ip[0]&0x0f)*4, 20)
 		binary.BigEndian.PutUint16(ip[10:], 0)
-		binary.BigEndian.PutUint16(ip[10:], ipv4Checksum(ip[:ihl]))
+		binary.BigEndian.PutUint16(ip[10:], checksum.Checksum(ip[:ihl]))
 	}
 	return b
-}
-
-// ipv4Checksum is the RFC 1071 checksum of an IPv4 header.
-func ipv4Checksum(h []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(h); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(h[i:]))
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
 }
 
 // pcapBytes writes frames as a classic pcap (microsecond timestamps).
@@ -759,7 +748,7 @@ func garbage(c *capture) {
 			copy(ip[12:16], client.AsSlice())
 			copy(ip[16:20], vip.AsSlice())
 			binary.BigEndian.PutUint16(ip[10:], 0)
-			binary.BigEndian.PutUint16(ip[10:], ipv4Checksum(ip[:20]))
+			binary.BigEndian.PutUint16(ip[10:], checksum.Checksum(ip[:20]))
 			if l4 := ip[20:]; len(l4) >= 4 && rng.IntN(2) == 0 {
 				// To a service port, so that some frames get past the service lookup.
 				binary.BigEndian.PutUint16(l4[2:], map[uint8]uint16{6: 80, 17: 53}[ip[9]])
