@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ndp"
 )
 
 func TestGratuitousARP(t *testing.T) {
@@ -149,5 +150,91 @@ func TestAnnouncementIPv4Mapped(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("IPv4-mapped announcement\n% x\nwant\n% x", got, want)
+	}
+}
+
+// TestProbe checks both neighbour probes field by field, decoded with
+// mdlayher/arp and gopacket, and that a responder for the probed address
+// answers each.
+func TestProbe(t *testing.T) {
+	for _, vlan := range []VLAN{{}, tagged} {
+		eth := ethernetLen(vlan)
+		frame, err := Probe(vlan, clientMAC, vip4)
+		if err != nil {
+			t.Fatalf("Probe(%s): %v", vip4, err)
+		}
+		d := decode(t, frame)
+		if len(frame) != eth+minPayloadLen || d.eth.DstMAC.String() != "ff:ff:ff:ff:ff:ff" ||
+			d.eth.SrcMAC.String() != mac(clientMAC).String() || d.vlanTag() != vlan {
+			t.Errorf("vlan %+v: ARP probe framing: % x", vlan, frame)
+		}
+		// RFC 5227 2.1.1: request, sender IP 0.0.0.0, target MAC zero.
+		var p arp.Packet
+		if err := p.UnmarshalBinary(frame[eth:]); err != nil {
+			t.Fatalf("arp.Packet.UnmarshalBinary: %v", err)
+		}
+		want := arp.Packet{
+			HardwareType: 1, ProtocolType: uint16(layers.EthernetTypeIPv4),
+			HardwareAddrLength: 6, IPLength: 4,
+			Operation:          arp.OperationRequest,
+			SenderHardwareAddr: mac(clientMAC), SenderIP: zero4,
+			TargetHardwareAddr: make(net.HardwareAddr, 6), TargetIP: vip4,
+		}
+		if diff := cmp.Diff(want, p, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+			t.Errorf("vlan %+v: ARP probe (-want +got):\n%s", vlan, diff)
+		}
+		if _, why := testResponder().HandleARP(nil, vlan, clientMAC, frame[eth:]); why != ReasonNone {
+			t.Errorf("vlan %+v: responder's reason for the ARP probe = %v, want %v", vlan, why, ReasonNone)
+		}
+
+		frame, err = Probe(vlan, clientMAC, vip6)
+		if err != nil {
+			t.Fatalf("Probe(%s): %v", vip6, err)
+		}
+		d = decode(t, frame)
+		if d.ip6 == nil || d.icmp == nil {
+			t.Fatalf("vlan %+v: not ICMPv6: % x", vlan, frame)
+		}
+		if err := d.icmp.SetNetworkLayerForChecksum(d.ip6); err != nil {
+			t.Fatal(err)
+		}
+		if err, cs := d.icmp.VerifyChecksum(); err != nil || !cs.Valid {
+			t.Errorf("vlan %+v: neighbor solicitation checksum: %v, %+v", vlan, err, cs)
+		}
+		group := solicitedNode(vip6)
+		g := group.As16()
+		if len(frame) != eth+ipv6HdrLen+ndOptions || d.eth.DstMAC.String() != mac([6]byte{0x33, 0x33, g[12], g[13], g[14], g[15]}).String() ||
+			d.eth.SrcMAC.String() != mac(clientMAC).String() || d.vlanTag() != vlan ||
+			addr(t, d.ip6.SrcIP) != zero6 || addr(t, d.ip6.DstIP) != group || d.ip6.HopLimit != ndHopLimit {
+			t.Errorf("vlan %+v: neighbor solicitation framing: % x", vlan, frame)
+		}
+		// RFC 4861 4.3: no Source Link-Layer Address option from ::.
+		m, err := ndp.ParseMessage(frame[eth+ipv6HdrLen:])
+		if err != nil {
+			t.Fatalf("ndp.ParseMessage: %v", err)
+		}
+		if ns, ok := m.(*ndp.NeighborSolicitation); !ok || ns.TargetAddress != vip6 || len(ns.Options) != 0 {
+			t.Errorf("vlan %+v: message = %#v, want a solicitation for %s without options", vlan, m, vip6)
+		}
+		if _, why := testResponder().HandleNDP(nil, vlan, clientMAC, frame[eth:]); why != ReasonNone {
+			t.Errorf("vlan %+v: responder's reason for the solicitation = %v, want %v", vlan, why, ReasonNone)
+		}
+	}
+}
+
+func TestProbeErrors(t *testing.T) {
+	for _, tt := range []struct {
+		mac  [6]byte
+		addr netip.Addr
+		want string
+	}{
+		{groupMAC, vip4, "probe for 192.0.2.10: mac 01:00:5e:00:00:01: not a unicast address"},
+		{clientMAC, zero6, "probe for ::: not a unicast address"},
+		{clientMAC, allNodes6, "probe for ff02::1: not a unicast address"},
+		{clientMAC, netip.Addr{}, "probe for invalid IP: not a unicast address"},
+	} {
+		if frame, err := Probe(VLAN{}, tt.mac, tt.addr); err == nil || err.Error() != tt.want {
+			t.Errorf("Probe(%v, %v) = % x, %v; want error %q", mac(tt.mac), tt.addr, frame, err, tt.want)
+		}
 	}
 }

@@ -104,20 +104,35 @@ func (r *Responder) HandleARP(dst []byte, vlan VLAN, ethSrc [6]byte, arp []byte)
 		return nil, ReasonNotVIP
 	}
 
+	return putARP(dst, p.SenderMAC, vlan, ARP{
+		Op:        OpReply,
+		SenderMAC: r.mac,
+		SenderIP:  p.TargetIP,
+		TargetMAC: p.SenderMAC,
+		TargetIP:  p.SenderIP,
+	}), ReasonNone
+}
+
+// putARP writes into dst[:0] (allocating only if it is too small) an
+// Ethernet frame to ethDst from p.SenderMAC, tagged with vlan if
+// vlan.Present, carrying the Ethernet/IPv4 ARP packet p (RFC 826) padded
+// to the Ethernet minimum, and returns it. Replies, announcements and
+// probes are all built here.
+func putARP(dst []byte, ethDst [ethAddrLen]byte, vlan VLAN, p ARP) []byte {
 	eth := ethernetLen(vlan)
 	b := frame(dst, eth+minPayloadLen)
-	putEthernet(b, p.SenderMAC, r.mac, vlan, etherTypeARP)
+	putEthernet(b, ethDst, p.SenderMAC, vlan, etherTypeARP)
 	a := b[eth : eth+arpLen]
 	binary.BigEndian.PutUint16(a[arpHType:], hwTypeEthernet)
 	binary.BigEndian.PutUint16(a[arpPType:], protoTypeIPv4)
 	a[arpHLen] = ethAddrLen
 	a[arpPLen] = 4
-	binary.BigEndian.PutUint16(a[arpOp:], uint16(OpReply))
-	copy(a[arpSHA:], r.mac[:])
-	copy(a[arpSPA:], p.TargetIP[:])
-	copy(a[arpTHA:], p.SenderMAC[:])
-	copy(a[arpTPA:], p.SenderIP[:])
-	return b, ReasonNone
+	binary.BigEndian.PutUint16(a[arpOp:], uint16(p.Op))
+	copy(a[arpSHA:], p.SenderMAC[:])
+	copy(a[arpSPA:], p.SenderIP[:])
+	copy(a[arpTHA:], p.TargetMAC[:])
+	copy(a[arpTPA:], p.TargetIP[:])
+	return b
 }
 
 // martianSender reports whether a cannot be an ARP sender's address: the

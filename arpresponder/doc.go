@@ -1,7 +1,9 @@
 // Package arpresponder answers ARP (RFC 826) and IPv6 Neighbor Discovery
 // (RFC 4861) for udr's virtual IPs, builds the gratuitous announcements that
 // keep switches and neighbours pointing at them (RFC 5227, RFC 4861 7.2.6),
-// times those announcements, and derives the default VIP MAC address.
+// times those announcements, and derives the default VIP MAC address. Every
+// ARP and neighbour discovery frame udr sends is built here: replies,
+// announcements, and the probes that ask real servers for their MACs.
 //
 // The contract: a Responder is built once by New from a fixed VIP set and is
 // immutable afterwards, so any number of forwarder workers may share it.
@@ -15,7 +17,7 @@
 // frame. Replies go out from the VIP MAC with the received VLAN tag.
 // Conflicts (another host claiming a VIP) are reported as ReasonConflict for
 // the caller to count and, rate-limited, defend by announcing. The
-// announcement builders and VirtualMAC run on the control plane and may
-// allocate; an Announcer is owned by one goroutine and takes time as an
-// argument.
+// announcement and probe builders and VirtualMAC run on the control plane
+// and may allocate; an Announcer is owned by one goroutine and takes time as
+// an argument.
 package arpresponder

@@ -177,34 +177,53 @@ func (r *Responder) HandleNDP(dst []byte, vlan VLAN, ethSrc [6]byte, ip6 []byte)
 		return nil, ReasonMalformed // nowhere to unicast the reply
 	}
 
-	eth := ethernetLen(vlan)
-	b := frame(dst, eth+naReplyLen)
-	putEthernet(b, ethDst, r.mac, vlan, etherTypeIPv6)
-	putNA(b[eth:], &m.target, &ipDst, r.mac, flags)
-	return b, ReasonNone
+	return putND(dst, ethDst, r.mac, vlan, ndMessage{
+		typ: typeNA, flags: flags, src: m.target, dst: ipDst, target: m.target,
+		opt: optTargetLLA, lla: r.mac,
+	}), ReasonNone
 }
 
-// putNA writes into b (naReplyLen zeroed bytes) an IPv6 Neighbor
-// Advertisement from target to dst for target with the given flags and a
-// Target Link-Layer Address option holding mac.
-func putNA(b []byte, target, dst *[16]byte, mac [ethAddrLen]byte, flags byte) {
-	b = b[:naReplyLen]
-	b[0] = 6 << 4 // version; traffic class and flow label 0
-	binary.BigEndian.PutUint16(b[ipv6PayloadLen:], naReplyLen-ipv6HdrLen)
-	b[ipv6NextHeader] = protoICMPv6
-	b[ipv6HopLimit] = ndHopLimit
-	copy(b[ipv6Src:], target[:])
-	copy(b[ipv6Dst:], dst[:])
+// An ndMessage is a Neighbor Solicitation or Advertisement to build.
+type ndMessage struct {
+	typ, flags       uint8 // flags: NA only (RFC 4861 4.4)
+	src, dst, target [16]byte
+	opt              uint8            // optSourceLLA, optTargetLLA, or 0 for no option
+	lla              [ethAddrLen]byte // the option's link-layer address
+}
 
-	msg := b[ipv6HdrLen:]
-	msg[icmpType] = typeNA
-	msg[ndFlags] = flags
-	copy(msg[ndTarget:], target[:])
-	opt := msg[ndOptions:]
-	opt[0] = optTargetLLA
-	opt[1] = llaOptLen / 8
-	copy(opt[2:], mac[:])
-	binary.BigEndian.PutUint16(msg[icmpChecksum:], checksum.Finish(ndSum(target, dst, msg)))
+// putND writes into dst[:0] (allocating only if it is too small) an
+// Ethernet frame from ethSrc to ethDst, tagged with vlan if vlan.Present,
+// carrying m as an IPv6 packet with hop limit 255 (RFC 4861 7.1) and a valid
+// checksum, and returns it. Replies, announcements and probes are all built
+// here.
+func putND(dst []byte, ethDst, ethSrc [ethAddrLen]byte, vlan VLAN, m ndMessage) []byte {
+	msgLen := ndOptions
+	if m.opt != 0 {
+		msgLen += llaOptLen
+	}
+	eth := ethernetLen(vlan)
+	b := frame(dst, eth+ipv6HdrLen+msgLen)
+	putEthernet(b, ethDst, ethSrc, vlan, etherTypeIPv6)
+	ip := b[eth:]
+	ip[0] = 6 << 4 // version; traffic class and flow label 0
+	binary.BigEndian.PutUint16(ip[ipv6PayloadLen:], uint16(msgLen))
+	ip[ipv6NextHeader] = protoICMPv6
+	ip[ipv6HopLimit] = ndHopLimit
+	copy(ip[ipv6Src:], m.src[:])
+	copy(ip[ipv6Dst:], m.dst[:])
+
+	msg := ip[ipv6HdrLen:]
+	msg[icmpType] = m.typ
+	msg[ndFlags] = m.flags
+	copy(msg[ndTarget:], m.target[:])
+	if m.opt != 0 {
+		opt := msg[ndOptions:]
+		opt[0] = m.opt
+		opt[1] = llaOptLen / 8
+		copy(opt[2:], m.lla[:])
+	}
+	binary.BigEndian.PutUint16(msg[icmpChecksum:], checksum.Finish(ndSum(&m.src, &m.dst, msg)))
+	return b
 }
 
 // ndSum returns the one's complement accumulator (RFC 1071) of the IPv6

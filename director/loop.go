@@ -123,7 +123,7 @@ func (d *Director) periodic(now time.Time, frames [][]byte) [][]byte {
 	if now.Sub(d.lastProbe) >= probeInterval {
 		d.lastProbe = now
 		for _, rip := range t.RealServers() {
-			if f, err := probe(d.ifi.MAC, rip); err == nil {
+			if f, err := arpresponder.Probe(arpresponder.VLAN{}, d.ifi.MAC, rip); err == nil {
 				frames = append(frames, f)
 			}
 		}
