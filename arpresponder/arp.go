@@ -65,6 +65,24 @@ func ParseARP(b []byte) (ARP, bool) {
 	return p, true
 }
 
+// ValidateARP decodes an ARP packet as ParseARP does and validates it, for
+// HandleARP and for neighbour learning alike: it returns ReasonMalformed
+// unless ParseARP accepts it, the sender MAC is unicast (not a group
+// address, not zero) and the sender IP is not martian (see martianSender),
+// ReasonNotRequest for an operation other than request or reply, the only
+// two Linux arp_process understands, and ReasonNone otherwise. It does not
+// allocate.
+func ValidateARP(b []byte) (ARP, Reason) {
+	p, ok := ParseARP(b)
+	if !ok || !isUnicastMAC(p.SenderMAC) || martianSender(p.SenderIP) {
+		return ARP{}, ReasonMalformed
+	}
+	if p.Op != OpRequest && p.Op != OpReply {
+		return ARP{}, ReasonNotRequest
+	}
+	return p, ReasonNone
+}
+
 // HandleARP decides on one received ARP packet. vlan is the frame's tag,
 // ethSrc its Ethernet source and arp the bytes after the Ethernet header and
 // tag. For a request whose target IP is a VIP it writes into dst[:0] an ARP
@@ -83,13 +101,9 @@ func ParseARP(b []byte) (ARP, bool) {
 // HandleARP does not allocate if cap(dst) >= MaxReplyLen. It reads arp fully
 // before writing dst, so the two may overlap.
 func (r *Responder) HandleARP(dst []byte, vlan VLAN, ethSrc [6]byte, arp []byte) ([]byte, Reason) {
-	p, ok := ParseARP(arp)
-	if !ok || !isUnicastMAC(p.SenderMAC) || martianSender(p.SenderIP) {
-		return nil, ReasonMalformed
-	}
-	// Linux arp_process understands only these two operations.
-	if p.Op != OpRequest && p.Op != OpReply {
-		return nil, ReasonNotRequest
+	p, why := ValidateARP(arp)
+	if why != ReasonNone {
+		return nil, why
 	}
 	if ethSrc == r.mac || p.SenderMAC == r.mac {
 		return nil, ReasonLooped

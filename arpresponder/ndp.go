@@ -45,19 +45,33 @@ const (
 // solicitation and of unsolicited advertisements (RFC 4861 7.2.4, 7.2.6).
 var allNodes = [16]byte{0: 0xff, 1: 0x02, 15: 0x01}
 
-// nd is a Neighbor Solicitation or Advertisement that passed RFC 4861 7.1.
-type nd struct {
-	typ              uint8
-	flags            uint8
-	src, dst, target [16]byte
-	lla              [ethAddrLen]byte // source (NS) or target (NA) link-layer address option
-	hasLLA           bool
+// ND is a Neighbor Solicitation or Advertisement that passed RFC 4861 7.1.
+type ND struct {
+	Type             uint8 // 135 (NS) or 136 (NA)
+	Flags            uint8 // NA: Router, Solicited, Override
+	Src, Dst, Target [16]byte
+	LLA              [ethAddrLen]byte // source (NS) or target (NA) link-layer address option
+	HasLLA           bool
 }
 
-// parseND validates ip6 as an IPv6 packet carrying an NS or NA. It returns
-// ReasonNone if it is one, else why not.
-func parseND(ip6 []byte) (nd, Reason) {
-	var m nd
+// The ND types (RFC 4861 4.3, 4.4).
+const (
+	TypeNS = typeNS
+	TypeNA = typeNA
+)
+
+// ParseND validates ip6 (an IPv6 header and payload, link-layer padding
+// after the payload ignored) as a Neighbor Solicitation or Advertisement,
+// for HandleNDP and for neighbour learning alike: RFC 4861 7.1.1 and 7.1.2
+// (hop limit 255, ICMP code 0, a valid checksum, length 24 or more, a
+// target that is not multicast, option lengths not zero; an NS from :: goes
+// to a solicited-node address without a source link-layer address option;
+// an NA to a multicast address has Solicited clear), a source that is not
+// martian, and an Ethernet-sized link-layer address option. It returns
+// ReasonNone if it is one, ReasonNotNS for other IPv6 packets, and
+// ReasonMalformed for a broken NS or NA. It does not allocate.
+func ParseND(ip6 []byte) (ND, Reason) {
+	var m ND
 	if len(ip6) < ipv6HdrLen || ip6[0]>>4 != 6 {
 		return m, ReasonMalformed
 	}
@@ -72,24 +86,24 @@ func parseND(ip6 []byte) (nd, Reason) {
 	if len(msg) < icmpChecksum {
 		return m, ReasonMalformed
 	}
-	m.typ = msg[icmpType]
-	if m.typ != typeNS && m.typ != typeNA {
+	m.Type = msg[icmpType]
+	if m.Type != typeNS && m.Type != typeNA {
 		return m, ReasonNotNS
 	}
-	copy(m.src[:], ip6[ipv6Src:])
-	copy(m.dst[:], ip6[ipv6Dst:])
+	copy(m.Src[:], ip6[ipv6Src:])
+	copy(m.Dst[:], ip6[ipv6Dst:])
 	// RFC 4861 7.1.1 (NS) and 7.1.2 (NA): hop limit, code, length, target
 	// not multicast, and last, as the costliest, the checksum.
 	if ip6[ipv6HopLimit] != ndHopLimit || msg[icmpCode] != 0 || len(msg) < ndOptions ||
-		msg[ndTarget] == 0xff || martianSource6(&m.src) ||
-		!checksum.Valid(ndSum(&m.src, &m.dst, msg)) {
+		msg[ndTarget] == 0xff || martianSource6(&m.Src) ||
+		!checksum.Valid(ndSum(&m.Src, &m.Dst, msg)) {
 		return m, ReasonMalformed
 	}
-	m.flags = msg[ndFlags]
-	copy(m.target[:], msg[ndTarget:])
+	m.Flags = msg[ndFlags]
+	copy(m.Target[:], msg[ndTarget:])
 
 	want := byte(optSourceLLA)
-	if m.typ == typeNA {
+	if m.Type == typeNA {
 		want = optTargetLLA
 	}
 	for opts := msg[ndOptions:]; len(opts) > 0; {
@@ -102,24 +116,24 @@ func parseND(ip6 []byte) (nd, Reason) {
 		}
 		// Like Linux ndisc_parse_options, the first of duplicated options
 		// wins; its length must be right for Ethernet.
-		if opts[0] == want && !m.hasLLA {
+		if opts[0] == want && !m.HasLLA {
 			if n != llaOptLen {
 				return m, ReasonMalformed
 			}
-			copy(m.lla[:], opts[2:llaOptLen])
-			m.hasLLA = true
+			copy(m.LLA[:], opts[2:llaOptLen])
+			m.HasLLA = true
 		}
 		opts = opts[n:]
 	}
 
-	if m.typ == typeNS && m.src == [16]byte{} {
+	if m.Type == typeNS && m.Src == [16]byte{} {
 		// A DAD probe: to a solicited-node address, without a source
 		// link-layer address option (RFC 4861 7.1.1).
-		if !isSolicitedNode(m.dst) || m.hasLLA {
+		if !isSolicitedNode(m.Dst) || m.HasLLA {
 			return m, ReasonMalformed
 		}
 	}
-	if m.typ == typeNA && m.dst[0] == 0xff && m.flags&naFlagSolicited != 0 {
+	if m.Type == typeNA && m.Dst[0] == 0xff && m.Flags&naFlagSolicited != 0 {
 		return m, ReasonMalformed // RFC 4861 7.1.2
 	}
 	return m, ReasonNone
@@ -145,40 +159,40 @@ func parseND(ip6 []byte) (nd, Reason) {
 // HandleNDP does not allocate if cap(dst) >= MaxReplyLen. It reads ip6 fully
 // before writing dst, so the two may overlap.
 func (r *Responder) HandleNDP(dst []byte, vlan VLAN, ethSrc [6]byte, ip6 []byte) ([]byte, Reason) {
-	m, why := parseND(ip6)
+	m, why := ParseND(ip6)
 	if why != ReasonNone {
 		return nil, why
 	}
-	if ethSrc == r.mac || (m.hasLLA && m.lla == r.mac) {
+	if ethSrc == r.mac || (m.HasLLA && m.LLA == r.mac) {
 		return nil, ReasonLooped
 	}
-	if m.typ == typeNA {
-		if r.isVIP6(m.target) {
+	if m.Type == typeNA {
+		if r.isVIP6(m.Target) {
 			return nil, ReasonConflict
 		}
 		return nil, ReasonNotNS
 	}
-	if r.isVIP6(m.src) {
+	if r.isVIP6(m.Src) {
 		return nil, ReasonConflict
 	}
-	if !r.isVIP6(m.target) {
+	if !r.isVIP6(m.Target) {
 		return nil, ReasonNotVIP
 	}
 
-	dad := m.src == [16]byte{}
-	ipDst, ethDst, flags := m.src, ethSrc, byte(naFlagSolicited|naFlagOverride)
+	dad := m.Src == [16]byte{}
+	ipDst, ethDst, flags := m.Src, ethSrc, byte(naFlagSolicited|naFlagOverride)
 	switch {
 	case dad:
 		ipDst, ethDst, flags = allNodes, allNodesMAC, naFlagOverride
-	case m.hasLLA:
-		ethDst = m.lla
+	case m.HasLLA:
+		ethDst = m.LLA
 	}
 	if !isUnicastMAC(ethDst) && !dad {
 		return nil, ReasonMalformed // nowhere to unicast the reply
 	}
 
 	return putND(dst, ethDst, r.mac, vlan, ndMessage{
-		typ: typeNA, flags: flags, src: m.target, dst: ipDst, target: m.target,
+		typ: typeNA, flags: flags, src: m.Target, dst: ipDst, target: m.Target,
 		opt: optTargetLLA, lla: r.mac,
 	}), ReasonNone
 }

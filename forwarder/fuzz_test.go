@@ -30,15 +30,30 @@ const fuzzRules = `-A -t 192.0.2.100:80 -s rr
 
 // FuzzPipeline feeds arbitrary frames to the pipeline. It must never panic,
 // a forwarded frame must differ from its input in the MAC addresses only,
-// and a reply must be a whole Ethernet frame. The corpus is every frame of
+// a reply must be a whole Ethernet frame, and a frame judged malformed must
+// not change a real server's MAC (neighbour learning validates as the
+// responder does). The corpus is every frame of
 // the golden captures in testdata/pcaps, plus the hand-made seeds below.
 func FuzzPipeline(f *testing.F) {
 	h := newHarness(f, fuzzRules, 4096)
+	h.neigh.Set(rs6, rs6MAC)
+	rips := []netip.Addr{udrtest.RS1, udrtest.RS2, rs6}
 	addSeeds(f, h)
 	buf := make([]byte, 0, 9216)
 	f.Fuzz(func(t *testing.T, frame []byte) {
+		var before [3][6]byte
+		for i, a := range rips {
+			before[i], _ = h.neigh.Lookup(a)
+		}
 		in := append(buf[:0], frame...)
 		v, out := h.p.Process(in, epoch)
+		if v == VerdictMalformed {
+			for i, a := range rips {
+				if after, _ := h.neigh.Lookup(a); after != before[i] {
+					t.Fatalf("malformed frame changed the MAC of %s from %x to %x:\n%x", a, before[i], after, frame)
+				}
+			}
+		}
 		switch v {
 		case VerdictForward:
 			if !bytes.Equal(out[12:], frame[12:]) {
@@ -73,6 +88,12 @@ func addSeeds(f *testing.F, h *harness) {
 	f.Add(udrtest.TCP(eth, client(40001), netip.AddrPortFrom(udrtest.VIP, 443), udrtest.ACK, nil))
 	f.Add(udrtest.TCP(eth, client(40002), netip.AddrPortFrom(udrtest.VIP, 8080), udrtest.SYN, nil))
 	f.Add(udrtest.ARPRequest(udrtest.Eth{Src: udrtest.ClientMAC, Dst: []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, VLAN: 7}, udrtest.Client, udrtest.VIP))
+	// Neighbour learning: a valid advertisement and ARP reply for real
+	// servers, and the malformed ones that must teach nothing.
+	f.Add(naFrame(rs6, poisonMAC, true, nil))
+	f.Add(naFrame(rs6, poisonMAC, false, func(ip []byte) { ip[7] = 3 }))
+	f.Add(arpFrame(2, poisonMAC, udrtest.RS1, nil))
+	f.Add(arpFrame(2, [6]byte{0x01, 0, 0x5e, 0, 0, 1}, udrtest.RS2, nil))
 	// Truncations of a SYN at every header boundary.
 	syn := udrtest.TCP(eth, client(40003), vip80, udrtest.SYN, nil)
 	for _, n := range []int{0, 13, 14, 33, 34, 53} {

@@ -183,7 +183,7 @@ func (p *Pipeline) laterFragment(now uint32) (Verdict, []byte) {
 func (p *Pipeline) arp(b []byte) (Verdict, []byte) {
 	f := &p.f
 	payload := b[f.l3:]
-	p.learnARP(payload)
+	p.learnARP([6]byte(b[ethSrc:ethSrc+6]), payload)
 	out, reason := p.t.resp.HandleARP(p.reply[:0], f.vlanTag(), [6]byte(b[ethSrc:ethSrc+6]), payload)
 	return p.answered(out, reason, VerdictARPIgnored)
 }
@@ -191,7 +191,7 @@ func (p *Pipeline) arp(b []byte) (Verdict, []byte) {
 func (p *Pipeline) ndp(b []byte) (Verdict, []byte) {
 	f := &p.f
 	ip6 := b[f.l3 : f.l3+f.ipLen]
-	p.learnNA(ip6)
+	p.learnNA([6]byte(b[ethSrc:ethSrc+6]), ip6)
 	out, reason := p.t.resp.HandleNDP(p.reply[:0], f.vlanTag(), [6]byte(b[ethSrc:ethSrc+6]), ip6)
 	return p.answered(out, reason, VerdictNDPIgnored)
 }
@@ -215,47 +215,48 @@ func (f *frame) vlanTag() arpresponder.VLAN {
 	return arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
 }
 
-// learnARP records the sender of any ARP packet whose sender address is a
-// real server's: the director learns its neighbours from the traffic it sees.
-func (p *Pipeline) learnARP(payload []byte) {
-	a, ok := arpresponder.ParseARP(payload)
-	if !ok {
+// learnARP records the sender of an ARP packet that passes the responder's
+// validation (arpresponder.ValidateARP) and whose sender address is a real
+// server's: the director learns its neighbours from the traffic it sees.
+// A packet from the director's own MACs teaches nothing.
+func (p *Pipeline) learnARP(ethSrc [6]byte, payload []byte) {
+	a, why := arpresponder.ValidateARP(payload)
+	if why != arpresponder.ReasonNone || p.ownMAC(ethSrc) || p.ownMAC(a.SenderMAC) {
 		return
 	}
 	ip := [16]byte{10: 0xff, 11: 0xff}
 	copy(ip[12:], a.SenderIP[:])
+	p.learn(ip, a.SenderMAC)
+}
+
+// learnNA records the target of a neighbor advertisement (RFC 4861 4.4)
+// that passes the responder's validation (arpresponder.ParseND, RFC 4861
+// 7.1.2), carries a target link-layer address option and whose target is a
+// real server's address.
+func (p *Pipeline) learnNA(ethSrc [6]byte, ip6 []byte) {
+	m, why := arpresponder.ParseND(ip6)
+	if why != arpresponder.ReasonNone || m.Type != arpresponder.TypeNA || !m.HasLLA ||
+		p.ownMAC(ethSrc) || p.ownMAC(m.LLA) || netip.AddrFrom16(m.Target).Is4In6() {
+		return // an IPv4-mapped target would name an IPv4 real server
+	}
+	p.learn(m.Target, m.LLA)
+}
+
+// learn records that real server address ip (IPv4 as v4-mapped) is at mac;
+// any other address is ignored.
+func (p *Pipeline) learn(ip [16]byte, mac [6]byte) {
 	id, rip := p.t.rips[ip]
 	if !rip {
 		return
 	}
-	if mac, known := p.neigh.mac(id); known && mac == a.SenderMAC {
+	if have, known := p.neigh.mac(id); known && have == mac {
 		return
 	}
-	p.neigh.Set(netip.AddrFrom16(ip).Unmap(), a.SenderMAC)
+	p.neigh.Set(netip.AddrFrom16(ip).Unmap(), mac)
 }
 
-// learnNA records the target of a neighbor advertisement (RFC 4861 4.4)
-// whose target is a real server's address and that carries a target
-// link-layer address option.
-func (p *Pipeline) learnNA(ip6 []byte) {
-	const naType, tllaOpt, optStart = 136, 2, ipv6HdrLen + 24
-	if len(ip6) < optStart+8 || p.f.l4 != p.f.l3+ipv6HdrLen || ip6[ipv6HdrLen] != naType {
-		return
-	}
-	target := [16]byte(ip6[ipv6HdrLen+8 : ipv6HdrLen+24])
-	id, rip := p.t.rips[target]
-	if !rip {
-		return
-	}
-	for opts := ip6[optStart:]; len(opts) >= 8 && opts[1] != 0; opts = opts[min(int(opts[1])*8, len(opts)):] {
-		if opts[0] == tllaOpt && opts[1] == 1 {
-			mac := [6]byte(opts[2:8])
-			if have, known := p.neigh.mac(id); !known || have != mac {
-				p.neigh.Set(netip.AddrFrom16(target), mac)
-			}
-			return
-		}
-	}
+func (p *Pipeline) ownMAC(m [6]byte) bool {
+	return m == p.t.opts.VIPMAC || m == p.t.opts.IfMAC
 }
 
 // isNDP reports whether an ICMPv6 type is neighbor discovery (RFC 4861 4):
