@@ -37,20 +37,7 @@ func TestGratuitousARP(t *testing.T) {
 		}
 
 		// RFC 5227 3: request, sender = target IP = the VIP, target MAC 0.
-		var p arp.Packet
-		if err := p.UnmarshalBinary(frame[eth:]); err != nil {
-			t.Fatalf("arp.Packet.UnmarshalBinary: %v", err)
-		}
-		want := arp.Packet{
-			HardwareType: 1, ProtocolType: uint16(layers.EthernetTypeIPv4),
-			HardwareAddrLength: 6, IPLength: 4,
-			Operation:          arp.OperationRequest,
-			SenderHardwareAddr: mac(vipMAC), SenderIP: vip4,
-			TargetHardwareAddr: make(net.HardwareAddr, 6), TargetIP: vip4,
-		}
-		if diff := cmp.Diff(want, p, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
-			t.Errorf("vlan %+v: announcement (-want +got):\n%s", vlan, diff)
-		}
+		checkARPRequest(t, frame[eth:], mac(vipMAC), vip4, vip4)
 		if !bytes.Equal(frame[eth+arpLen:], make([]byte, 46-arpLen)) {
 			t.Errorf("vlan %+v: padding not zero: % x", vlan, frame[eth+arpLen:])
 		}
@@ -169,20 +156,7 @@ func TestProbe(t *testing.T) {
 			t.Errorf("vlan %+v: ARP probe framing: % x", vlan, frame)
 		}
 		// RFC 5227 2.1.1: request, sender IP 0.0.0.0, target MAC zero.
-		var p arp.Packet
-		if err := p.UnmarshalBinary(frame[eth:]); err != nil {
-			t.Fatalf("arp.Packet.UnmarshalBinary: %v", err)
-		}
-		want := arp.Packet{
-			HardwareType: 1, ProtocolType: uint16(layers.EthernetTypeIPv4),
-			HardwareAddrLength: 6, IPLength: 4,
-			Operation:          arp.OperationRequest,
-			SenderHardwareAddr: mac(clientMAC), SenderIP: zero4,
-			TargetHardwareAddr: make(net.HardwareAddr, 6), TargetIP: vip4,
-		}
-		if diff := cmp.Diff(want, p, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
-			t.Errorf("vlan %+v: ARP probe (-want +got):\n%s", vlan, diff)
-		}
+		checkARPRequest(t, frame[eth:], mac(clientMAC), zero4, vip4)
 		if _, why := testResponder().HandleARP(nil, vlan, clientMAC, frame[eth:]); why != ReasonNone {
 			t.Errorf("vlan %+v: responder's reason for the ARP probe = %v, want %v", vlan, why, ReasonNone)
 		}
@@ -236,5 +210,25 @@ func TestProbeErrors(t *testing.T) {
 		if frame, err := Probe(VLAN{}, tt.mac, tt.addr); err == nil || err.Error() != tt.want {
 			t.Errorf("Probe(%v, %v) = % x, %v; want error %q", mac(tt.mac), tt.addr, frame, err, tt.want)
 		}
+	}
+}
+
+// checkARPRequest decodes b with mdlayher/arp and compares it with an
+// Ethernet/IPv4 request from sha and spa for tpa with a zero target MAC.
+func checkARPRequest(t *testing.T, b []byte, sha net.HardwareAddr, spa, tpa netip.Addr) {
+	t.Helper()
+	var p arp.Packet
+	if err := p.UnmarshalBinary(b); err != nil {
+		t.Fatalf("arp.Packet.UnmarshalBinary: %v", err)
+	}
+	want := arp.Packet{
+		HardwareType: 1, ProtocolType: uint16(layers.EthernetTypeIPv4),
+		HardwareAddrLength: 6, IPLength: 4,
+		Operation:          arp.OperationRequest,
+		SenderHardwareAddr: sha, SenderIP: spa,
+		TargetHardwareAddr: make(net.HardwareAddr, 6), TargetIP: tpa,
+	}
+	if diff := cmp.Diff(want, p, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+		t.Errorf("ARP request (-want +got):\n%s", diff)
 	}
 }
