@@ -105,6 +105,13 @@ func (r *Responder) HandleARP(dst []byte, vlan VLAN, ethSrc [6]byte, arp []byte)
 	if why != ReasonNone {
 		return nil, why
 	}
+	return r.AnswerARP(dst, vlan, ethSrc, &p)
+}
+
+// AnswerARP is HandleARP for a packet that ValidateARP accepted, for a
+// caller that validated it itself (the forwarder validates once, then
+// learns from it and answers it).
+func (r *Responder) AnswerARP(dst []byte, vlan VLAN, ethSrc [6]byte, p *ARP) ([]byte, Reason) {
 	if ethSrc == r.mac || p.SenderMAC == r.mac {
 		return nil, ReasonLooped
 	}

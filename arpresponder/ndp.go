@@ -163,6 +163,13 @@ func (r *Responder) HandleNDP(dst []byte, vlan VLAN, ethSrc [6]byte, ip6 []byte)
 	if why != ReasonNone {
 		return nil, why
 	}
+	return r.AnswerND(dst, vlan, ethSrc, &m)
+}
+
+// AnswerND is HandleNDP for a message that ParseND accepted, for a caller
+// that validated it itself (the forwarder validates once, then learns from
+// it and answers it).
+func (r *Responder) AnswerND(dst []byte, vlan VLAN, ethSrc [6]byte, m *ND) ([]byte, Reason) {
 	if ethSrc == r.mac || (m.HasLLA && m.LLA == r.mac) {
 		return nil, ReasonLooped
 	}

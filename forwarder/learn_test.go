@@ -143,3 +143,27 @@ func TestLearnOnlyRealServers(t *testing.T) {
 		t.Fatalf("%s learnt at %x; it is no real server", other, mac)
 	}
 }
+
+// TestLearnAllocs checks that validating, learning from and answering
+// neighbour messages allocates nothing.
+func TestLearnAllocs(t *testing.T) {
+	h := newHarness(t, learnRules, 64)
+	buf := make([]byte, 2048)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		want  Verdict
+	}{
+		{"na", naFrame(rs6, poisonMAC, true, nil), VerdictNDPIgnored},
+		{"arp", arpFrame(1, poisonMAC, udrtest.RS1, nil), VerdictReply},
+	} {
+		if a := testing.AllocsPerRun(1000, func() {
+			n := copy(buf, tc.frame)
+			if v, _ := h.p.Process(buf[:n], epoch); v != tc.want {
+				t.Fatalf("%s: verdict %v, want %v", tc.name, v, tc.want)
+			}
+		}); a != 0 {
+			t.Errorf("%s: Process allocs = %v, want 0", tc.name, a)
+		}
+	}
+}

@@ -182,17 +182,25 @@ func (p *Pipeline) laterFragment(now uint32) (Verdict, []byte) {
 
 func (p *Pipeline) arp(b []byte) (Verdict, []byte) {
 	f := &p.f
-	payload := b[f.l3:]
-	p.learnARP([6]byte(b[ethSrc:ethSrc+6]), payload)
-	out, reason := p.t.resp.HandleARP(p.reply[:0], f.vlanTag(), [6]byte(b[ethSrc:ethSrc+6]), payload)
+	src := [6]byte(b[ethSrc : ethSrc+6])
+	a, why := arpresponder.ValidateARP(b[f.l3:])
+	if why != arpresponder.ReasonNone {
+		return p.answered(nil, why, VerdictARPIgnored)
+	}
+	p.learnARP(src, &a)
+	out, reason := p.t.resp.AnswerARP(p.reply[:0], f.vlanTag(), src, &a)
 	return p.answered(out, reason, VerdictARPIgnored)
 }
 
 func (p *Pipeline) ndp(b []byte) (Verdict, []byte) {
 	f := &p.f
-	ip6 := b[f.l3 : f.l3+f.ipLen]
-	p.learnNA([6]byte(b[ethSrc:ethSrc+6]), ip6)
-	out, reason := p.t.resp.HandleNDP(p.reply[:0], f.vlanTag(), [6]byte(b[ethSrc:ethSrc+6]), ip6)
+	src := [6]byte(b[ethSrc : ethSrc+6])
+	m, why := arpresponder.ParseND(b[f.l3 : f.l3+f.ipLen])
+	if why != arpresponder.ReasonNone {
+		return p.answered(nil, why, VerdictNDPIgnored)
+	}
+	p.learnNA(src, &m)
+	out, reason := p.t.resp.AnswerND(p.reply[:0], f.vlanTag(), src, &m)
 	return p.answered(out, reason, VerdictNDPIgnored)
 }
 
@@ -215,13 +223,12 @@ func (f *frame) vlanTag() arpresponder.VLAN {
 	return arpresponder.VLAN{Present: f.vlan, TCI: f.vlanTCI}
 }
 
-// learnARP records the sender of an ARP packet that passes the responder's
+// learnARP records the sender of an ARP packet that passed the responder's
 // validation (arpresponder.ValidateARP) and whose sender address is a real
 // server's: the director learns its neighbours from the traffic it sees.
 // A packet from the director's own MACs teaches nothing.
-func (p *Pipeline) learnARP(ethSrc [6]byte, payload []byte) {
-	a, why := arpresponder.ValidateARP(payload)
-	if why != arpresponder.ReasonNone || p.ownMAC(ethSrc) || p.ownMAC(a.SenderMAC) {
+func (p *Pipeline) learnARP(ethSrc [6]byte, a *arpresponder.ARP) {
+	if p.ownMAC(ethSrc) || p.ownMAC(a.SenderMAC) {
 		return
 	}
 	ip := [16]byte{10: 0xff, 11: 0xff}
@@ -230,12 +237,11 @@ func (p *Pipeline) learnARP(ethSrc [6]byte, payload []byte) {
 }
 
 // learnNA records the target of a neighbor advertisement (RFC 4861 4.4)
-// that passes the responder's validation (arpresponder.ParseND, RFC 4861
+// that passed the responder's validation (arpresponder.ParseND, RFC 4861
 // 7.1.2), carries a target link-layer address option and whose target is a
 // real server's address.
-func (p *Pipeline) learnNA(ethSrc [6]byte, ip6 []byte) {
-	m, why := arpresponder.ParseND(ip6)
-	if why != arpresponder.ReasonNone || m.Type != arpresponder.TypeNA || !m.HasLLA ||
+func (p *Pipeline) learnNA(ethSrc [6]byte, m *arpresponder.ND) {
+	if m.Type != arpresponder.TypeNA || !m.HasLLA ||
 		p.ownMAC(ethSrc) || p.ownMAC(m.LLA) || netip.AddrFrom16(m.Target).Is4In6() {
 		return // an IPv4-mapped target would name an IPv4 real server
 	}
