@@ -28,7 +28,7 @@ func GratuitousARP(vlan VLAN, vipMAC net.HardwareAddr, vip netip.Addr) ([]byte, 
 	if !vip.Is4() || vip.IsUnspecified() || vip.IsMulticast() {
 		return nil, fmt.Errorf("gratuitous arp for %s: not a unicast IPv4 address", vip)
 	}
-	return putARP(nil, broadcastMAC, vlan, ARP{Op: OpRequest, SenderMAC: mac, SenderIP: vip.As4(), TargetIP: vip.As4()}), nil
+	return putARP(nil, broadcastMAC, vlan, &ARP{Op: OpRequest, SenderMAC: mac, SenderIP: vip.As4(), TargetIP: vip.As4()}), nil
 }
 
 // UnsolicitedNA returns an Ethernet frame announcing that vip is at vipMAC:
@@ -46,7 +46,7 @@ func UnsolicitedNA(vlan VLAN, vipMAC net.HardwareAddr, vip netip.Addr) ([]byte, 
 	if !vip.Is6() || vip.Is4In6() || vip.IsUnspecified() || vip.IsMulticast() {
 		return nil, fmt.Errorf("unsolicited na for %s: not a unicast IPv6 address", vip)
 	}
-	return putND(nil, allNodesMAC, mac, vlan, ndMessage{
+	return putND(nil, allNodesMAC, mac, vlan, &ndMessage{
 		typ: typeNA, flags: naFlagOverride, src: vip.As16(), dst: allNodes, target: vip.As16(),
 		opt: optTargetLLA, lla: mac,
 	}), nil
@@ -70,12 +70,12 @@ func Probe(vlan VLAN, mac [6]byte, addr netip.Addr) ([]byte, error) {
 		return nil, fmt.Errorf("probe for %s: not a unicast address", addr)
 	}
 	if addr.Is4() {
-		return putARP(nil, broadcastMAC, vlan, ARP{Op: OpRequest, SenderMAC: mac, TargetIP: addr.As4()}), nil
+		return putARP(nil, broadcastMAC, vlan, &ARP{Op: OpRequest, SenderMAC: mac, TargetIP: addr.As4()}), nil
 	}
 	target := addr.As16()
 	group := [16]byte{0: 0xff, 1: 0x02, 11: 0x01, 12: 0xff, 13: target[13], 14: target[14], 15: target[15]}
 	groupMAC := [ethAddrLen]byte{0x33, 0x33, group[12], group[13], group[14], group[15]} // RFC 2464 7
-	return putND(nil, groupMAC, mac, vlan, ndMessage{typ: typeNS, dst: group, target: target}), nil
+	return putND(nil, groupMAC, mac, vlan, &ndMessage{typ: typeNS, dst: group, target: target}), nil
 }
 
 // announceMAC checks that m can be the source of an announcement.

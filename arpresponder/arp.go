@@ -125,7 +125,7 @@ func (r *Responder) AnswerARP(dst []byte, vlan VLAN, ethSrc [6]byte, p *ARP) ([]
 		return nil, ReasonNotVIP
 	}
 
-	return putARP(dst, p.SenderMAC, vlan, ARP{
+	return putARP(dst, p.SenderMAC, vlan, &ARP{
 		Op:        OpReply,
 		SenderMAC: r.mac,
 		SenderIP:  p.TargetIP,
@@ -139,7 +139,7 @@ func (r *Responder) AnswerARP(dst []byte, vlan VLAN, ethSrc [6]byte, p *ARP) ([]
 // vlan.Present, carrying the Ethernet/IPv4 ARP packet p (RFC 826) padded
 // to the Ethernet minimum, and returns it. Replies, announcements and
 // probes are all built here.
-func putARP(dst []byte, ethDst [ethAddrLen]byte, vlan VLAN, p ARP) []byte {
+func putARP(dst []byte, ethDst [ethAddrLen]byte, vlan VLAN, p *ARP) []byte {
 	eth := ethernetLen(vlan)
 	b := frame(dst, eth+minPayloadLen)
 	putEthernet(b, ethDst, p.SenderMAC, vlan, etherTypeARP)

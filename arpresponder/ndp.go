@@ -198,7 +198,7 @@ func (r *Responder) AnswerND(dst []byte, vlan VLAN, ethSrc [6]byte, m *ND) ([]by
 		return nil, ReasonMalformed // nowhere to unicast the reply
 	}
 
-	return putND(dst, ethDst, r.mac, vlan, ndMessage{
+	return putND(dst, ethDst, r.mac, vlan, &ndMessage{
 		typ: typeNA, flags: flags, src: m.Target, dst: ipDst, target: m.Target,
 		opt: optTargetLLA, lla: r.mac,
 	}), ReasonNone
@@ -217,7 +217,7 @@ type ndMessage struct {
 // carrying m as an IPv6 packet with hop limit 255 (RFC 4861 7.1) and a valid
 // checksum, and returns it. Replies, announcements and probes are all built
 // here.
-func putND(dst []byte, ethDst, ethSrc [ethAddrLen]byte, vlan VLAN, m ndMessage) []byte {
+func putND(dst []byte, ethDst, ethSrc [ethAddrLen]byte, vlan VLAN, m *ndMessage) []byte {
 	msgLen := ndOptions
 	if m.opt != 0 {
 		msgLen += llaOptLen
