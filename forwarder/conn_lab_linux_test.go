@@ -92,6 +92,13 @@ func newConnLab(t testing.TB) *connLab {
 	}
 	neigh(l.b, "veth1", l.a4, l.aMAC)
 	neigh(l.b, "veth1", l.a6, l.aMAC)
+	// The link-local addresses come asynchronously: a send before them
+	// can be lost on a busy machine.
+	for _, h := range []*netlab.Host{l.a, l.b} {
+		if err := h.WaitIPv6(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return l
 }
 

@@ -135,6 +135,15 @@ func New(name string, o Options) (l *Lab, err error) {
 			return l, err
 		}
 	}
+	if o.IPv6 {
+		// Link-local addresses and DAD finish asynchronously; a test
+		// that sends before they do sees unanswered solicitations.
+		for _, h := range append([]*netlab.Host{l.Client, l.Director}, l.RS...) {
+			if err := h.WaitIPv6(10 * time.Second); err != nil {
+				return l, err
+			}
+		}
+	}
 	return l, nil
 }
 

@@ -63,7 +63,9 @@ func SetupRealServer(vips []netip.Addr) error {
 		}
 	}
 	for _, vip := range vips {
-		err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: hostNet(vip)})
+		// No duplicate address detection: the VIP is meant to be
+		// shared, and a tentative address could not answer at once.
+		err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: hostNet(vip), Flags: unix.IFA_F_NODAD})
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("add %s to lo: %w", hostPrefix(vip), err)
 		}
