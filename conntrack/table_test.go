@@ -20,7 +20,7 @@ func newTestTable(t testing.TB, capacity, n int, opts Options) (*Table, *dest.Re
 	ids := make([]dest.ID, n)
 	for i := range ids {
 		addr := netip.AddrFrom4([4]byte{192, 0, 2, byte(11 + i)})
-		id, err := reg.ID(testSvc.DestKey(service.Dest{Addr: addr, Port: 80, Weight: 1}))
+		id, err := reg.Assign(testSvc.DestKey(service.Dest{Addr: addr, Port: 80, Weight: 1}))
 		if err != nil {
 			t.Fatalf("registry ID: %v", err)
 		}

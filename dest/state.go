@@ -5,9 +5,11 @@ import (
 	"sync/atomic"
 )
 
-// ID identifies a real server of one service while the daemon runs: the
-// same (service, address, port) keeps its ID across reloads, so connection
-// entries, which store only the ID, stay bound to it. ID 0 is never used.
+// ID identifies a real server of one service for as long as anything refers
+// to it (see Registry): the same (service, address, port) keeps its ID
+// across reloads and while it is out of the table with connections left, so
+// connection entries, which store only the ID, stay bound to it. ID 0 is
+// never used.
 type ID uint32
 
 // Key names a real server within a virtual service: the service's protocol
@@ -64,3 +66,19 @@ func (d *State) Overhead() int64 {
 
 // Total returns the number of real connections bound to the server.
 func (d *State) Total() int32 { return d.Active.Load() + d.Inactive.Load() }
+
+// reset makes d as new, for the next server of its slot.
+func (d *State) reset() {
+	d.Active.Store(0)
+	d.Inactive.Store(0)
+	d.Persist.Store(0)
+	d.Overloaded.Store(false)
+	d.NoNeighbor.Store(false)
+	d.UThreshold.Store(0)
+	d.LThreshold.Store(0)
+	d.Weight.Store(0)
+	d.Available.Store(false)
+	d.Conns.Store(0)
+	d.InPkts.Store(0)
+	d.InBytes.Store(0)
+}

@@ -58,10 +58,9 @@ func (d *Director) State(conns bool) (*admin.State, error) {
 	}
 	for _, s := range cfg.Services {
 		for _, dst := range s.Dests {
-			id, err := d.reg.ID(s.DestKey(dst))
-			if err != nil {
-				d.mu.Unlock()
-				return nil, err
+			id, ok := d.reg.Lookup(s.DestKey(dst))
+			if !ok {
+				continue // not possible: the table's servers have IDs
 			}
 			ds := d.reg.State(id)
 			st.Dests[admin.DestKey{Service: s.Key, Dest: dst.AddrPort()}] = admin.DestInfo{

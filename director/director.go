@@ -186,6 +186,7 @@ func New(cfg Config) (_ *Director, err error) {
 		d.stopWatch = func() {}
 	}
 	d.table.Store(t)
+	d.reg.Publish(t.DestIDs())
 	d.running = rules
 	d.timeouts = rules.Timeouts
 	conns := conntrack.New(capacityOr(cfg.Capacity), d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
@@ -327,6 +328,8 @@ func (d *Director) install(cfg *service.Config) error {
 			}
 		}
 		d.table.Store(t)
+		d.reg.Publish(t.DestIDs())
+		d.reap(time.Now())
 		d.running = cfg
 		select {
 		case d.changed <- struct{}{}:

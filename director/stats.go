@@ -46,8 +46,20 @@ func (d *Director) estimate(ctx context.Context) {
 			return
 		case now := <-tick.C:
 			d.stats.Tick(now, d.reg, d.table.Load().Config().Services)
+			d.reap(now)
 		}
 	}
+}
+
+// reap frees the IDs of real servers that no table, connection or
+// template refers to any more (dest.Registry.Reap), and forgets what the
+// director keeps by them. The control plane calls it after each table swap
+// and every stats.Period; the worker is never held up by it.
+func (d *Director) reap(now time.Time) {
+	d.reg.Reap(d.p.Seen(), now, func(id dest.ID, st *dest.State) {
+		d.neigh.Unbind(id)
+		d.stats.Forget(id, st)
+	})
 }
 
 // zero is ipvsadm -Z: the statistics of one service, or of all of them,
@@ -95,9 +107,9 @@ func (d *Director) MetricsSnapshot() metrics.Snapshot {
 		ms := metrics.Service{Key: s.Key}
 		ms.Stats, _ = d.stats.Service(s.Key)
 		for _, dst := range s.Dests {
-			id, err := d.reg.ID(s.DestKey(dst))
-			if err != nil {
-				continue
+			id, ok := d.reg.Lookup(s.DestKey(dst))
+			if !ok {
+				continue // gone with a newer table
 			}
 			st := d.reg.State(id)
 			srv := metrics.Server{

@@ -12,12 +12,13 @@ import (
 // Neighbors maps real-server addresses to MAC addresses. The control plane
 // (static --neigh flags, the ARP/NDP resolver, the kernel neighbour table)
 // writes it under a mutex; the packet path reads one atomic word per frame,
-// indexed by DestID, and never locks.
+// indexed by DestID (its Index), and never locks.
 type Neighbors struct {
 	mu     sync.Mutex
 	byAddr map[netip.Addr][6]byte
 	dests  map[netip.Addr][]dest.ID
 	states map[dest.ID]*dest.State
+	addrOf map[dest.ID]netip.Addr
 	byDest []atomic.Uint64 // MAC in the low 48 bits, validBit when known
 }
 
@@ -30,6 +31,7 @@ func NewNeighbors(capacity int) *Neighbors {
 		byAddr: make(map[netip.Addr][6]byte),
 		dests:  make(map[netip.Addr][]dest.ID),
 		states: make(map[dest.ID]*dest.State),
+		addrOf: make(map[dest.ID]netip.Addr),
 		byDest: make([]atomic.Uint64, capacity+1),
 	}
 }
@@ -44,7 +46,7 @@ func (n *Neighbors) Set(addr netip.Addr, mac [6]byte) bool {
 	}
 	n.byAddr[addr] = mac
 	for _, id := range n.dests[addr] {
-		n.byDest[id].Store(packMAC(mac))
+		n.byDest[id.Index()].Store(packMAC(mac))
 		n.states[id].NoNeighbor.Store(false)
 	}
 	return true
@@ -58,7 +60,7 @@ func (n *Neighbors) Delete(addr netip.Addr) {
 	defer n.mu.Unlock()
 	delete(n.byAddr, addr)
 	for _, id := range n.dests[addr] {
-		n.byDest[id].Store(0)
+		n.byDest[id.Index()].Store(0)
 		n.states[id].NoNeighbor.Store(true)
 	}
 }
@@ -82,16 +84,36 @@ func (n *Neighbors) bind(id dest.ID, addr netip.Addr, st *dest.State) {
 		n.dests[addr] = append(n.dests[addr], id)
 	}
 	n.states[id] = st
+	n.addrOf[id] = addr
 	mac, ok := n.byAddr[addr]
 	if ok {
-		n.byDest[id].Store(packMAC(mac))
+		n.byDest[id.Index()].Store(packMAC(mac))
 	}
 	st.NoNeighbor.Store(!ok)
 }
 
+// Unbind forgets real server id, whose ID the registry frees
+// (dest.Registry.Reap), so that its slot's next server starts unbound.
+func (n *Neighbors) Unbind(id dest.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	addr, ok := n.addrOf[id]
+	if !ok {
+		return
+	}
+	delete(n.states, id)
+	delete(n.addrOf, id)
+	if ids := slices.DeleteFunc(n.dests[addr], func(x dest.ID) bool { return x == id }); len(ids) == 0 {
+		delete(n.dests, addr)
+	} else {
+		n.dests[addr] = ids
+	}
+	n.byDest[id.Index()].Store(0)
+}
+
 // mac returns the MAC of real server id. It does not lock or allocate.
 func (n *Neighbors) mac(id dest.ID) ([6]byte, bool) {
-	v := n.byDest[id].Load()
+	v := n.byDest[id.Index()].Load()
 	if v&validBit == 0 {
 		return [6]byte{}, false
 	}

@@ -20,6 +20,7 @@ type Pipeline struct {
 	neigh *Neighbors
 	reg   *dest.Registry
 	epoch time.Time
+	seen  atomic.Uint64 // the registry epoch read at the last Sweep
 
 	t        *Table // the snapshot in use for the current frame
 	lastNow  time.Time
@@ -100,10 +101,19 @@ func (p *Pipeline) Seconds(now time.Time) uint32 {
 }
 
 // Sweep expires up to budget connection entries; the owner calls it once
-// per batch.
+// per batch, and at least every few hundred milliseconds when idle. It also
+// records that the pipeline holds no table older than the registry's
+// current epoch (Seen).
 func (p *Pipeline) Sweep(now time.Time, budget int) int {
+	p.seen.Store(p.reg.Epoch())
 	return p.conns.Sweep(p.Seconds(now), budget)
 }
+
+// Seen returns the registry epoch the pipeline had reached at its last
+// Sweep, for dest.Registry.Reap: the frames it processes from then on load
+// a table published at that epoch or later. It is safe to call from any
+// goroutine.
+func (p *Pipeline) Seen() uint64 { return p.seen.Load() }
 
 // Process decides on frame b, received at now. For VerdictForward the
 // returned frame is b itself, rewritten in place. For VerdictReply, and for
@@ -173,7 +183,9 @@ func (p *Pipeline) forward(id dest.ID) (Verdict, []byte) {
 
 func (p *Pipeline) laterFragment(now uint32) (Verdict, []byte) {
 	id, ok := p.frags.lookup(p.f.fragKey(), now)
-	if !ok {
+	if !ok || !p.reg.Holds(id) {
+		// Unknown, or its real server's ID was freed since: the entry
+		// holds no reference.
 		return VerdictFragment, nil
 	}
 	p.last.Fragment = true

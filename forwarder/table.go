@@ -85,8 +85,9 @@ type compiledService struct {
 	stateless bool // sh and mh pick from the packet alone: mid-stream packets are scheduled
 }
 
-// Compile builds a Table from cfg. Real servers get their DestIDs from reg,
-// and their MACs from neigh. prev is the Table being replaced, or nil: the
+// Compile builds a Table from cfg. Real servers get their DestIDs from reg
+// (dest.Registry.Assign; the caller publishes DestIDs once the Table is in
+// use), and their MACs from neigh. prev is the Table being replaced, or nil: the
 // schedulers of services that stay carry their state over, as the kernel's
 // add_dest/del_dest/upd_dest hooks do, and real servers that disappeared are
 // marked unavailable so that their connections stop (expire_nodest_conn=0).
@@ -138,7 +139,7 @@ func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Op
 		stateless: s.Scheduler == "sh" || s.Scheduler == "mh",
 	}
 	for i, d := range s.Dests {
-		id, err := reg.ID(s.DestKey(d))
+		id, err := reg.Assign(s.DestKey(d))
 		if err != nil {
 			return cs, fmt.Errorf("service %s: %w", s.Key, err)
 		}
@@ -206,6 +207,18 @@ func (t *Table) VIPs() []netip.Addr {
 		if a := s.cfg.Addr; !seen[a] {
 			seen[a] = true
 			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// DestIDs returns the IDs of the Table's real servers, for
+// dest.Registry.Publish.
+func (t *Table) DestIDs() []dest.ID {
+	var out []dest.ID
+	for _, s := range t.services {
+		for _, srv := range s.servers {
+			out = append(out, srv.ID)
 		}
 	}
 	return out

@@ -53,7 +53,7 @@ func TestLeastConnWithConnectionTable(t *testing.T) {
 				{Addr: netip.MustParseAddr("192.0.2.12"), Port: 80, Weight: 2}, // B
 				{Addr: netip.MustParseAddr("192.0.2.11"), Port: 80, Weight: 1}, // A
 			} {
-				id, err := reg.ID(svc.DestKey(d))
+				id, err := reg.Assign(svc.DestKey(d))
 				if err != nil {
 					t.Fatal(err)
 				}

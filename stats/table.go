@@ -41,10 +41,10 @@ func (e *entry) zeroNow() {
 	e.est.Reset(e.cur)
 }
 
-// destEntry is a real server's entry. Entries are never removed: a server
-// deleted and added again (same service, address and port, hence the same
-// DestID) resumes its counters, as the kernel restores a dest from its
-// trash with its statistics.
+// destEntry is a real server's entry. It stays until the registry frees the
+// server's ID (Forget): a server deleted and added again before that (same
+// service, address and port, hence the same DestID) resumes its counters,
+// as the kernel restores a dest from its trash with its statistics.
 type destEntry struct {
 	entry
 	svc  service.Key
@@ -77,8 +77,8 @@ const minEstimateGap = Period / 2
 // adds each server's increase since the previous Tick to its service and
 // to the total, and, once per Period, runs every estimator. The director
 // calls it every Period with the running configuration; the services'
-// real servers must already have their DestIDs in reg (forwarder.Compile
-// gives them).
+// real servers have their DestIDs in reg (forwarder.Compile gives them;
+// Tick only looks them up).
 //
 // A real server that is no longer configured gives its last increase to
 // its service and then stops being read: its past counts stay in the
@@ -96,9 +96,9 @@ func (t *Table) Tick(now time.Time, reg *dest.Registry, services []*service.Serv
 		}
 		se.gen = t.gen
 		for _, d := range s.Dests {
-			id, err := reg.ID(s.DestKey(d))
-			if err != nil {
-				continue // registry full: the server was never compiled either
+			id, ok := reg.Lookup(s.DestKey(d))
+			if !ok {
+				continue // not compiled (a full registry), or already gone
 			}
 			de := t.dests[id]
 			if de == nil {
@@ -143,6 +143,22 @@ func (t *Table) Tick(now time.Time, reg *dest.Registry, services []*service.Serv
 		se.est.Tick(se.cur)
 	}
 	t.total.est.Tick(t.total.cur)
+}
+
+// Forget drops real server id, whose ID the registry is freeing
+// (dest.Registry.Reap) and whose live counters are st: what it counted
+// since the last Tick goes to its service and the total first.
+func (t *Table) Forget(id dest.ID, st *dest.State) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	de := t.dests[id]
+	if de == nil {
+		return
+	}
+	if de.live {
+		t.read(de, t.svcs[de.svc], st)
+	}
+	delete(t.dests, id)
 }
 
 // read brings de up to the live counters st and adds the increase to se

@@ -40,7 +40,7 @@ func svc(k service.Key, rips ...string) *service.Service {
 // id returns the DestID of rip in service k.
 func (l *lab) id(k service.Key, rip string) dest.ID {
 	l.t.Helper()
-	id, err := l.reg.ID(k.DestKey(service.Dest{Addr: netip.MustParseAddr(rip), Port: k.Port}))
+	id, err := l.reg.Assign(k.DestKey(service.Dest{Addr: netip.MustParseAddr(rip), Port: k.Port}))
 	if err != nil {
 		l.t.Fatal(err)
 	}
@@ -58,6 +58,11 @@ func (l *lab) traffic(k service.Key, rip string, conns, pkts uint64) {
 
 func (l *lab) tick(services ...*service.Service) {
 	l.now = l.now.Add(Period)
+	for _, s := range services { // as forwarder.Compile does before
+		for _, d := range s.Dests {
+			l.id(s.Key, d.Addr.String())
+		}
+	}
 	l.tab.Tick(l.now, l.reg, services)
 }
 
