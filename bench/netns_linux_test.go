@@ -67,7 +67,7 @@ func BenchmarkNetnsUDP(b *testing.B) {
 	log := slog.New(&watchHandler{Handler: slog.NewTextHandler(io.Discard, nil), match: "real server reachable", hit: reachable})
 	var d *director.Director
 	if err := lab.Director.Run(func() (err error) {
-		d, err = director.New(director.Config{Iface: "eth0", Rules: rules, Logger: log})
+		d, err = director.New(director.Config{Settings: director.Settings{Iface: "eth0"}, Rules: rules, Logger: log})
 		return err
 	}); err != nil {
 		b.Fatal(err)

@@ -30,27 +30,17 @@ import (
 
 // Config is what a director needs to start.
 type Config struct {
-	Iface string // the interface clients and real servers are on
 	// Rules is an ipvsadm-save rules file, or ConfigFile a udr.yaml, that
 	// New loads and Reload re-reads: one of them.
 	Rules      string
 	ConfigFile string
 
-	// VIPMAC selects the MAC that answers ARP/NDP for the VIPs: "" for the
-	// virtual MAC (arpresponder.VirtualMAC), "iface" for the interface's
-	// own MAC, or a MAC address.
-	VIPMAC string
-	// AnnounceInterval is the period of gratuitous ARP / unsolicited NA;
-	// 0 means arpresponder.DefaultAnnounceInterval.
-	AnnounceInterval time.Duration
-	// Capacity bounds the connection table; 0 means forwarder.DefaultCapacity.
-	Capacity  int
-	SloppyTCP bool
-	// The kernel's IPVS sysctls of the same names (forwarder.Options). A
-	// udr.yaml's values, when ConfigFile is set, take their place.
-	ConnReuseMode           forwarder.ConnReuse
-	ExpireNodestConn        bool
-	ExpireQuiescentTemplate bool
+	// Settings are the settings given on the command line, and Given
+	// says which were: with a ConfigFile, udr.yaml gives the others, at
+	// New and at every Reload (Resolve). Without one, Settings apply.
+	Settings
+	Given Setting
+
 	// KeepOffloads leaves GRO/LRO/TSO/GSO as they are. By default they are
 	// turned off, so that no frame larger than the MTU reaches udr.
 	KeepOffloads bool
@@ -76,6 +66,10 @@ type Director struct {
 	file    *config.File    // the last udr.yaml loaded, when ConfigFile is set
 	changed chan struct{}
 	connReq chan chan []admin.Conn // connection list requests to the worker
+
+	// settings are those in force, Resolve of cfg and file. Guarded by mu
+	// after New.
+	settings Settings
 
 	// Owned by the worker.
 	announcer *arpresponder.Announcer
@@ -115,7 +109,6 @@ func New(cfg Config) (_ *Director, err error) {
 		neigh:     forwarder.NewNeighbors(1 << 16),
 		changed:   make(chan struct{}, 1),
 		connReq:   make(chan chan []admin.Conn),
-		announcer: arpresponder.NewAnnouncer(cfg.AnnounceInterval),
 		conflicts: make(map[[6]byte]bool),
 		noNeigh:   make(map[dest.ID]bool),
 		reachable: make(map[netip.Addr]bool),
@@ -135,14 +128,19 @@ func New(cfg Config) (_ *Director, err error) {
 			}
 		}
 	}()
-	if d.ifi, err = host.InterfaceInfo(cfg.Iface); err != nil {
-		return nil, err
-	}
 	rules, fc, err := d.loadRules()
 	if err != nil {
 		return nil, err
 	}
 	d.file = fc
+	if d.settings, err = Resolve(cfg.Settings, cfg.Given, fc); err != nil {
+		return nil, err
+	}
+	s := d.settings
+	if d.ifi, err = host.InterfaceInfo(s.Iface); err != nil {
+		return nil, err
+	}
+	d.announcer = arpresponder.NewAnnouncer(s.AnnounceInterval)
 	if err := d.newChecker(); err != nil {
 		return nil, err
 	}
@@ -153,21 +151,21 @@ func New(cfg Config) (_ *Director, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.VIPMAC == "iface" {
-		v4, v6, err := host.ForwardingEnabled(cfg.Iface)
+	if s.VIPMAC == "iface" {
+		v4, v6, err := host.ForwardingEnabled(s.Iface)
 		if err != nil {
 			return nil, err
 		}
 		if v4 || v6 {
-			return nil, fmt.Errorf("--vip-mac=iface with forwarding on for %s: the kernel would route the VIP traffic too; run `sysctl -w net.ipv4.conf.%s.forwarding=0 net.ipv6.conf.%s.forwarding=0` or use the default virtual MAC", cfg.Iface, cfg.Iface, cfg.Iface)
+			return nil, fmt.Errorf("--vip-mac=iface with forwarding on for %s: the kernel would route the VIP traffic too; run `sysctl -w net.ipv4.conf.%s.forwarding=0 net.ipv6.conf.%s.forwarding=0` or use the default virtual MAC", s.Iface, s.Iface, s.Iface)
 		}
 	}
 	if !cfg.KeepOffloads {
-		changed, err := host.DisableOffloads(cfg.Iface)
+		changed, err := host.DisableOffloads(s.Iface)
 		if err != nil {
-			d.log.Warn("cannot turn off offloads; frames larger than the MTU will be dropped", "iface", cfg.Iface, "err", err)
+			d.log.Warn("cannot turn off offloads; frames larger than the MTU will be dropped", "iface", s.Iface, "err", err)
 		} else if len(changed) > 0 {
-			d.log.Info("turned off offloads so that no frame exceeds the MTU", "iface", cfg.Iface, "features", strings.Join(changed, ","))
+			d.log.Info("turned off offloads so that no frame exceeds the MTU", "iface", s.Iface, "features", strings.Join(changed, ","))
 		}
 	}
 	filter, err := forwarder.BuildFilter(t.VIPs())
@@ -178,7 +176,7 @@ func New(cfg Config) (_ *Director, err error) {
 	if vmac := t.Options().VIPMAC; vmac != d.ifi.MAC {
 		ccfg.ExtraMACs = [][6]byte{vmac}
 	}
-	if d.conn, err = forwarder.Listen(cfg.Iface, ccfg); err != nil {
+	if d.conn, err = forwarder.Listen(s.Iface, ccfg); err != nil {
 		return nil, err
 	}
 	if d.stopWatch, err = host.WatchNeighbors(d.ifi.Index, d.neighborSeen); err != nil {
@@ -189,7 +187,7 @@ func New(cfg Config) (_ *Director, err error) {
 	d.reg.Publish(t.DestIDs())
 	d.running = rules
 	d.timeouts = rules.Timeouts
-	conns := conntrack.New(capacityOr(cfg.Capacity), d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
+	conns := conntrack.New(capacityOr(s.Capacity), d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
 	d.p = forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh, Registry: d.reg, Epoch: time.Now()})
 	d.logTable(t)
 	return d, nil
@@ -246,30 +244,23 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwa
 		}
 		return nil, fmt.Errorf("VIP %s is configured on this host: its kernel would answer ARP for it and reset the connections udr forwards; udr owns the VIPs alone, remove them first (%s)", local[0], strings.Join(fixes, "; "))
 	}
+	s := d.settings
 	opts := forwarder.Options{
 		IfMAC:                   d.ifi.MAC,
-		SloppyTCP:               d.cfg.SloppyTCP,
-		ConnReuseMode:           d.cfg.ConnReuseMode,
-		ExpireNodestConn:        d.cfg.ExpireNodestConn,
-		ExpireQuiescentTemplate: d.cfg.ExpireQuiescentTemplate,
+		SloppyTCP:               s.SloppyTCP,
+		ConnReuseMode:           s.ConnReuseMode,
+		ExpireNodestConn:        s.ExpireNodestConn,
+		ExpireQuiescentTemplate: s.ExpireQuiescentTemplate,
 	}
-	if fc := d.file; fc != nil {
-		reuse, err := forwarder.ConnReuseMode(fc.ConnReuseMode)
-		if err != nil {
-			return nil, err
-		}
-		opts.SloppyTCP, opts.ConnReuseMode = fc.SloppyTCP, reuse
-		opts.ExpireNodestConn, opts.ExpireQuiescentTemplate = fc.ExpireNodestConn, fc.ExpireQuiescentTemplate
-	}
-	switch d.cfg.VIPMAC {
+	switch s.VIPMAC {
 	case "":
 		opts.VIPMAC = arpresponder.VirtualMAC(d.ifi.MAC, vips)
 	case "iface":
 		opts.VIPMAC = d.ifi.MAC
 	default:
-		hw, err := net.ParseMAC(d.cfg.VIPMAC)
+		hw, err := net.ParseMAC(s.VIPMAC)
 		if err != nil || len(hw) != 6 || hw[0]&1 != 0 {
-			return nil, fmt.Errorf("--vip-mac %q: want a unicast Ethernet MAC, \"iface\" or nothing", d.cfg.VIPMAC)
+			return nil, fmt.Errorf("--vip-mac %q: want a unicast Ethernet MAC, \"iface\" or nothing", s.VIPMAC)
 		}
 		opts.VIPMAC = [6]byte(hw)
 	}
@@ -278,7 +269,11 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwa
 
 // Reload re-reads the rules file and swaps the new table in. Connections to
 // real servers that remain go on; an invalid file changes nothing. Changes
-// made with udr admin since the last load are replaced by the file's.
+// made with udr admin since the last load are replaced by the file's. Of a
+// udr.yaml's settings, those that no flag gave and that the running
+// director can change (sloppy_tcp, conn_reuse_mode, expire_nodest_conn,
+// expire_quiescent_template) take the file's new values; a change of the
+// others is logged and applies at the next start.
 func (d *Director) Reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -286,10 +281,18 @@ func (d *Director) Reload() error {
 	if err != nil {
 		return err
 	}
-	old := d.file
-	d.file = fc // its sysctls apply to the table being compiled
+	next, err := Resolve(d.cfg.Settings, d.cfg.Given, fc)
+	if err != nil {
+		return err
+	}
+	if fixed := differ(d.settings, next) &^ reloadable; fixed != 0 {
+		d.log.Warn("settings changed in the config file apply at the next start", "keys", fixed.keys())
+	}
+	oldFile, oldSettings := d.file, d.settings
+	// The file's settings apply to the table being compiled.
+	d.file, d.settings = fc, merge(d.settings, next, reloadable)
 	if err := d.install(rules); err != nil {
-		d.file = old
+		d.file, d.settings = oldFile, oldSettings
 		return err
 	}
 	changed, err := d.setHealthTargets()
@@ -302,6 +305,13 @@ func (d *Director) Reload() error {
 		return d.install(d.running)
 	}
 	return nil
+}
+
+// Settings returns the settings in force.
+func (d *Director) Settings() Settings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.settings
 }
 
 // install compiles cfg as the running configuration and swaps it in. The

@@ -90,7 +90,7 @@ func (l *lab) writeRules(lines ...string) {
 func (l *lab) start(nServers int, rules ...string) {
 	l.t.Helper()
 	l.writeRules(rules...)
-	l.startWith(nServers, director.Config{Iface: "eth0", Rules: l.rules})
+	l.startWith(nServers, director.Config{Settings: director.Settings{Iface: "eth0"}, Rules: l.rules})
 }
 
 // startWith starts a director with cfg (its Logger set to the test's log

@@ -33,7 +33,7 @@ func (d *Director) newChecker() error {
 		down:   make(map[admin.DestKey]bool),
 		flips:  make(map[admin.DestKey]uint64),
 	}
-	cfg := health.Config{DR: health.DRConfig{Iface: d.cfg.Iface, NeighborMAC: d.neigh.Lookup}}
+	cfg := health.Config{DR: health.DRConfig{Iface: d.settings.Iface, NeighborMAC: d.neigh.Lookup}}
 	var err error
 	d.checker, err = health.New(cfg, d.healthChanged)
 	return err

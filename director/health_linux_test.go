@@ -312,7 +312,7 @@ func (l *lab) startFile(nServers int, yaml string) {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
-	l.startWith(nServers, director.Config{Iface: "eth0", ConfigFile: path})
+	l.startWith(nServers, director.Config{ConfigFile: path}) // the interface: the file's
 }
 
 // serverHealth returns the metrics of the real server addr of the service

@@ -154,7 +154,7 @@ func TestPrivilegedForwardingOnNoDuplicates(t *testing.T) {
 	// route the VIP traffic too: udr refuses to start so.
 	l.writeRules(rules...)
 	err := l.Director.Run(func() error {
-		d, err := director.New(director.Config{Iface: "eth0", Rules: l.rules, VIPMAC: "iface", Logger: slog.New(slog.DiscardHandler)})
+		d, err := director.New(director.Config{Settings: director.Settings{Iface: "eth0", VIPMAC: "iface"}, Rules: l.rules, Logger: slog.New(slog.DiscardHandler)})
 		if err == nil {
 			d.Close()
 		}

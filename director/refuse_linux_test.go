@@ -25,7 +25,7 @@ func TestPrivilegedRefusesLocalVIP(t *testing.T) {
 	rules := filepath.Join(t.TempDir(), "rules")
 	os.WriteFile(rules, []byte("-A -t 192.0.2.100:80 -s rr\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n"), 0o644)
 	err := l.Director.Run(func() error {
-		d, err := director.New(director.Config{Iface: "eth0", Rules: rules})
+		d, err := director.New(director.Config{Settings: director.Settings{Iface: "eth0"}, Rules: rules})
 		if err == nil {
 			d.Close()
 		}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/director"
@@ -21,50 +20,19 @@ import (
 // runDirector is `udr run`: the director on a live interface until SIGTERM
 // or SIGINT; SIGHUP re-reads the rules.
 func runDirector(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("udr run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg director.Config
-	fs.StringVar(&cfg.Iface, "iface", "", "`interface` the clients and real servers are on (required)")
-	fs.StringVar(&cfg.Rules, "rules", "", "ipvsadm-save rules `file`; SIGHUP re-reads it")
-	fs.StringVar(&cfg.ConfigFile, "config", "", "udr.yaml `file` (instead of --rules); SIGHUP re-reads its services, timeouts and health checks")
-	fs.StringVar(&cfg.VIPMAC, "vip-mac", "", "`MAC` answering ARP/NDP for the VIPs: empty for a virtual MAC, \"iface\" for the interface's, or an address")
-	fs.DurationVar(&cfg.AnnounceInterval, "garp-interval", 10*time.Second, "period of gratuitous ARP / unsolicited NA for the VIPs")
-	fs.IntVar(&cfg.Capacity, "capacity", 0, "connection table capacity (0: 1048576)")
-	fs.BoolVar(&cfg.SloppyTCP, "sloppy-tcp", false, "schedule TCP packets without SYN that have no entry (sysctl sloppy_tcp)")
-	connReuse := fs.Int("conn-reuse-mode", 1, "the kernel's conn_reuse_mode `0..3`: when a SYN reusing a client port is scheduled again")
-	fs.BoolVar(&cfg.ExpireNodestConn, "expire-nodest-conn", false, "expire a deleted real server's connections at their next packet (sysctl expire_nodest_conn)")
-	fs.BoolVar(&cfg.ExpireQuiescentTemplate, "expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
-	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
-	control := fs.String("control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
-	metrics := fs.String("metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("run: unexpected argument %q", fs.Arg(0))
-	}
-	var err error
-	if cfg.ConnReuseMode, err = forwarder.ConnReuseMode(*connReuse); err != nil {
-		return usageErrorf("run: --conn-reuse-mode: %v", err)
-	}
-	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
-		return usageErrorf("run: give --rules or --config")
-	}
-	if cfg.ConfigFile != "" {
-		if err := settingsFromFile(fs, &cfg, control, metrics); err != nil {
-			return err
-		}
-	}
-	if cfg.Iface == "" {
-		return usageErrorf("run: --iface (or interface: in the config file) is required")
+	cfg, err := parseRun(args, stderr)
+	if cfg == nil {
+		return err // nil for -h
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = log
-	d, err := director.New(cfg)
+	d, err := director.New(*cfg)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
+	set := d.Settings() // the flags, and the file's settings where none is given
+	control, metrics := set.ControlSocket, set.MetricsAddress
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -85,19 +53,19 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	if *control != "off" {
-		ln, err := director.ListenControl(*control)
+	if control != "off" {
+		ln, err := director.ListenControl(control)
 		if err != nil {
 			return err
 		}
 		go func() {
 			if err := d.ServeControl(ctx, ln); err != nil {
-				log.Error("control API stopped", "socket", *control, "err", err)
+				log.Error("control API stopped", "socket", control, "err", err)
 			}
 		}()
 	}
-	if *metrics != "off" {
-		ln, err := d.ListenMetrics(*metrics)
+	if metrics != "off" {
+		ln, err := d.ListenMetrics(metrics)
 		if err != nil {
 			return err
 		}
@@ -107,11 +75,11 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 		}
 		go func() {
 			if err := udrmetrics.Serve(ctx, ln, h); err != nil {
-				log.Error("metrics endpoint stopped", "address", *metrics, "err", err)
+				log.Error("metrics endpoint stopped", "address", metrics, "err", err)
 			}
 		}()
 	}
-	log.Info("udr running", "iface", cfg.Iface, "rules", cfg.Rules, "config", cfg.ConfigFile, "control", *control, "metrics", *metrics)
+	log.Info("udr running", "iface", set.Iface, "rules", cfg.Rules, "config", cfg.ConfigFile, "control", control, "metrics", metrics)
 	sdNotify("READY=1")
 	err = d.Run(ctx)
 	sdNotify("STOPPING=1")
@@ -120,38 +88,63 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// settingsFromFile takes the daemon's settings from the --config file,
-// except those given as flags, which win.
-func settingsFromFile(fs *flag.FlagSet, cfg *director.Config, control, metrics *string) error {
-	fc, _, _, err := config.Load(cfg.ConfigFile)
-	if err != nil {
-		return usageErrorf("run: %v", err)
+// runFlags are the flags of udr run that give a director.Settings field.
+var runFlags = map[string]director.Setting{
+	"iface":                     director.SetIface,
+	"vip-mac":                   director.SetVIPMAC,
+	"garp-interval":             director.SetAnnounceInterval,
+	"capacity":                  director.SetCapacity,
+	"sloppy-tcp":                director.SetSloppyTCP,
+	"conn-reuse-mode":           director.SetConnReuseMode,
+	"expire-nodest-conn":        director.SetExpireNodestConn,
+	"expire-quiescent-template": director.SetExpireQuiescentTemplate,
+	"control":                   director.SetControlSocket,
+	"metrics":                   director.SetMetricsAddress,
+}
+
+// parseRun parses udr run's command line into the director's Config: the
+// flags given and their values, and the flags' defaults for the others.
+// With --config, director.Resolve takes those not given from the file. It
+// returns nil and no error for -h.
+func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
+	fs := flag.NewFlagSet("udr run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg director.Config
+	fs.StringVar(&cfg.Iface, "iface", "", "`interface` the clients and real servers are on (required)")
+	fs.StringVar(&cfg.Rules, "rules", "", "ipvsadm-save rules `file`; SIGHUP re-reads it")
+	fs.StringVar(&cfg.ConfigFile, "config", "", "udr.yaml `file` (instead of --rules), whose settings apply where no flag is given; SIGHUP re-reads its services, timeouts, health checks and sysctls")
+	fs.StringVar(&cfg.VIPMAC, "vip-mac", "", "`MAC` answering ARP/NDP for the VIPs: empty for a virtual MAC, \"iface\" for the interface's, or an address")
+	fs.DurationVar(&cfg.AnnounceInterval, "garp-interval", config.DefaultAnnounceInterval, "period of gratuitous ARP / unsolicited NA for the VIPs")
+	fs.IntVar(&cfg.Capacity, "capacity", config.DefaultCapacity, "connection table capacity")
+	fs.BoolVar(&cfg.SloppyTCP, "sloppy-tcp", false, "schedule TCP packets without SYN that have no entry (sysctl sloppy_tcp)")
+	connReuse := fs.Int("conn-reuse-mode", config.DefaultConnReuseMode, "the kernel's conn_reuse_mode `0..3`: when a SYN reusing a client port is scheduled again")
+	fs.BoolVar(&cfg.ExpireNodestConn, "expire-nodest-conn", false, "expire a deleted real server's connections at their next packet (sysctl expire_nodest_conn)")
+	fs.BoolVar(&cfg.ExpireQuiescentTemplate, "expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
+	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
+	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
+	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
+	if err := fs.Parse(args); err != nil {
+		return nil, flagError(err)
 	}
-	set := make(map[string]bool)
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if !set["iface"] {
-		cfg.Iface = fc.Interface
+	if fs.NArg() > 0 {
+		return nil, usageErrorf("run: unexpected argument %q", fs.Arg(0))
 	}
-	if !set["vip-mac"] {
-		cfg.VIPMAC = fc.VIPMAC
+	fs.Visit(func(f *flag.Flag) { cfg.Given |= runFlags[f.Name] })
+	var err error
+	if cfg.ConnReuseMode, err = forwarder.ConnReuseMode(*connReuse); err != nil {
+		return nil, usageErrorf("run: --conn-reuse-mode: %v", err)
 	}
-	if !set["garp-interval"] && fc.AnnounceInterval != 0 {
-		cfg.AnnounceInterval = fc.AnnounceInterval
+	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
+		return nil, usageErrorf("run: give --rules or --config")
 	}
-	if !set["capacity"] {
-		cfg.Capacity = fc.Capacity
-	}
-	if !set["sloppy-tcp"] {
-		cfg.SloppyTCP = fc.SloppyTCP
-	}
-	if !set["control"] && fc.ControlSocket != "" {
-		*control = fc.ControlSocket
-	}
-	if !set["metrics"] {
-		*metrics = fc.MetricsAddress
-		if *metrics == "" {
-			*metrics = "off"
+	if cfg.ConfigFile != "" {
+		// A bad file is a bad command line, as a bad flag is. The
+		// director reads it again, and at every SIGHUP.
+		if _, _, _, err := config.Load(cfg.ConfigFile); err != nil {
+			return nil, usageErrorf("run: %v", err)
 		}
+	} else if cfg.Iface == "" {
+		return nil, usageErrorf("run: --iface (or interface: in the config file) is required")
 	}
-	return nil
+	return &cfg, nil
 }

@@ -1,0 +1,169 @@
+//go:build linux
+
+package director
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/udr-lb/udr/config"
+	"github.com/udr-lb/udr/forwarder"
+)
+
+// Settings are the settings of `udr run` that both a flag and a udr.yaml
+// key give (the flag first, then the key). Resolve decides which applies.
+type Settings struct {
+	Iface string // --iface, interface: the interface clients and real servers are on
+	// VIPMAC (--vip-mac, vip_mac) selects the MAC that answers ARP/NDP for
+	// the VIPs: "" for the virtual MAC (arpresponder.VirtualMAC), "iface"
+	// for the interface's own MAC, or a MAC address.
+	VIPMAC string
+	// AnnounceInterval (--garp-interval, announce_interval) is the period
+	// of gratuitous ARP / unsolicited NA; 0 means
+	// arpresponder.DefaultAnnounceInterval.
+	AnnounceInterval time.Duration
+	// Capacity (--capacity, capacity) bounds the connection table; 0
+	// means forwarder.DefaultCapacity.
+	Capacity int
+	// The kernel's IPVS sysctls of the same names (forwarder.Options):
+	// --sloppy-tcp, sloppy_tcp; --conn-reuse-mode, conn_reuse_mode;
+	// --expire-nodest-conn, expire_nodest_conn;
+	// --expire-quiescent-template, expire_quiescent_template.
+	SloppyTCP               bool
+	ConnReuseMode           forwarder.ConnReuse
+	ExpireNodestConn        bool
+	ExpireQuiescentTemplate bool
+	// ControlSocket (--control, control_socket) and MetricsAddress
+	// (--metrics, metrics_address) are where udr run serves its control
+	// API and its metrics; "off" disables either. The director itself
+	// does not use them.
+	ControlSocket  string
+	MetricsAddress string
+}
+
+// Setting is a set of Settings' fields, one bit each.
+type Setting uint16
+
+// The fields of Settings.
+const (
+	SetIface Setting = 1 << iota
+	SetVIPMAC
+	SetAnnounceInterval
+	SetCapacity
+	SetSloppyTCP
+	SetConnReuseMode
+	SetExpireNodestConn
+	SetExpireQuiescentTemplate
+	SetControlSocket
+	SetMetricsAddress
+)
+
+// reloadable are the settings that Reload applies. The others hold
+// resources taken at New (the interface, its MAC memberships, the
+// connection table, the announcer, the sockets of udr run) and change only
+// with a restart.
+const reloadable = SetSloppyTCP | SetConnReuseMode | SetExpireNodestConn | SetExpireQuiescentTemplate
+
+// Resolve returns the settings in force: flags > file > defaults. Each
+// setting in given (the flags given on the command line) comes from flags;
+// any other from fc, the udr.yaml, which has every key it leaves out set to
+// its default; without a file (fc nil), from flags, which then hold the
+// flags' defaults.
+//
+// It is the one place where the two sources meet: udr run and the director
+// (at New and at every Reload, which reads the file again) both use it.
+func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
+	if fc == nil {
+		return flags, nil
+	}
+	reuse, err := forwarder.ConnReuseMode(fc.ConnReuseMode)
+	if err != nil {
+		return Settings{}, fmt.Errorf("conn_reuse_mode: %w", err)
+	}
+	metrics := fc.MetricsAddress
+	if metrics == "" {
+		metrics = "off"
+	}
+	file := Settings{
+		Iface:                   fc.Interface,
+		VIPMAC:                  fc.VIPMAC,
+		AnnounceInterval:        fc.AnnounceInterval,
+		Capacity:                fc.Capacity,
+		SloppyTCP:               fc.SloppyTCP,
+		ConnReuseMode:           reuse,
+		ExpireNodestConn:        fc.ExpireNodestConn,
+		ExpireQuiescentTemplate: fc.ExpireQuiescentTemplate,
+		ControlSocket:           fc.ControlSocket,
+		MetricsAddress:          metrics,
+	}
+	return merge(file, flags, given), nil
+}
+
+// merge returns s with the fields in which replaced by those of from.
+func merge(s, from Settings, which Setting) Settings {
+	if which&SetIface != 0 {
+		s.Iface = from.Iface
+	}
+	if which&SetVIPMAC != 0 {
+		s.VIPMAC = from.VIPMAC
+	}
+	if which&SetAnnounceInterval != 0 {
+		s.AnnounceInterval = from.AnnounceInterval
+	}
+	if which&SetCapacity != 0 {
+		s.Capacity = from.Capacity
+	}
+	if which&SetSloppyTCP != 0 {
+		s.SloppyTCP = from.SloppyTCP
+	}
+	if which&SetConnReuseMode != 0 {
+		s.ConnReuseMode = from.ConnReuseMode
+	}
+	if which&SetExpireNodestConn != 0 {
+		s.ExpireNodestConn = from.ExpireNodestConn
+	}
+	if which&SetExpireQuiescentTemplate != 0 {
+		s.ExpireQuiescentTemplate = from.ExpireQuiescentTemplate
+	}
+	if which&SetControlSocket != 0 {
+		s.ControlSocket = from.ControlSocket
+	}
+	if which&SetMetricsAddress != 0 {
+		s.MetricsAddress = from.MetricsAddress
+	}
+	return s
+}
+
+// settingKeys are the udr.yaml keys of the settings, for messages.
+var settingKeys = []struct {
+	set Setting
+	key string
+}{
+	{SetIface, "interface"}, {SetVIPMAC, "vip_mac"}, {SetAnnounceInterval, "announce_interval"},
+	{SetCapacity, "capacity"}, {SetSloppyTCP, "sloppy_tcp"}, {SetConnReuseMode, "conn_reuse_mode"},
+	{SetExpireNodestConn, "expire_nodest_conn"}, {SetExpireQuiescentTemplate, "expire_quiescent_template"},
+	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"},
+}
+
+// differ returns the settings in which a and b differ.
+func differ(a, b Settings) Setting {
+	var d Setting
+	for _, k := range settingKeys {
+		if merge(a, b, k.set) != a {
+			d |= k.set
+		}
+	}
+	return d
+}
+
+// keys names the udr.yaml keys of s, comma-separated.
+func (s Setting) keys() string {
+	var names []string
+	for _, k := range settingKeys {
+		if s&k.set != 0 {
+			names = append(names, k.key)
+		}
+	}
+	return strings.Join(names, ", ")
+}
