@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -57,7 +58,7 @@ const (
 //	        health_check: {...}      # overrides the service's field by field;
 //	                                 # one of another kind inherits nothing; {kind: none} = no check
 //
-// A health_check mapping, with its defaults:
+// A health_check mapping, with its defaults (health.CheckConfig's):
 //
 //	kind: tcp            # tcp, http, udp, dns, or none
 //	port: 0              # 0 = the real server's port; required when the service port is 0
@@ -103,7 +104,7 @@ type Service struct {
 	Flags       service.SchedFlags
 	Persistence *Persistence // nil: not persistent
 	OnePacket   bool
-	HealthCheck *HealthCheck // the service's own, the default of its servers; nil: none
+	HealthCheck *health.CheckConfig // the service's own, the default of its servers; nil: none
 	Servers     []Server
 }
 
@@ -120,7 +121,7 @@ type Server struct {
 	Weight         int32
 	UpperThreshold uint32
 	LowerThreshold uint32
-	HealthCheck    *HealthCheck // after inheritance from the service; nil: none
+	HealthCheck    *health.CheckConfig // after inheritance from the service; nil: none
 }
 
 // Load reads udr.yaml at path and returns it, the virtual server
@@ -163,8 +164,8 @@ func parseConfig(data []byte, name, dir string) (*File, *service.Config, []strin
 // HealthChecks returns the health check of every real server that has one,
 // by service and by the real server's address and port, with Port set to
 // the real server's port when the check gives none.
-func (fc *File) HealthChecks() map[service.Key]map[netip.AddrPort]HealthCheck {
-	m := make(map[service.Key]map[netip.AddrPort]HealthCheck)
+func (fc *File) HealthChecks() map[service.Key]map[netip.AddrPort]health.CheckConfig {
+	m := make(map[service.Key]map[netip.AddrPort]health.CheckConfig)
 	for _, s := range fc.Services {
 		for _, d := range s.Servers {
 			if d.HealthCheck == nil {
@@ -175,7 +176,7 @@ func (fc *File) HealthChecks() map[service.Key]map[netip.AddrPort]HealthCheck {
 				hc.Port = d.Port
 			}
 			if m[s.Key] == nil {
-				m[s.Key] = make(map[netip.AddrPort]HealthCheck)
+				m[s.Key] = make(map[netip.AddrPort]health.CheckConfig)
 			}
 			m[s.Key][netip.AddrPortFrom(d.Addr, d.Port)] = hc
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -22,14 +23,14 @@ func TestLoadConfigFull(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 	a := netip.MustParseAddr
-	web := &HealthCheck{Kind: "http", Path: "/healthz", Host: "www.example", Status: 204,
+	web := &health.CheckConfig{Kind: "http", Path: "/healthz", Host: "www.example", Status: 204,
 		Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 1, Fall: 2, OnFailure: "remove"}
 	webStatus := *web
 	webStatus.Port, webStatus.Path = 8080, "/status"
-	dns := &HealthCheck{Kind: "dns", DNSName: "www.example.", DNSType: 28, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
+	dns := &health.CheckConfig{Kind: "dns", DNSName: "www.example.", DNSType: 28, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3,
 		InitialDown: true, OnFailure: "quiesce"}
-	udp := &HealthCheck{Kind: "udp", Port: 5353, Payload: "ping", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
-	ssh := &HealthCheck{Kind: "tcp", Port: 22, Interval: 10 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Mode: "dr", OnFailure: "quiesce"}
+	udp := &health.CheckConfig{Kind: "udp", Port: 5353, Payload: "ping", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
+	ssh := &health.CheckConfig{Kind: "tcp", Port: 22, Interval: 10 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Mode: "dr", OnFailure: "quiesce"}
 	wantFC := &File{
 		Interface:        "eth1",
 		VIPMAC:           "02:00:5e:00:01:64",
@@ -108,8 +109,8 @@ func TestLoadConfigFull(t *testing.T) {
 	}
 
 	ap := netip.MustParseAddrPort
-	withPort := func(h *HealthCheck, port uint16) HealthCheck { c := *h; c.Port = port; return c }
-	wantChecks := map[service.Key]map[netip.AddrPort]HealthCheck{
+	withPort := func(h *health.CheckConfig, port uint16) health.CheckConfig { c := *h; c.Port = port; return c }
+	wantChecks := map[service.Key]map[netip.AddrPort]health.CheckConfig{
 		{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 80}: {
 			ap("192.0.2.11:80"): withPort(web, 80),
 			ap("192.0.2.12:80"): webStatus,
@@ -160,8 +161,8 @@ services:
 	if diff := cmp.Diff([]*service.Service{wantSvc}, cfg.Services, addrCmp); diff != "" {
 		t.Errorf("Config mismatch (-want +got):\n%s", diff)
 	}
-	wantHC := healthDefaults
-	wantHC.Path, wantHC.Status, wantHC.DNSType = "", 0, 0 // http only, dns only
+	// Path and Status are for http only, DNSType for dns only.
+	wantHC := health.CheckConfig{Kind: "tcp", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
 	if diff := cmp.Diff(&wantHC, fc.Services[0].Servers[0].HealthCheck); diff != "" {
 		t.Errorf("health check mismatch (-want +got):\n%s", diff)
 	}
@@ -170,8 +171,8 @@ services:
 // The keys dns_type, payload and initial_down: their values, defaults and
 // inheritance from the service's health_check to a server's.
 func TestLoadConfigHealthKeys(t *testing.T) {
-	check := func(kind string, f func(*HealthCheck)) *HealthCheck {
-		c := &HealthCheck{Kind: kind, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
+	check := func(kind health.Kind, f func(*health.CheckConfig)) *health.CheckConfig {
+		c := &health.CheckConfig{Kind: kind, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
 		f(c)
 		return c
 	}
@@ -179,61 +180,61 @@ func TestLoadConfigHealthKeys(t *testing.T) {
 	tests := []struct {
 		name     string
 		svc, srv string // the health_check of the service and of its server
-		want     *HealthCheck
+		want     *health.CheckConfig
 	}{
 		{
 			name: "all three inherited",
 			svc:  dnsMX,
-			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType, c.InitialDown = "www.example.", 15, true }),
+			want: check("dns", func(c *health.CheckConfig) { c.DNSName, c.DNSType, c.InitialDown = "www.example.", 15, true }),
 		},
 		{
 			name: "server overrides dns_type only",
 			svc:  dnsMX,
 			srv:  "{dns_type: 28}",
-			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType, c.InitialDown = "www.example.", 28, true }),
+			want: check("dns", func(c *health.CheckConfig) { c.DNSName, c.DNSType, c.InitialDown = "www.example.", 28, true }),
 		},
 		{
 			name: "server turns initial_down off",
 			svc:  dnsMX,
 			srv:  "{initial_down: false}",
-			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 15 }),
+			want: check("dns", func(c *health.CheckConfig) { c.DNSName, c.DNSType = "www.example.", 15 }),
 		},
 		{
 			name: "dns_type name in lower case",
 			svc:  "{kind: dns, dns_name: www.example., dns_type: srv}",
-			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 33 }),
+			want: check("dns", func(c *health.CheckConfig) { c.DNSName, c.DNSType = "www.example.", 33 }),
 		},
 		{
 			name: "dns_type number 65535",
 			svc:  "{kind: dns, dns_name: www.example., dns_type: 65535}",
-			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 65535 }),
+			want: check("dns", func(c *health.CheckConfig) { c.DNSName, c.DNSType = "www.example.", 65535 }),
 		},
 		{
 			name: "dns_type default A",
 			svc:  "{kind: dns, dns_name: www.example.}",
-			want: check("dns", func(c *HealthCheck) { c.DNSName, c.DNSType = "www.example.", 1 }),
+			want: check("dns", func(c *health.CheckConfig) { c.DNSName, c.DNSType = "www.example.", 1 }),
 		},
 		{
 			name: "udp payload inherited, initial_down from the server",
 			svc:  `{kind: udp, payload: "ping\n"}`,
 			srv:  "{initial_down: true}",
-			want: check("udp", func(c *HealthCheck) { c.Payload, c.InitialDown = "ping\n", true }),
+			want: check("udp", func(c *health.CheckConfig) { c.Payload, c.InitialDown = "ping\n", true }),
 		},
 		{
 			name: "udp payload default empty",
 			svc:  "{kind: udp}",
-			want: check("udp", func(*HealthCheck) {}),
+			want: check("udp", func(*health.CheckConfig) {}),
 		},
 		{
 			name: "server of another kind inherits nothing",
 			svc:  dnsMX,
 			srv:  "{kind: udp, payload: hello}",
-			want: check("udp", func(c *HealthCheck) { c.Payload = "hello" }),
+			want: check("udp", func(c *health.CheckConfig) { c.Payload = "hello" }),
 		},
 		{
 			name: "initial_down of a tcp check",
 			svc:  "{initial_down: true}",
-			want: check("tcp", func(c *HealthCheck) { c.InitialDown = true }),
+			want: check("tcp", func(c *health.CheckConfig) { c.InitialDown = true }),
 		},
 	}
 	for _, tt := range tests {

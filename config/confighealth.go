@@ -5,54 +5,9 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/udr-lb/udr/health"
 )
-
-// HealthCheck is the health check of one real server, as udr.yaml gives it
-// (field by field, a server's health_check overrides its service's), with
-// the defaults filled in. It only describes the check; the checker runs it.
-type HealthCheck struct {
-	Kind     string        // "tcp" (connect, the default), "http" (GET), "udp" or "dns" (a query for DNSName)
-	Port     uint16        // 0 = the real server's port (in File; HealthChecks resolves it)
-	Path     string        // http: the request path, default "/"
-	Host     string        // http: the Host header, default "" = the real server's address
-	Status   int           // http: the status that means healthy, default 200
-	DNSName  string        // dns: the name to query, required
-	DNSType  uint16        // dns: the query's record type, default 1 (A)
-	Payload  string        // udp: the datagram sent, default empty
-	Interval time.Duration // default 2s
-	Timeout  time.Duration // default 1s; shorter than Interval
-	Rise     int           // consecutive successes that make a server healthy, default 2
-	Fall     int           // consecutive failures that make it unhealthy, default 3
-
-	// InitialDown starts the server down, so that it gets traffic only
-	// after Rise successes (keepalived's alpha mode); by default it
-	// starts up.
-	InitialDown bool
-
-	// Mode "" checks the real server's own address; "dr" (kind tcp only)
-	// sends the check to the VIP through the real server's MAC, as
-	// forwarded traffic goes, so that it also fails when the VIP is missing
-	// from the server's lo.
-	Mode string
-	// OnFailure is what an unhealthy server gets: "quiesce" (weight 0:
-	// no new connections, existing ones continue) or "remove" (deleted
-	// from the service, as ipvsadm -d).
-	OnFailure string
-}
-
-// healthDefaults holds the defaults of a health check's fields; Path and
-// Status apply to http only, DNSType to dns only.
-var healthDefaults = HealthCheck{
-	Kind:      "tcp",
-	Path:      "/",
-	Status:    200,
-	DNSType:   1, // A
-	Interval:  2 * time.Second,
-	Timeout:   time.Second,
-	Rise:      2,
-	Fall:      3,
-	OnFailure: "quiesce",
-}
 
 // healthDoc is a health_check mapping as written.
 type healthDoc struct {
@@ -151,7 +106,7 @@ func kindOf(n ast.Node) string {
 		return s.Value
 	}
 	if absent(n) {
-		return healthDefaults.Kind
+		return string(health.DefaultKind)
 	}
 	return n.GetToken().Value
 }
@@ -166,15 +121,17 @@ var healthFields = map[string][]int{
 	"none": {},
 }
 
-// health converts and checks a health check. It returns nil for none (kind
-// "none", or no health_check at all), and ok false after a problem.
-func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
+// health converts and checks a health check, filling in health's defaults
+// (health.DefaultInterval, ...): Path and Status for http only, DNSType for
+// dns only. It returns nil for none (kind "none", or no health_check at
+// all), and ok false after a problem.
+func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 	if h == nil {
 		return nil, true
 	}
 	path := func(i int) string { return h.at[i] + "." + healthKeys[i] }
 	n := &h.nodes
-	kind, ok := d.oneOf(path(hcKind), n[hcKind], "tcp", "tcp", "http", "udp", "dns", "none")
+	kind, ok := d.oneOf(path(hcKind), n[hcKind], string(health.DefaultKind), "tcp", "http", "udp", "dns", "none")
 	if !ok {
 		return nil, false
 	}
@@ -197,8 +154,7 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 		return nil, ok
 	}
 
-	def := healthDefaults
-	c := HealthCheck{Kind: kind}
+	c := health.CheckConfig{Kind: health.Kind(kind)}
 	good := func(v bool) { ok = ok && v }
 	var port, status, rise, fall int64
 	var v bool
@@ -206,7 +162,7 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 	good(v)
 	c.Port = uint16(port)
 	if kind == "http" {
-		c.Path, v = d.str(path(hcPath), n[hcPath], def.Path)
+		c.Path, v = d.str(path(hcPath), n[hcPath], health.DefaultPath)
 		good(v)
 		if v && (c.Path == "" || c.Path[0] != '/') {
 			d.errorf(path(hcPath), "%q does not start with /", c.Path)
@@ -214,7 +170,7 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 		}
 		c.Host, v = d.str(path(hcHost), n[hcHost], "")
 		good(v)
-		status, v = d.integer(path(hcStatus), n[hcStatus], 100, 599, int64(def.Status))
+		status, v = d.integer(path(hcStatus), n[hcStatus], 100, 599, health.DefaultStatus)
 		good(v)
 		c.Status = int(status)
 	}
@@ -225,7 +181,7 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 			d.errorf(h.owner+".dns_name", "required for kind dns")
 			ok = false
 		}
-		c.DNSType, v = d.dnsType(path(hcDNSType), n[hcDNSType], def.DNSType)
+		c.DNSType, v = d.dnsType(path(hcDNSType), n[hcDNSType], health.DefaultDNSType)
 		good(v)
 	}
 	if kind == "udp" {
@@ -233,8 +189,8 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 		good(v)
 	}
 	var iv, tv bool
-	c.Interval, iv = d.duration(path(hcInterval), n[hcInterval], 100*time.Millisecond, time.Hour, def.Interval, false)
-	c.Timeout, tv = d.duration(path(hcTimeout), n[hcTimeout], time.Millisecond, time.Hour, def.Timeout, false)
+	c.Interval, iv = d.duration(path(hcInterval), n[hcInterval], 100*time.Millisecond, time.Hour, health.DefaultInterval, false)
+	c.Timeout, tv = d.duration(path(hcTimeout), n[hcTimeout], time.Millisecond, time.Hour, health.DefaultTimeout, false)
 	good(iv && tv)
 	if iv && tv && c.Timeout >= c.Interval {
 		at := path(hcTimeout)
@@ -244,21 +200,21 @@ func (d *configDecoder) health(h *healthSrc) (hc *HealthCheck, ok bool) {
 		d.errorf(at, "timeout %v must be shorter than interval %v", c.Timeout, c.Interval)
 		ok = false
 	}
-	rise, v = d.integer(path(hcRise), n[hcRise], 1, 1000, int64(def.Rise))
+	rise, v = d.integer(path(hcRise), n[hcRise], 1, 1000, health.DefaultRise)
 	good(v)
-	fall, v = d.integer(path(hcFall), n[hcFall], 1, 1000, int64(def.Fall))
+	fall, v = d.integer(path(hcFall), n[hcFall], 1, 1000, health.DefaultFall)
 	good(v)
 	c.Rise, c.Fall = int(rise), int(fall)
 	c.InitialDown, v = d.boolean(path(hcInitialDown), n[hcInitialDown])
 	good(v)
-	c.Mode, v = d.oneOf(path(hcMode), n[hcMode], "", "", "dr")
+	c.Mode, v = d.oneOf(path(hcMode), n[hcMode], "", "", health.ModeDR)
 	good(v)
-	if c.Mode == "dr" && kind != "tcp" {
+	if c.Mode == health.ModeDR && kind != "tcp" {
 		// The checker sends only TCP handshakes through a real server's MAC.
 		d.errorf(path(hcMode), "dr is for kind tcp only, not %s", kind)
 		ok = false
 	}
-	c.OnFailure, v = d.oneOf(path(hcOnFailure), n[hcOnFailure], def.OnFailure, "quiesce", "remove")
+	c.OnFailure, v = d.oneOf(path(hcOnFailure), n[hcOnFailure], health.DefaultOnFailure, health.OnFailureQuiesce, health.OnFailureRemove)
 	good(v)
 	if !ok {
 		return nil, false

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/udr-lb/udr/admin"
-	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/metrics"
 	"github.com/udr-lb/udr/service"
@@ -19,7 +18,7 @@ import (
 // connections drain) or removed, as its check's on_failure says; when it
 // recovers the table is compiled again with its configured weight.
 type healthState struct {
-	checks map[admin.DestKey]config.HealthCheck // the servers that have a check
+	checks map[admin.DestKey]health.CheckConfig // the servers that have a check
 	down   map[admin.DestKey]bool
 	flips  map[admin.DestKey]uint64
 	count  uint64 // transitions, all servers
@@ -29,7 +28,7 @@ type healthState struct {
 // dr-mode socket is opened there).
 func (d *Director) newChecker() error {
 	d.health = healthState{
-		checks: make(map[admin.DestKey]config.HealthCheck),
+		checks: make(map[admin.DestKey]health.CheckConfig),
 		down:   make(map[admin.DestKey]bool),
 		flips:  make(map[admin.DestKey]uint64),
 	}
@@ -43,13 +42,13 @@ func (d *Director) newChecker() error {
 // and reports whether that changed which servers are down. The caller
 // holds d.mu.
 func (d *Director) setHealthTargets() (changed bool, err error) {
-	checks := make(map[admin.DestKey]config.HealthCheck)
+	checks := make(map[admin.DestKey]health.CheckConfig)
 	var targets []health.Target
 	if d.file != nil {
 		for svc, servers := range d.file.HealthChecks() {
 			for addr, hc := range servers {
 				checks[admin.DestKey{Service: svc, Dest: addr}] = hc
-				targets = append(targets, health.Target{Service: svc, Server: addr, Check: checkConfig(hc)})
+				targets = append(targets, health.Target{Service: svc, Server: addr, Check: hc})
 			}
 		}
 	}
@@ -72,16 +71,6 @@ func (d *Director) setHealthTargets() (changed bool, err error) {
 		}
 	}
 	return changed, nil
-}
-
-func checkConfig(hc config.HealthCheck) health.CheckConfig {
-	return health.CheckConfig{
-		Kind: health.Kind(hc.Kind), Port: hc.Port,
-		Interval: hc.Interval, Timeout: hc.Timeout, Rise: hc.Rise, Fall: hc.Fall,
-		Path: hc.Path, Host: hc.Host, Status: hc.Status,
-		DNSName: hc.DNSName, DNSType: hc.DNSType, Payload: hc.Payload,
-		Mode: hc.Mode, InitialDown: hc.InitialDown,
-	}
 }
 
 // healthChanged is the checker's report: a server went down or came back.
@@ -116,7 +105,7 @@ func (d *Director) overlay(cfg *service.Config) *service.Config {
 	for _, s := range out.Services {
 		s.Dests = slices.DeleteFunc(s.Dests, func(dst service.Dest) bool {
 			k := admin.DestKey{Service: s.Key, Dest: dst.AddrPort()}
-			return d.health.down[k] && d.health.checks[k].OnFailure == "remove"
+			return d.health.down[k] && d.health.checks[k].OnFailure == health.OnFailureRemove
 		})
 		for i := range s.Dests {
 			if d.health.down[admin.DestKey{Service: s.Key, Dest: s.Dests[i].AddrPort()}] {

@@ -24,8 +24,16 @@ const (
 // server's MAC. Only KindTCP supports it.
 const ModeDR = "dr"
 
-// CheckConfig describes the check of one real server. Zero values mean the
-// defaults below.
+// What an unhealthy server gets (CheckConfig.OnFailure).
+const (
+	OnFailureQuiesce = "quiesce" // weight 0: no new connections, existing ones continue
+	OnFailureRemove  = "remove"  // deleted from the service, as ipvsadm -d
+)
+
+// CheckConfig describes the check of one real server: the one definition
+// of a health check's settings, which udr.yaml's health_check gives
+// (config decodes it) and the checker runs. Zero values mean the defaults
+// below.
 type CheckConfig struct {
 	Kind     Kind          // default KindTCP
 	Port     uint16        // 0: the real server's port (in dr mode: the service's)
@@ -43,7 +51,11 @@ type CheckConfig struct {
 
 	Payload string // udp: the datagram sent, default empty
 
-	Mode string // "" checks the real server's address; ModeDR the VIP via its MAC
+	// Mode "" checks the real server's own address; ModeDR (kind tcp
+	// only) sends the check to the VIP through the real server's MAC, as
+	// forwarded traffic goes, so that it also fails when the VIP is
+	// missing from the server's lo.
+	Mode string
 
 	// InitialDown starts the server down, so that it takes Rise successes
 	// before it gets traffic (keepalived's alpha mode). By default a
@@ -52,23 +64,31 @@ type CheckConfig struct {
 	// failures, and restarting udr does not take every server out of
 	// service until its first checks pass.
 	InitialDown bool
+
+	// OnFailure is what an unhealthy server gets: OnFailureQuiesce (the
+	// default) or OnFailureRemove. The checker only reports; the director
+	// acts on it.
+	OnFailure string
 }
 
 // Defaults, as HAProxy's (inter 2s, rise 2, fall 3), with keepalived's
 // HTTP expectation of status 200.
 const (
-	DefaultInterval = 2 * time.Second
-	DefaultTimeout  = time.Second
-	DefaultRise     = 2
-	DefaultFall     = 3
-	DefaultStatus   = 200
-	DefaultDNSType  = 1 // A
+	DefaultKind      = KindTCP
+	DefaultInterval  = 2 * time.Second
+	DefaultTimeout   = time.Second
+	DefaultRise      = 2
+	DefaultFall      = 3
+	DefaultPath      = "/"
+	DefaultStatus    = 200
+	DefaultDNSType   = 1 // A
+	DefaultOnFailure = OnFailureQuiesce
 )
 
 // withDefaults returns c with its zero fields set to the defaults.
 func (c CheckConfig) withDefaults() CheckConfig {
 	if c.Kind == "" {
-		c.Kind = KindTCP
+		c.Kind = DefaultKind
 	}
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
@@ -84,7 +104,7 @@ func (c CheckConfig) withDefaults() CheckConfig {
 	}
 	if c.Kind == KindHTTP {
 		if c.Path == "" {
-			c.Path = "/"
+			c.Path = DefaultPath
 		}
 		if c.Status == 0 {
 			c.Status = DefaultStatus
@@ -92,6 +112,9 @@ func (c CheckConfig) withDefaults() CheckConfig {
 	}
 	if c.Kind == KindDNS && c.DNSType == 0 {
 		c.DNSType = DefaultDNSType
+	}
+	if c.OnFailure == "" {
+		c.OnFailure = DefaultOnFailure
 	}
 	return c
 }
@@ -170,6 +193,11 @@ func (t Target) validate() error {
 		}
 	default:
 		bad("mode %q: unknown, want \"\" or %q", c.Mode, ModeDR)
+	}
+	switch c.OnFailure {
+	case OnFailureQuiesce, OnFailureRemove:
+	default:
+		bad("on_failure %q: unknown, want %s or %s", c.OnFailure, OnFailureQuiesce, OnFailureRemove)
 	}
 	return errors.Join(errs...)
 }
