@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/config"
 )
 
 // DefaultControlSocket is where udr run serves its control API and where
-// udr admin looks for it.
-const DefaultControlSocket = "/run/udr/udr.sock"
+// udr admin looks for it: udr.yaml's default control_socket.
+const DefaultControlSocket = config.DefaultControlSocket
 
 // IpvsadmRequest is the body of POST /v1/ipvsadm: one ipvsadm command line
 // (without the program name) and, for -R, its standard input.
