@@ -226,6 +226,11 @@ func TestSetRejects(t *testing.T) {
 			error: `check of TCP 192.0.2.100:80 -> 192.0.2.11:80: mode "dr" needs the checker's DR interface`,
 		},
 		{
+			name:  "unknown on_failure",
+			t:     Target{Service: web, Server: rs1, Check: CheckConfig{OnFailure: "drop"}},
+			error: `check of TCP 192.0.2.100:80 -> 192.0.2.11:80: on_failure "drop": unknown, want quiesce or remove`,
+		},
+		{
 			name:  "no port",
 			t:     Target{Service: service.Key{Proto: service.TCP, Addr: web.Addr}, Server: netip.AddrPortFrom(rs1.Addr(), 0)},
 			error: `check of TCP 192.0.2.100:0 -> 192.0.2.11:0: port 0: the service has no port, set the check's port`,
