@@ -1,0 +1,433 @@
+package forwarder
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/udr-lb/udr/dest"
+)
+
+// Worker is the one loop that moves frames: read a batch from a Conn, take
+// the time once, decide every frame with the Pipeline, write the batch,
+// send the control frames queued for it, expire connections, and publish
+// its counters. udr run gives it the AF_PACKET conn, udr replay a capture,
+// tests a channel fake: nothing else reads frames.
+//
+// The Worker does no control work. Frames the control plane wants sent
+// (announcements, probes) reach it through a small bounded queue (Send);
+// verdicts the control plane acts on (a conflicting ARP, a real server
+// without a known MAC) leave it as Events on a bounded channel, never
+// blocking it and never logged by it; its counters are atomics that any
+// goroutine may read (Stats).
+type Worker struct {
+	conn  Conn
+	p     *Pipeline
+	clock func() time.Time
+	idle  time.Duration
+	sweep int
+	pub   time.Duration
+	obs   func(frame []byte, v Verdict, out []byte)
+
+	bufs    [][]byte
+	sizes   []int
+	replies [][]byte
+	out     [][]byte
+	ctl     [][]byte
+
+	control chan []byte
+	calls   chan call
+	events  chan Event
+	stats   workerCounters
+	lastPub time.Time
+}
+
+// WorkerConfig configures a Worker. Conn and Pipeline are required.
+type WorkerConfig struct {
+	Conn     Conn
+	Pipeline *Pipeline // owned by the Worker from Run on
+	// BatchSize is the most frames read per batch; 0 means
+	// DefaultBatchSize.
+	BatchSize int
+	// FrameSize is the size of each receive buffer; 0 means
+	// DefaultFrameSize.
+	FrameSize int
+	// Clock is read once per batch, right after the read returns, and
+	// its reading is the time of every frame of the batch. Nil means
+	// time.Now; a capture gives the time stamp of the frame just read.
+	Clock func() time.Time
+	// IdleWake bounds how long a read blocks when the Conn has a
+	// SetReadDeadline method, so that the sweep and the control queue
+	// progress on an idle link; 0 means DefaultIdleWake.
+	IdleWake time.Duration
+	// SweepBudget is how many connection slots are aged after each batch;
+	// 0 means DefaultSweepBudget.
+	SweepBudget int
+	// PublishInterval is how often, in batch time, the counters are
+	// copied for Stats; 0 means after every batch. They are always
+	// copied when Run returns.
+	PublishInterval time.Duration
+	// ControlQueue is the capacity of the queue Send fills; 0 means
+	// DefaultControlQueue.
+	ControlQueue int
+	// EventQueue is the capacity of the Events channel; 0 means
+	// DefaultEventQueue.
+	EventQueue int
+	// Observe, when set, is called on the worker after each frame is
+	// decided, with the frame (rewritten when forwarded) and the frame to
+	// send, if any. udr replay explains each frame with it; the live path
+	// leaves it nil.
+	Observe func(frame []byte, v Verdict, out []byte)
+}
+
+// Worker defaults.
+const (
+	// DefaultFrameSize holds a 1500-byte MTU frame with one VLAN tag.
+	DefaultFrameSize = 1500 + 14 + 4 + 4
+	// DefaultIdleWake is the longest a read blocks on an idle link.
+	DefaultIdleWake = 200 * time.Millisecond
+	// DefaultSweepBudget slots are aged per batch: a 1,142,858-slot table
+	// (1M entries) is covered every 4,465 batches.
+	DefaultSweepBudget = 256
+	// DefaultControlQueue frames wait for the worker at most: the
+	// announcements and probes of one round for 64 VIPs and servers.
+	DefaultControlQueue = 64
+	// DefaultEventQueue events wait for the control plane at most; more
+	// are counted and dropped.
+	DefaultEventQueue = 64
+)
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventARPConflict: another host claims a VIP (VerdictARPConflict);
+	// MAC is its source MAC.
+	EventARPConflict EventKind = iota + 1
+	// EventNoNeighbor: a real server was picked but its MAC is unknown
+	// (VerdictNoNeighbor); Dest is the server.
+	EventNoNeighbor
+)
+
+// Event is a verdict the control plane acts on, with what it needs to act.
+type Event struct {
+	Kind EventKind
+	Time time.Time // the batch's time
+	MAC  [6]byte
+	Dest dest.ID
+}
+
+// WorkerStats are a Worker's counters as last published.
+type WorkerStats struct {
+	Frames  Stats  // verdicts
+	Batches uint64 // reads that returned frames
+	// TxErrors counts WriteBatch calls that failed, and TxUnsent the
+	// frames they left unsent: a failed write is counted, not fatal.
+	TxErrors uint64
+	TxUnsent uint64
+	// ControlSent counts frames sent from the control queue, and
+	// ControlDropped those Send refused because the queue was full.
+	ControlSent    uint64
+	ControlDropped uint64
+	// EventsDropped counts events not handed off because the Events
+	// channel was full.
+	EventsDropped uint64
+	// The connection table.
+	Conns    int
+	Capacity int
+	Expired  uint64
+	Evicted  uint64
+	Full     uint64
+}
+
+type workerCounters struct {
+	verdicts       [numVerdicts]atomic.Uint64
+	batches        atomic.Uint64
+	txErrors       atomic.Uint64
+	txUnsent       atomic.Uint64
+	controlSent    atomic.Uint64
+	controlDropped atomic.Uint64
+	eventsDropped  atomic.Uint64
+	conns          atomic.Int64
+	capacity       atomic.Int64
+	expired        atomic.Uint64
+	evicted        atomic.Uint64
+	full           atomic.Uint64
+
+	// Owned by the worker, copied by publish.
+	batchesW, txErrorsW, txUnsentW, controlSentW, eventsDroppedW uint64
+}
+
+// deadliner is a Conn whose reads can time out (PacketConn, the test fake).
+type deadliner interface {
+	SetReadDeadline(t time.Time) error
+}
+
+// NewWorker returns a Worker over c.
+func NewWorker(c WorkerConfig) *Worker {
+	if c.Conn == nil || c.Pipeline == nil {
+		panic("forwarder: NewWorker without a Conn or a Pipeline")
+	}
+	w := &Worker{
+		conn:  c.Conn,
+		p:     c.Pipeline,
+		clock: c.Clock,
+		idle:  c.IdleWake,
+		sweep: c.SweepBudget,
+		pub:   c.PublishInterval,
+		obs:   c.Observe,
+	}
+	batch := orDefault(c.BatchSize, DefaultBatchSize)
+	size := orDefault(c.FrameSize, DefaultFrameSize)
+	if w.idle == 0 {
+		w.idle = DefaultIdleWake
+	}
+	if w.sweep == 0 {
+		w.sweep = DefaultSweepBudget
+	}
+	w.bufs = make([][]byte, batch)
+	w.replies = make([][]byte, batch)
+	for i := range w.bufs {
+		w.bufs[i] = make([]byte, size)
+		// Replies are built in the pipeline's scratch buffer; they are
+		// copied here so that a whole batch can be written at once.
+		w.replies[i] = make([]byte, 0, MaxReplyLen)
+	}
+	w.sizes = make([]int, batch)
+	w.out = make([][]byte, 0, batch)
+	nctl := orDefault(c.ControlQueue, DefaultControlQueue)
+	w.ctl = make([][]byte, 0, nctl)
+	w.control = make(chan []byte, nctl)
+	w.calls = make(chan call)
+	w.events = make(chan Event, orDefault(c.EventQueue, DefaultEventQueue))
+	w.stats.capacity.Store(int64(w.p.Conns().Cap()))
+	return w
+}
+
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
+// Send queues frame, a complete Ethernet frame, to be written after the
+// worker's next batch. It never blocks: when the queue is full the frame is
+// dropped, counted in ControlDropped, and Send returns false. The worker
+// owns frame from then on. Send is safe for concurrent use.
+func (w *Worker) Send(frame []byte) bool {
+	select {
+	case w.control <- frame:
+		return true
+	default:
+		w.stats.controlDropped.Add(1)
+		return false
+	}
+}
+
+// call is a function Do runs on the worker.
+type call struct {
+	fn   func(p *Pipeline, now time.Time)
+	done chan struct{}
+}
+
+// Do runs fn on the worker, after a batch, with the worker's pipeline and
+// the batch's time, and returns once it ran. It waits for a batch or the
+// idle wake; it gives up when ctx is done (fn may then still run later). fn
+// must be short: the worker forwards nothing while it runs.
+func (w *Worker) Do(ctx context.Context, fn func(p *Pipeline, now time.Time)) error {
+	c := call{fn: fn, done: make(chan struct{})}
+	select {
+	case w.calls <- c:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Events returns the channel on which the worker hands off the verdicts the
+// control plane acts on. Nobody has to read it: when it is full, events are
+// counted in EventsDropped and dropped.
+func (w *Worker) Events() <-chan Event { return w.events }
+
+// Pipeline returns the worker's pipeline. Its state belongs to the worker
+// while Run runs.
+func (w *Worker) Pipeline() *Pipeline { return w.p }
+
+// Stats returns the counters as last published. It is safe for concurrent
+// use.
+func (w *Worker) Stats() WorkerStats {
+	s := &w.stats
+	var st WorkerStats
+	for i := range s.verdicts {
+		st.Frames.Verdicts[i] = s.verdicts[i].Load()
+	}
+	st.Batches = s.batches.Load()
+	st.TxErrors = s.txErrors.Load()
+	st.TxUnsent = s.txUnsent.Load()
+	st.ControlSent = s.controlSent.Load()
+	st.ControlDropped = s.controlDropped.Load()
+	st.EventsDropped = s.eventsDropped.Load()
+	st.Conns = int(s.conns.Load())
+	st.Capacity = int(s.capacity.Load())
+	st.Expired = s.expired.Load()
+	st.Evicted = s.evicted.Load()
+	st.Full = s.full.Load()
+	return st
+}
+
+// Run moves frames until ctx is done, the Conn is closed, or it has no more
+// frames (io.EOF, the end of a capture); then it returns nil. Any other
+// read error is returned. Run is called once.
+func (w *Worker) Run(ctx context.Context) error {
+	defer w.publish()
+	dl, _ := w.conn.(deadliner)
+	if dl != nil {
+		stop := context.AfterFunc(ctx, func() { dl.SetReadDeadline(time.Now()) })
+		defer stop()
+	}
+	clock := w.clock
+	if clock == nil {
+		clock = time.Now
+	}
+	var now time.Time
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if dl != nil {
+			// From the previous batch's time, so that the wall clock is
+			// read once per batch: the deadline comes a little early.
+			wake := now
+			if w.clock != nil || wake.IsZero() {
+				wake = time.Now()
+			}
+			dl.SetReadDeadline(wake.Add(w.idle))
+		}
+		n, err := w.conn.ReadBatch(w.bufs, w.sizes)
+		if err != nil && n == 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		now = clock()
+		w.batch(n, now)
+	}
+}
+
+// batch decides and writes n frames read at now, then does the per-batch
+// work: control frames, sweep, counters.
+func (w *Worker) batch(n int, now time.Time) {
+	out := w.out[:0]
+	for i := range n {
+		b := w.bufs[i][:w.sizes[i]]
+		v, frame := w.p.Process(b, now)
+		switch {
+		case v == VerdictForward:
+			out = append(out, frame)
+		case frame != nil: // a reply, or an ICMP error
+			w.replies[i] = append(w.replies[i][:0], frame...)
+			frame = w.replies[i]
+			out = append(out, frame)
+		}
+		switch v {
+		case VerdictARPConflict:
+			w.event(Event{Kind: EventARPConflict, Time: now, MAC: [6]byte(b[6:12])})
+		case VerdictNoNeighbor:
+			w.event(Event{Kind: EventNoNeighbor, Time: now, Dest: w.p.last.Dest})
+		}
+		if w.obs != nil {
+			w.obs(b, v, frame)
+		}
+	}
+	if n > 0 {
+		w.stats.batchesW++
+	}
+	w.write(out)
+	w.drainControl()
+	select {
+	case c := <-w.calls:
+		c.fn(w.p, now)
+		close(c.done)
+	default:
+	}
+	w.p.Sweep(now, w.sweep)
+	if w.pub == 0 || now.Sub(w.lastPub) >= w.pub || now.Before(w.lastPub) {
+		w.lastPub = now
+		w.publish()
+	}
+}
+
+func (w *Worker) event(e Event) {
+	select {
+	case w.events <- e:
+	default:
+		w.stats.eventsDroppedW++
+	}
+}
+
+// write sends frames; a failure is counted and the frames it left are
+// dropped.
+func (w *Worker) write(frames [][]byte) {
+	if len(frames) == 0 {
+		return
+	}
+	sent, err := w.conn.WriteBatch(frames)
+	if err != nil {
+		w.stats.txErrorsW++
+		if sent < len(frames) {
+			w.stats.txUnsentW += uint64(len(frames) - sent)
+		}
+	}
+}
+
+// drainControl writes the frames the control plane queued, at most the
+// queue's capacity per batch.
+func (w *Worker) drainControl() {
+	ctl := w.ctl[:0]
+	for len(ctl) < cap(ctl) {
+		select {
+		case f := <-w.control:
+			ctl = append(ctl, f)
+			continue
+		default:
+		}
+		break
+	}
+	if len(ctl) == 0 {
+		return
+	}
+	w.stats.controlSentW += uint64(len(ctl))
+	w.write(ctl)
+	clear(ctl) // the frames belong to nobody now
+}
+
+// publish copies the worker's counters to the atomics Stats reads.
+func (w *Worker) publish() {
+	s := &w.stats
+	for i, n := range w.p.stats.Verdicts {
+		s.verdicts[i].Store(n)
+	}
+	s.batches.Store(s.batchesW)
+	s.txErrors.Store(s.txErrorsW)
+	s.txUnsent.Store(s.txUnsentW)
+	s.controlSent.Store(s.controlSentW)
+	s.eventsDropped.Store(s.eventsDroppedW)
+	ct := w.p.Conns()
+	cs := ct.Stats()
+	s.conns.Store(int64(ct.Len()))
+	s.expired.Store(cs.Expired)
+	s.evicted.Store(cs.Evicted)
+	s.full.Store(cs.Full)
+}
