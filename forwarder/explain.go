@@ -10,23 +10,24 @@ import (
 	"github.com/udr-lb/udr/dest"
 )
 
-// explainer turns a Decision into one line of text for udr replay
+// Explainer turns a Decision into one line of text for udr replay
 // --explain and pcapng comments. It is for people reading a capture, not
 // for the packet path: it allocates freely.
-type explainer struct {
+type Explainer struct {
 	t     *Table
 	neigh *Neighbors
 	reg   *dest.Registry
 	f     frame
 }
 
-func newExplainer(t *Table, neigh *Neighbors, reg *dest.Registry) *explainer {
-	return &explainer{t: t, neigh: neigh, reg: reg}
+// NewExplainer returns an Explainer of the decisions taken with table t.
+func NewExplainer(t *Table, neigh *Neighbors, reg *dest.Registry) *Explainer {
+	return &Explainer{t: t, neigh: neigh, reg: reg}
 }
 
-// line explains decision d about frame b (as it left the pipeline: only
+// Line explains decision d about frame b (as it left the pipeline: only
 // its MAC addresses may have changed).
-func (x *explainer) line(d *Decision, b []byte) string {
+func (x *Explainer) Line(d *Decision, b []byte) string {
 	var sb strings.Builder
 	sb.WriteString(d.Verdict.String())
 	if x.f.decode(b) != VerdictForward {
@@ -99,7 +100,7 @@ func (x *explainer) line(d *Decision, b []byte) string {
 	return sb.String()
 }
 
-func (x *explainer) addrPort(a [16]byte, port uint16) string {
+func (x *Explainer) addrPort(a [16]byte, port uint16) string {
 	addr := netip.AddrFrom16(a).Unmap()
 	if x.f.key.Proto != protoTCP && x.f.key.Proto != protoUDP || x.f.l4 == 0 {
 		return addr.String()

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/gopacket/gopacket/pcapgo"
+
 	"github.com/udr-lb/udr/internal/udrtest"
 )
 
@@ -113,7 +115,7 @@ func addCapture(f *testing.F, path string) error {
 		return err
 	}
 	defer fd.Close()
-	src, err := openCapture(fd)
+	src, err := pcapgo.NewReader(fd)
 	if err != nil {
 		return err
 	}

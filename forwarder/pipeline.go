@@ -33,6 +33,9 @@ type Pipeline struct {
 	reply    [MaxReplyLen]byte
 }
 
+// DefaultCapacity is the connection table capacity when none is given.
+const DefaultCapacity = 1 << 20
+
 // MaxReplyLen bounds the frames the pipeline builds itself (ARP replies,
 // neighbor advertisements, ICMP errors).
 const MaxReplyLen = 1518

@@ -67,23 +67,23 @@ type genFrame struct {
 	data []byte
 }
 
-// capture collects the frames of one input pcap.
-type capture struct {
+// genCapture collects the frames of one input pcap.
+type genCapture struct {
 	now    time.Time
 	ipID   uint16
 	vipMAC [6]byte // the MAC udr answers ARP for the case's VIPs with
 	frames []genFrame
 }
 
-func newCapture(vipMAC [6]byte) *capture {
-	return &capture{now: captureStart, ipID: 0x1000, vipMAC: vipMAC}
+func newCapture(vipMAC [6]byte) *genCapture {
+	return &genCapture{now: captureStart, ipID: 0x1000, vipMAC: vipMAC}
 }
 
 // pause leaves a gap in the capture, as between two connections.
-func (c *capture) pause(d time.Duration) { c.now = c.now.Add(d) }
+func (c *genCapture) pause(d time.Duration) { c.now = c.now.Add(d) }
 
 // raw appends b as a frame, unchanged.
-func (c *capture) raw(b []byte) {
+func (c *genCapture) raw(b []byte) {
 	c.frames = append(c.frames, genFrame{ts: c.now, data: bytes.Clone(b)})
 	c.now = c.now.Add(frameGap)
 }
@@ -111,12 +111,12 @@ func build(e ether, typ layers.EthernetType, ls ...gopacket.SerializableLayer) [
 	return buf.Bytes()
 }
 
-func (c *capture) emit(e ether, typ layers.EthernetType, ls ...gopacket.SerializableLayer) {
+func (c *genCapture) emit(e ether, typ layers.EthernetType, ls ...gopacket.SerializableLayer) {
 	c.raw(build(e, typ, ls...))
 }
 
 // ip returns an IPv4 (DF set, TTL 64, the next IP ID) or IPv6 header.
-func (c *capture) ip(src, dst netip.Addr, proto layers.IPProtocol) (layers.EthernetType, gopacket.NetworkLayer) {
+func (c *genCapture) ip(src, dst netip.Addr, proto layers.IPProtocol) (layers.EthernetType, gopacket.NetworkLayer) {
 	if src.Is4() {
 		c.ipID++
 		return layers.EthernetTypeIPv4, &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: c.ipID,
@@ -133,7 +133,7 @@ type seg struct {
 	data     []byte
 }
 
-func (c *capture) tcpFrame(e ether, src, dst netip.AddrPort, s seg) []byte {
+func (c *genCapture) tcpFrame(e ether, src, dst netip.AddrPort, s seg) []byte {
 	typ, ip := c.ip(src.Addr(), dst.Addr(), layers.IPProtocolTCP)
 	t := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()),
 		Seq: s.seq, Ack: s.ack, Window: 502,
@@ -155,7 +155,7 @@ func (c *capture) tcpFrame(e ether, src, dst netip.AddrPort, s seg) []byte {
 	return build(e, typ, ip.(gopacket.SerializableLayer), t, gopacket.Payload(s.data))
 }
 
-func (c *capture) tcp(e ether, src, dst netip.AddrPort, s seg) {
+func (c *genCapture) tcp(e ether, src, dst netip.AddrPort, s seg) {
 	c.raw(c.tcpFrame(e, src, dst, s))
 }
 
@@ -180,7 +180,7 @@ func httpRequest(dst netip.AddrPort) []byte {
 
 // httpConn is the client's half of one HTTP connection, as a DR director
 // sees it: SYN, ACK, the request, FIN after the response, and the last ACK.
-func (c *capture) httpConn(e ether, src, dst netip.AddrPort, isn uint32) {
+func (c *genCapture) httpConn(e ether, src, dst netip.AddrPort, isn uint32) {
 	req := httpRequest(dst)
 	n := uint32(len(req))
 	c.tcp(e, src, dst, seg{flags: "S", seq: isn})
@@ -191,7 +191,7 @@ func (c *capture) httpConn(e ether, src, dst netip.AddrPort, isn uint32) {
 }
 
 // openConn is a connection the client keeps open: SYN, ACK, request.
-func (c *capture) openConn(e ether, src, dst netip.AddrPort, isn uint32) {
+func (c *genCapture) openConn(e ether, src, dst netip.AddrPort, isn uint32) {
 	c.tcp(e, src, dst, seg{flags: "S", seq: isn})
 	c.tcp(e, src, dst, seg{flags: "A", seq: isn + 1, ack: serverISN + 1})
 	c.tcp(e, src, dst, seg{flags: "PA", seq: isn + 1, ack: serverISN + 1, data: httpRequest(dst)})
@@ -200,7 +200,7 @@ func (c *capture) openConn(e ether, src, dst netip.AddrPort, isn uint32) {
 // isn returns a fixed initial sequence number per connection number.
 func isn(i int) uint32 { return 0x10000000 + uint32(i)*0x01010101 }
 
-func (c *capture) udp(e ether, src, dst netip.AddrPort, payload []byte) {
+func (c *genCapture) udp(e ether, src, dst netip.AddrPort, payload []byte) {
 	typ, ip := c.ip(src.Addr(), dst.Addr(), layers.IPProtocolUDP)
 	u := &layers.UDP{SrcPort: layers.UDPPort(src.Port()), DstPort: layers.UDPPort(dst.Port())}
 	if err := u.SetNetworkLayerForChecksum(ip); err != nil {
@@ -210,7 +210,7 @@ func (c *capture) udp(e ether, src, dst netip.AddrPort, payload []byte) {
 }
 
 // arp appends an ARP packet (RFC 826).
-func (c *capture) arp(e ether, op uint16, sha [6]byte, spa netip.Addr, tha [6]byte, tpa netip.Addr) {
+func (c *genCapture) arp(e ether, op uint16, sha [6]byte, spa netip.Addr, tha [6]byte, tpa netip.Addr) {
 	c.emit(e, layers.EthernetTypeARP, &layers.ARP{
 		AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4,
 		HwAddressSize: 6, ProtAddressSize: 4, Operation: op,
@@ -221,7 +221,7 @@ func (c *capture) arp(e ether, op uint16, sha [6]byte, spa netip.Addr, tha [6]by
 
 // rsARP appends the real servers' ARP replies to the director, from which
 // the replay learns their MACs.
-func (c *capture) rsARP(servers ...netip.Addr) {
+func (c *genCapture) rsARP(servers ...netip.Addr) {
 	macs := map[netip.Addr][6]byte{rs1: rs1MAC, rs2: rs2MAC, rs3: rs3MAC}
 	for _, rs := range servers {
 		c.arp(ether{src: macs[rs], dst: directorMAC}, layers.ARPReply, macs[rs], rs, directorMAC, directorIP)
@@ -229,19 +229,19 @@ func (c *capture) rsARP(servers ...netip.Addr) {
 }
 
 // whoHas appends a broadcast ARP request from mac/ip for target.
-func (c *capture) whoHas(mac [6]byte, ip, target netip.Addr, vlan uint16) {
+func (c *genCapture) whoHas(mac [6]byte, ip, target netip.Addr, vlan uint16) {
 	c.arp(ether{src: mac, dst: broadcast, vlan: vlan}, layers.ARPRequest, mac, ip, [6]byte{}, target)
 }
 
 // lan is the usual start of a capture: the real servers' ARP replies and
 // the client's ARP request for the VIP.
-func (c *capture) lan(servers ...netip.Addr) {
+func (c *genCapture) lan(servers ...netip.Addr) {
 	c.rsARP(servers...)
 	c.whoHas(clientMAC, client, vip, 0)
 }
 
 // toVIP is the Ethernet header of a frame from mac to the VIP MAC.
-func (c *capture) toVIP(mac [6]byte) ether { return ether{src: mac, dst: c.vipMAC} }
+func (c *genCapture) toVIP(mac [6]byte) ether { return ether{src: mac, dst: c.vipMAC} }
 
 // solicitedNode returns a's solicited-node multicast address and its MAC
 // (RFC 4291 2.7.1, RFC 2464 7).
@@ -253,7 +253,7 @@ func solicitedNode(a netip.Addr) (netip.Addr, [6]byte) {
 
 // neighborSolicit appends an NS for target from mac/src to target's
 // solicited-node group, with a source link-layer address option.
-func (c *capture) neighborSolicit(mac [6]byte, src, target netip.Addr, vlan uint16) {
+func (c *genCapture) neighborSolicit(mac [6]byte, src, target netip.Addr, vlan uint16) {
 	group, gmac := solicitedNode(target)
 	ip := &layers.IPv6{Version: 6, HopLimit: 255, NextHeader: layers.IPProtocolICMPv6,
 		SrcIP: src.AsSlice(), DstIP: group.AsSlice()}
@@ -269,7 +269,7 @@ func (c *capture) neighborSolicit(mac [6]byte, src, target netip.Addr, vlan uint
 
 // icmpError appends an ICMPv4 error from a router to dst about the packet
 // embedded (its IP header and at least 8 bytes of its payload).
-func (c *capture) icmpError(e ether, from, dst netip.Addr, tc layers.ICMPv4TypeCode, seq uint16, embedded []byte) {
+func (c *genCapture) icmpError(e ether, from, dst netip.Addr, tc layers.ICMPv4TypeCode, seq uint16, embedded []byte) {
 	typ, ip := c.ip(from, dst, layers.IPProtocolICMPv4)
 	c.emit(e, typ, ip.(gopacket.SerializableLayer), &layers.ICMPv4{TypeCode: tc, Seq: seq}, gopacket.Payload(embedded))
 }
@@ -294,7 +294,7 @@ func replyHeader(vipPort, clientPort netip.AddrPort) []byte {
 
 // udpFragments appends one UDP datagram of size payload bytes as IPv4
 // fragments of at most mtu bytes; the first carries the UDP header.
-func (c *capture) udpFragments(e ether, src, dst netip.AddrPort, size, mtu int) {
+func (c *genCapture) udpFragments(e ether, src, dst netip.AddrPort, size, mtu int) {
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte('a' + i%26)
@@ -386,7 +386,7 @@ type goldenCase struct {
 	args      string
 	handRules bool // the rules file is not what ipvsadm -S -n would print
 	pcapng    bool // the output is written as pcapng with comments
-	build     func(c *capture)
+	build     func(c *genCapture)
 }
 
 const (
@@ -404,8 +404,8 @@ var (
 func clientPort(a netip.Addr, i int) netip.AddrPort { return netip.AddrPortFrom(a, uint16(40000+i)) }
 
 // sequential is n HTTP connections, one after the other, from one client.
-func sequential(n int, to netip.AddrPort) func(c *capture) {
-	return func(c *capture) {
+func sequential(n int, to netip.AddrPort) func(c *genCapture) {
+	return func(c *genCapture) {
 		c.lan(rs1, rs2)
 		for i := range n {
 			c.httpConn(c.toVIP(clientMAC), clientPort(client, i), to, isn(i))
@@ -448,7 +448,7 @@ var goldenCases = []goldenCase{
 		name:  "arp_vip",
 		rules: rulesHTTP,
 		args:  macArgs,
-		build: func(c *capture) {
+		build: func(c *genCapture) {
 			c.whoHas(clientMAC, client, vip, 0)
 			c.whoHas(clientMAC, client, vip, 10) // 802.1Q VLAN 10: the reply keeps the tag
 			c.whoHas(routerMAC, netip.MustParseAddr("192.0.2.1"), vip, 0)
@@ -458,7 +458,7 @@ var goldenCases = []goldenCase{
 		name:  "arp_other",
 		rules: rulesHTTP,
 		args:  macArgs,
-		build: func(c *capture) {
+		build: func(c *genCapture) {
 			c.rsARP(rs1)                                                       // a reply to the director: learnt, not answered
 			c.whoHas(clientMAC, client, netip.MustParseAddr("192.0.2.200"), 0) // not a VIP
 			c.whoHas(clientMAC, client, rs2, 0)                                // a real server answers for itself
@@ -471,7 +471,7 @@ var goldenCases = []goldenCase{
 		name:  "ndp_vip6",
 		rules: "-A -t [2001:db8::100]:80 -s rr\n-a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1\n",
 		args:  macArgs,
-		build: func(c *capture) {
+		build: func(c *genCapture) {
 			c.neighborSolicit(clientMAC, client6, vip6, 0)
 			c.neighborSolicit(clientMAC, client6, vip6, 10)
 			c.neighborSolicit(clientMAC, client6, netip.MustParseAddr("2001:db8::99"), 0)
@@ -483,7 +483,7 @@ var goldenCases = []goldenCase{
 			"-a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1\n" +
 			"-a -t [2001:db8::100]:80 -r [2001:db8::12]:80 -g -w 1\n",
 		args: macArgs + " --neigh 2001:db8::11=02:00:00:00:00:11 --neigh 2001:db8::12=02:00:00:00:00:12 --conns",
-		build: func(c *capture) {
+		build: func(c *genCapture) {
 			c.neighborSolicit(clientMAC, client6, vip6, 0)
 			for i := range 4 {
 				c.httpConn(c.toVIP(clientMAC), clientPort(client6, i), vip6_80, isn(i))
@@ -503,7 +503,7 @@ var goldenCases = []goldenCase{
 			"-a -t 192.0.2.100:443 -r 192.0.2.12:443 -g -w 1\n",
 		args:   macArgs + " --conns",
 		pcapng: true,
-		build: func(c *capture) {
+		build: func(c *genCapture) {
 			c.lan(rs1, rs2)
 			client2 := netip.MustParseAddr("192.0.2.51")
 			client2MAC := [6]byte{2, 0, 0, 0, 0, 0x51}
@@ -541,7 +541,7 @@ var goldenCases = []goldenCase{
 		name:  "icmp_frag_needed",
 		rules: rulesHTTP,
 		args:  macArgs + " --conns",
-		build: func(c *capture) {
+		build: func(c *genCapture) {
 			c.rsARP(rs1, rs2)
 			far := netip.MustParseAddr("198.51.100.20")
 			for i := range 2 {
@@ -566,7 +566,7 @@ var goldenCases = []goldenCase{
 			"-a -u 192.0.2.100:5000 -r 192.0.2.11:5000 -g -w 1\n" +
 			"-a -u 192.0.2.100:5000 -r 192.0.2.12:5000 -g -w 1\n",
 		args: macArgs + " --conns",
-		build: func(c *capture) {
+		build: func(c *genCapture) {
 			c.lan(rs1, rs2)
 			svc := netip.AddrPortFrom(vip, 5000)
 			c.udp(c.toVIP(clientMAC), clientPort(client, 0), svc, []byte("small datagram"))
@@ -627,7 +627,7 @@ var goldenCases = []goldenCase{
 // midStream: clients whose connections were established before the
 // director (re)started: their next packets carry no SYN. Each client then
 // opens a new connection, which must reach the same real server.
-func midStream(c *capture) {
+func midStream(c *genCapture) {
 	c.rsARP(rs1, rs2)
 	for i, a := range []string{"192.0.2.50", "192.0.2.51", "192.0.2.52", "192.0.2.53", "198.51.100.7", "203.0.113.9"} {
 		addr := netip.MustParseAddr(a)
@@ -645,7 +645,7 @@ func midStream(c *capture) {
 
 // dropReasons is one frame (at least) for each drop verdict of
 // forwarder/verdict.go that a replay of a static rules file reaches.
-func dropReasons(c *capture) {
+func dropReasons(c *genCapture) {
 	// arp-ignored (and learnt); rs3 never answers
 	c.rsARP(rs1, rs2)
 	toVIP := c.toVIP(clientMAC)
@@ -721,7 +721,7 @@ func dropReasons(c *capture) {
 // VIP MAC and half of those with a valid IPv4 header to the VIP (and often
 // a service's port) before random bytes: whatever comes, the pipeline
 // decides and counts, and whatever it forwards differs only in its MACs.
-func garbage(c *capture) {
+func garbage(c *genCapture) {
 	c.lan(rs1, rs2)
 	rng := rand.New(rand.NewPCG(2024, 5))
 	protos := []uint8{6, 17, 1, 47}

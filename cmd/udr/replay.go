@@ -15,6 +15,7 @@ import (
 
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/capture"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/service"
 )
@@ -124,7 +125,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	for addr, hw := range neigh {
 		neighbors.Set(addr, hw)
 	}
-	rc := forwarder.ReplayConfig{Config: cfg, Options: opts, Neighbors: neighbors, In: inf}
+	rc := capture.ReplayConfig{Config: cfg, Options: opts, Neighbors: neighbors, In: inf}
 	// The capture is written next to OUT and renamed into place when the
 	// replay succeeded, so a failed run leaves no half-written file.
 	var outf *os.File
@@ -144,7 +145,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "%d %s\n", n, line)
 		}
 	}
-	res, err := forwarder.Replay(rc)
+	res, err := capture.Replay(rc)
 	if err != nil {
 		return usageErrorf("replay: %s: %v", *in, err)
 	}
@@ -175,7 +176,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 // changes.
 type replayState struct {
 	cfg *service.Config
-	res *forwarder.ReplayResult
+	res *capture.ReplayResult
 }
 
 func (r replayState) Apply(*admin.Command) error {
@@ -201,7 +202,7 @@ func vipsOf(cfg *service.Config) []netip.Addr {
 
 // writeSummary prints frames read, forwarded frames per real server,
 // replies, and drops by reason.
-func writeSummary(w io.Writer, res *forwarder.ReplayResult) {
+func writeSummary(w io.Writer, res *capture.ReplayResult) {
 	st := &res.Stats
 	fmt.Fprintf(w, "frames %d\n", res.Frames)
 	fmt.Fprintf(w, "forward %d\n", st.Verdicts[forwarder.VerdictForward])

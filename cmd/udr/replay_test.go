@@ -84,7 +84,7 @@ type worker struct {
 	reg   *dest.Registry
 	neigh *forwarder.Neighbors
 	opts  forwarder.Options
-	c     *capture
+	c     *genCapture
 }
 
 func parseRulesText(t *testing.T, text string) *service.Config {
@@ -128,7 +128,7 @@ func (w *worker) reload(t *testing.T, rules string) {
 // step is one frame to the pipeline, or a reload before it.
 type step struct {
 	reload string // rules to load before the frame; "" for none
-	frame  func(c *capture) []byte
+	frame  func(c *genCapture) []byte
 	want   string // the verdict, and the MAC for a forward
 }
 
@@ -154,7 +154,7 @@ func (w *worker) run(t *testing.T, steps []step) {
 
 // tcpStep is a TCP segment from client port i to VIP:80.
 func tcpStep(i int, flags string, want string) step {
-	return step{want: want, frame: func(c *capture) []byte {
+	return step{want: want, frame: func(c *genCapture) []byte {
 		return c.tcpFrame(c.toVIP(clientMAC), clientPort(client, i), vip80, seg{flags: flags, seq: isn(i) + 1, ack: serverISN + 1})
 	}}
 }
@@ -197,7 +197,7 @@ func TestDestRemoved(t *testing.T) {
 		tcpStep(1, "S", "forward 02:00:00:00:00:11"),
 		removed,                         // rs1 deleted
 		tcpStep(1, "S", "dest-removed"), // a SYN on an ESTABLISHED entry is not rescheduled
-		{want: "dest-removed", frame: func(c *capture) []byte {
+		{want: "dest-removed", frame: func(c *genCapture) []byte {
 			typ, ip := c.ip(routerIP, vip, layers.IPProtocolICMPv4)
 			return build(c.toVIP(routerMAC), typ, ip.(gopacket.SerializableLayer), &layers.ICMPv4{TypeCode: fragNeeded, Seq: 1400},
 				gopacket.Payload(replyHeader(vip80, clientPort(client, 1))))
