@@ -3,11 +3,13 @@
 package director
 
 import (
+	"context"
 	"errors"
 	"syscall"
 	"time"
 
 	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -86,21 +88,14 @@ func (d *Director) State(conns bool) (*admin.State, error) {
 // connList asks the worker for a copy of its connection table; the worker
 // answers between batches, within idleWake.
 func (d *Director) connList() ([]admin.Conn, error) {
-	reply := make(chan []admin.Conn, 1)
-	select {
-	case d.connReq <- reply:
-	case <-time.After(2 * time.Second):
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	var list []admin.Conn
+	err := d.w.Do(ctx, func(p *forwarder.Pipeline, now time.Time) {
+		list = admin.Conns(p.Conns(), d.reg, p.Seconds(now))
+	})
+	if err != nil {
 		return nil, errors.New("the packet worker did not answer")
 	}
-	select {
-	case list := <-reply:
-		return list, nil
-	case <-time.After(2 * time.Second):
-		return nil, errors.New("the packet worker did not answer")
-	}
-}
-
-// answerConnList runs on the worker: it copies the connection table.
-func (d *Director) answerConnList(reply chan<- []admin.Conn, now time.Time) {
-	reply <- admin.Conns(d.p.Conns(), d.reg, d.p.Seconds(now))
+	return list, nil
 }

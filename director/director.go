@@ -60,18 +60,18 @@ type Director struct {
 	neigh *forwarder.Neighbors
 	table atomic.Pointer[forwarder.Table]
 	p     *forwarder.Pipeline
+	w     *forwarder.Worker // the packet worker: owns p and its connection table
 
 	mu      sync.Mutex      // serialises changes: Reload, Apply
 	running *service.Config // the configuration as the operator made it
 	file    *config.File    // the last udr.yaml loaded, when ConfigFile is set
 	changed chan struct{}
-	connReq chan chan []admin.Conn // connection list requests to the worker
 
 	// settings are those in force, Resolve of cfg and file. Guarded by mu
 	// after New.
 	settings Settings
 
-	// Owned by the worker.
+	// Owned by the control loop.
 	announcer *arpresponder.Announcer
 	conflicts map[[6]byte]bool
 	noNeigh   map[dest.ID]bool
@@ -80,16 +80,16 @@ type Director struct {
 	lastDrops time.Time
 	timeouts  service.Timeouts // the connection timeouts the table has
 	drops     uint64
+	txErrors  uint64
+	txUnsent  uint64
 	reachable map[netip.Addr]bool
 
 	stopWatch func()
 	ns        nsrun.Namespace // the namespace New ran in: control changes act there
 
 	stats   *stats.Table
-	snap    workerSnapshot
 	checker *health.Checker
 	health  healthState // guarded by mu
-	lastPub time.Time   // when the worker last published its snapshot
 }
 
 // probeInterval is how often real servers are asked for their MAC.
@@ -108,7 +108,6 @@ func New(cfg Config) (_ *Director, err error) {
 		reg:       dest.NewRegistry(1 << 16),
 		neigh:     forwarder.NewNeighbors(1 << 16),
 		changed:   make(chan struct{}, 1),
-		connReq:   make(chan chan []admin.Conn),
 		conflicts: make(map[[6]byte]bool),
 		noNeigh:   make(map[dest.ID]bool),
 		reachable: make(map[netip.Addr]bool),
@@ -189,6 +188,7 @@ func New(cfg Config) (_ *Director, err error) {
 	d.timeouts = rules.Timeouts
 	conns := conntrack.New(capacityOr(s.Capacity), d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
 	d.p = forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh, Registry: d.reg, Epoch: time.Now()})
+	d.w = d.newWorker()
 	d.logTable(t)
 	return d, nil
 }
@@ -372,10 +372,6 @@ func (d *Director) Stats() forwarder.Stats { return *d.p.Stats() }
 
 // Run forwards frames until ctx is done.
 func (d *Director) Run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		d.conn.SetReadDeadline(time.Now())
-	}()
 	go d.estimate(ctx)
 	go d.checker.Run(ctx)
 	return d.loop(ctx)

@@ -4,36 +4,15 @@ package director
 
 import (
 	"context"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/dest"
-	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/metrics"
 	"github.com/udr-lb/udr/service"
 	"github.com/udr-lb/udr/stats"
 )
-
-// workerSnapshot is what the worker publishes of the state it owns (its
-// verdict counters and connection table figures) for the metrics, about
-// once a second: the scrape never touches the packet path.
-type workerSnapshot struct {
-	mu        sync.Mutex
-	frames    forwarder.Stats
-	conntrack metrics.Conntrack
-}
-
-// publish runs on the worker.
-func (d *Director) publish() {
-	ct := d.p.Conns()
-	cs := ct.Stats()
-	d.snap.mu.Lock()
-	d.snap.frames = *d.p.Stats()
-	d.snap.conntrack = metrics.Conntrack{Entries: ct.Len(), Capacity: ct.Cap(), Expired: cs.Expired, Evicted: cs.Evicted, Full: cs.Full}
-	d.snap.mu.Unlock()
-}
 
 // estimate runs the kernel's rate estimator every stats.Period until ctx is
 // done.
@@ -125,10 +104,11 @@ func (d *Director) MetricsSnapshot() metrics.Snapshot {
 		}
 		snap.Services = append(snap.Services, ms)
 	}
-	d.snap.mu.Lock()
-	snap.Frames = d.snap.frames
-	snap.Conntrack = d.snap.conntrack
-	d.snap.mu.Unlock()
+	// The worker publishes its counters about once a second: the scrape
+	// never touches the packet path.
+	ws := d.w.Stats()
+	snap.Frames = ws.Frames
+	snap.Conntrack = metrics.Conntrack{Entries: ws.Conns, Capacity: ws.Capacity, Expired: ws.Expired, Evicted: ws.Evicted, Full: ws.Full}
 	snap.Socket = d.conn.Stats()
 	return snap
 }

@@ -5,9 +5,16 @@
 // a Verdict: forward (the frame rewritten in place: destination MAC = the
 // chosen real server's, source MAC = the director's, every other byte
 // unchanged), reply (an ARP reply or neighbor advertisement built in the
-// worker's scratch buffer), or a drop whose reason is counted. The same
-// pipeline runs over a capture file (Replay) and on a live interface
-// (Conn), so udr replay reproduces exactly what udr run does.
+// worker's scratch buffer), or a drop whose reason is counted.
+//
+// A Worker is the one loop that moves frames: it reads a batch from a
+// Conn, decides every frame, writes the batch, writes the control frames
+// queued for it, and sweeps the connection table. udr run gives it the
+// AF_PACKET PacketConn, udr replay a capture (package capture), tests the
+// channel fake of package forwardertest, so udr replay reproduces exactly
+// what udr run does. The worker does no control work: announcements and
+// probes reach it on a bounded queue, the verdicts the control plane acts
+// on leave it as events, and its counters are atomics.
 //
 // Configuration reaches the pipeline as a compiled, immutable Table behind
 // an atomic pointer; a change compiles a new Table and swaps it in, so the
