@@ -73,8 +73,7 @@ type Director struct {
 
 	// Owned by the control loop.
 	announcer *arpresponder.Announcer
-	conflicts map[[6]byte]bool
-	noNeigh   map[dest.ID]bool
+	vlog      verdictLog
 	lastProbe time.Time
 	lastCheck time.Time
 	lastDrops time.Time
@@ -82,6 +81,7 @@ type Director struct {
 	drops     uint64
 	txErrors  uint64
 	txUnsent  uint64
+	quiet     uint64 // verdict log lines suppressed, as last logged
 	reachable map[netip.Addr]bool
 
 	stopWatch func()
@@ -108,8 +108,6 @@ func New(cfg Config) (_ *Director, err error) {
 		reg:       dest.NewRegistry(1 << 16),
 		neigh:     forwarder.NewNeighbors(1 << 16),
 		changed:   make(chan struct{}, 1),
-		conflicts: make(map[[6]byte]bool),
-		noNeigh:   make(map[dest.ID]bool),
 		reachable: make(map[netip.Addr]bool),
 		stats:     stats.NewTable(),
 	}

@@ -83,7 +83,7 @@ func (d *Director) control(ctx context.Context) {
 			case forwarder.EventARPConflict:
 				d.conflict(e.MAC, now)
 			case forwarder.EventNoNeighbor:
-				d.unknownNeighbor(e.Dest)
+				d.unknownNeighbor(e.Dest, now)
 			}
 		}
 		d.periodic(now)
@@ -120,9 +120,15 @@ func (d *Director) periodic(now time.Time) {
 			d.log.Warn("the kernel dropped frames: udr's receive buffer was full", "dropped", drops-d.drops, "total", drops)
 			d.drops = drops
 		}
-		if st := d.w.Stats(); st.TxErrors > d.txErrors {
+		st := d.w.Stats()
+		if st.TxErrors > d.txErrors {
 			d.log.Warn("frames could not be sent", "failed_writes", st.TxErrors-d.txErrors, "unsent_frames", st.TxUnsent-d.txUnsent)
 			d.txErrors, d.txUnsent = st.TxErrors, st.TxUnsent
+		}
+		if n := d.vlog.suppressed + d.vlog.unremembered + st.EventsDropped; n > d.quiet {
+			d.log.Warn("conflicting hosts and unknown real servers are logged in part only",
+				"lines_suppressed", d.vlog.suppressed, "conflict_macs_not_remembered", d.vlog.unremembered, "events_dropped", st.EventsDropped)
+			d.quiet = n
 		}
 	}
 }
@@ -137,10 +143,7 @@ func (d *Director) checkReachable(rips []netip.Addr) {
 		d.reachable[rip] = ok
 		if ok {
 			d.log.Info("real server reachable", "rs", rip, "mac", net.HardwareAddr(mac[:]).String())
-			// A server that was unknown may be logged again if it is lost.
-			for id := range d.noNeigh {
-				delete(d.noNeigh, id)
-			}
+			d.vlog.reachable()
 		} else {
 			d.log.Warn("real server MAC lost", "rs", rip)
 		}
@@ -154,11 +157,11 @@ func announce(vmac [6]byte, vip netip.Addr) ([]byte, error) {
 	return arpresponder.UnsolicitedNA(arpresponder.VLAN{}, vmac[:], vip)
 }
 
-// conflict logs, once per MAC, another host that claims a VIP, and defends
-// the VIPs with an announcement at most once per RFC 5227 interval.
+// conflict logs, once per MAC (see verdictLog), another host that claims
+// a VIP, and defends the VIPs with an announcement at most once per RFC
+// 5227 interval.
 func (d *Director) conflict(src [6]byte, now time.Time) {
-	if !d.conflicts[src] {
-		d.conflicts[src] = true
+	if d.vlog.conflict(src, now) {
 		d.log.Warn("another host answers for a VIP: if it is a real server, it lacks arp_ignore/arp_announce or has the VIP on a non-loopback interface; run `udr realserver setup --vip VIP` there (sysctl net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2); if it is a second director, stop one of them",
 			"mac", net.HardwareAddr(src[:]).String())
 	}
@@ -167,13 +170,12 @@ func (d *Director) conflict(src [6]byte, now time.Time) {
 	}
 }
 
-// unknownNeighbor logs, once per real server, that its MAC is not known
-// yet, so it got no connection.
-func (d *Director) unknownNeighbor(id dest.ID) {
-	if id == 0 || d.noNeigh[id] {
+// unknownNeighbor logs, once per real server (see verdictLog), that its
+// MAC is not known yet, so it got no connection.
+func (d *Director) unknownNeighbor(id dest.ID, now time.Time) {
+	if !d.vlog.noNeighbor(id, now) {
 		return
 	}
-	d.noNeigh[id] = true
 	rs := d.reg.Key(id).Real
 	d.log.Warn("real server MAC unknown: no new connections go to it until it answers ARP/NDP", "rs", rs.Addr())
 }
