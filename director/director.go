@@ -84,6 +84,9 @@ type Director struct {
 	quiet     uint64 // verdict log lines suppressed, as last logged
 	reachable map[netip.Addr]bool
 
+	// localVIPs is host.LocalVIPs: which VIPs are this host's addresses.
+	localVIPs func([]netip.Addr) ([]netip.Addr, error)
+
 	stopWatch func()
 	ns        nsrun.Namespace // the namespace New ran in: control changes act there
 
@@ -110,6 +113,7 @@ func New(cfg Config) (_ *Director, err error) {
 		changed:   make(chan struct{}, 1),
 		reachable: make(map[netip.Addr]bool),
 		stats:     stats.NewTable(),
+		localVIPs: host.LocalVIPs,
 	}
 	if d.ns, err = nsrun.Current(); err != nil {
 		return nil, err
@@ -227,7 +231,7 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwa
 			vips = append(vips, s.Addr)
 		}
 	}
-	local, err := host.LocalVIPs(vips)
+	local, err := d.localVIPs(vips)
 	if err != nil {
 		return nil, err
 	}
