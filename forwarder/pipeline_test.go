@@ -174,8 +174,8 @@ func TestProcessDoesNotAllocate(t *testing.T) {
 	est := udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.ACK, nil)
 	h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch)
 	arp := udrtest.ARPRequest(udrtest.Eth{Src: udrtest.ClientMAC, Dst: []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, udrtest.Client, udrtest.VIP)
-	syn := udrtest.TCP(h.toVIP(), client(2), vip80, udrtest.SYN, nil)
-	port := uint16(2)
+	syn := udrtest.TCP(h.toVIP(), client(1024), vip80, udrtest.SYN, nil)
+	port := uint16(1024) // ephemeral ports: port 20 is never scheduled
 	buf := make([]byte, 2048)
 	// process runs a copy of frame: the pipeline rewrites its input in place.
 	process := func(frame []byte, want Verdict) {

@@ -234,6 +234,12 @@ func (t *Table) RealServers() []netip.Addr {
 	return out
 }
 
+// FTP's well-known ports (FTPPORT and FTPDATA in include/net/ip_vs.h).
+const (
+	ftpPort     = 21
+	ftpDataPort = 20
+)
+
 // lookup finds the service for a packet: the exact (protocol, VIP, port)
 // first, then a port-0 ("all ports") service of the VIP, as
 // ip_vs_service_find does. Port-0 services are persistent by construction.

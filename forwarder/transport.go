@@ -19,6 +19,9 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	k := &f.key
 	syn := k.Proto == protoTCP && f.tcpFlags&tcpSYN != 0
 	if svc.cfg.OnePacket && k.Proto == protoUDP {
+		if k.CPort == ftpDataPort {
+			return VerdictFTPData, nil // see below
+		}
 		return p.onePacket(svc, now)
 	}
 
@@ -56,6 +59,12 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 		// tcp_conn_schedule: only a SYN starts a connection (a SYN+ACK too,
 		// for active FTP); a RST never does.
 		return VerdictNoConn, nil
+	}
+	if k.CPort == ftpDataPort {
+		// ip_vs_schedule: "Not scheduling FTPDATA". A packet from the
+		// client's port 20 never creates a connection, TCP or UDP; the
+		// kernel passes it to the local stack.
+		return VerdictFTPData, nil
 	}
 	p.last.Stateless = !syn && k.Proto == protoTCP
 	if svc.cfg.Persistent {

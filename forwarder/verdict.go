@@ -27,6 +27,7 @@ const (
 	VerdictFragment                   // a later IPv4 fragment whose first fragment was not seen
 	VerdictICMPNoConn                 // an ICMP error about no tracked connection
 	VerdictMulticast                  // an IP packet sent to a broadcast or multicast MAC
+	VerdictFTPData                    // from client port 20 (FTP data) with no connection entry: never scheduled
 
 	numVerdicts
 )
@@ -52,6 +53,7 @@ var verdictNames = [numVerdicts]string{
 	VerdictFragment:    "fragment",
 	VerdictICMPNoConn:  "icmp-no-conn",
 	VerdictMulticast:   "multicast",
+	VerdictFTPData:     "ftp-data",
 }
 
 // String returns the verdict's short name, as summaries and metrics use it.

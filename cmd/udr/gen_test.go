@@ -605,6 +605,25 @@ var goldenCases = []goldenCase{
 		build: garbage,
 	},
 	{
+		// IPVS.md 2.6: a packet from the client's port 20 (FTP data) is
+		// never scheduled (ip_vs_schedule), TCP or UDP; an ACK without an
+		// entry is no-conn before that; other ports are scheduled.
+		name: "ftp_data_client_port",
+		rules: rulesHTTP +
+			"-A -u 192.0.2.100:53 -s rr\n" +
+			"-a -u 192.0.2.100:53 -r 192.0.2.11:53 -g -w 1\n",
+		args: macArgs + " --conns",
+		build: func(c *genCapture) {
+			c.lan(rs1, rs2)
+			ftpData := netip.AddrPortFrom(client, 20)
+			c.tcp(c.toVIP(clientMAC), ftpData, vip80, seg{flags: "S", seq: isn(0)})
+			c.tcp(c.toVIP(clientMAC), ftpData, vip80, seg{flags: "A", seq: isn(0) + 1, ack: serverISN + 1})
+			c.udp(c.toVIP(clientMAC), ftpData, netip.AddrPortFrom(vip, 53), []byte("from port 20"))
+			c.openConn(c.toVIP(clientMAC), clientPort(client, 1), vip80, isn(1))
+			c.udp(c.toVIP(clientMAC), clientPort(client, 2), netip.AddrPortFrom(vip, 53), []byte("from port 40002"))
+		},
+	},
+	{
 		// DESIGN.md: sh and mh schedule a mid-stream TCP packet without an
 		// entry (udr's deliberate difference from the kernel).
 		name: "lb_sh",
