@@ -16,10 +16,15 @@ func Conns(ct *conntrack.Table, reg *dest.Registry, now uint32) []Conn {
 	list := make([]Conn, 0, ct.Len())
 	ct.Range(func(k conntrack.Key, e conntrack.Entry) bool {
 		client, vip := k.Addrs()
-		rs := reg.Key(e.Dest).Real
+		dk := reg.Key(e.Dest)
+		rs := dk.Real
 		port := rs.Port()
-		if port == 0 {
-			// A port-0 service forwards to the packet's port.
+		if k.VPort != dk.VIP.Port() {
+			// The entry's port is not its service's: a port-0 service,
+			// or FTP data through the port-21 service, forwards to the
+			// packet's port, and a template with virtual port 0 (port-0
+			// or FTP service) has destination port 0
+			// (ip_vs_sched_persist).
 			port = k.VPort
 		}
 		list = append(list, Conn{

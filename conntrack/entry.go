@@ -23,7 +23,8 @@ const (
 	// template (cp->control). Its template key is re-derived from the
 	// connection key, Entry.Netmask and FlagAllPorts.
 	FlagControlled
-	// FlagAllPorts marks a controlled connection of a port-0 service.
+	// FlagAllPorts marks a controlled connection whose template has
+	// virtual port 0 (Persistence.AllPorts).
 	FlagAllPorts
 	// FlagRearmed marks a template that expired while it still controlled
 	// connections: its timeout is 60 s from then on.

@@ -55,15 +55,15 @@ type Persistence struct {
 	// service.Service.Netmask: of the IPv4 address for an IPv4 service
 	// (32 by default), of the IPv6 address otherwise (128 by default).
 	Netmask uint8
-	// AllPorts is set for a port-0 service: one template covers every
-	// port of the VIP, so its VPort is 0.
+	// AllPorts is set when one template covers every port of the VIP, so
+	// that its VPort is 0: for a port-0 service, for the FTP service (port
+	// 21) and for the FTP data connections it takes on other ports.
 	AllPorts bool
 }
 
 // TemplateKey returns the key of the template that controls connection k
 // (ip_vs_sched_persist): the client address masked to the netmask, client
-// port 0, the VIP, and the connection's virtual port or 0 for a port-0
-// service.
+// port 0, the VIP, and the connection's virtual port, or 0 with AllPorts.
 func (p Persistence) TemplateKey(k Key) Key {
 	return templateKey(k, p.Netmask, p.AllPorts)
 }

@@ -85,7 +85,13 @@ func (x *Explainer) Line(d *Decision, b []byte) string {
 		sb.WriteString(", existing connection")
 	}
 	if d.Dest != 0 {
-		srv := x.reg.Key(d.Dest).Real
+		dk := x.reg.Key(d.Dest)
+		srv := dk.Real
+		if port := x.f.key.VPort; port != dk.VIP.Port() && (x.f.key.Proto == protoTCP || x.f.key.Proto == protoUDP) && x.f.l4 != 0 {
+			// DR keeps the packet's port: a port-0 service, or FTP
+			// data through the port-21 service.
+			srv = netip.AddrPortFrom(srv.Addr(), port)
+		}
 		fmt.Fprintf(&sb, " -> %s", srv)
 		if mac, ok := x.neigh.mac(d.Dest); ok && d.Verdict == VerdictForward {
 			fmt.Fprintf(&sb, " (%s)", net.HardwareAddr(mac[:]))

@@ -93,8 +93,7 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte) {
 	var id dest.ID
 	if svc.cfg.Persistent {
-		pers := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}
-		tk := pers.TemplateKey(p.f.key)
+		tk := svc.persistence(&p.f.key).TemplateKey(p.f.key)
 		if t, ok := p.conns.Lookup(tk, now); ok && p.templateUsable(t) {
 			id, p.last.Persist = t.Dest, true
 			p.conns.InsertTemplate(tk, id, svc.cfg.Timeout, now) // restart its timer
@@ -107,7 +106,7 @@ func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte)
 		}
 		id = svc.servers[i].ID
 		if svc.cfg.Persistent {
-			tk := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}.TemplateKey(p.f.key)
+			tk := svc.persistence(&p.f.key).TemplateKey(p.f.key)
 			if err := p.conns.InsertTemplate(tk, id, svc.cfg.Timeout, now); err != nil {
 				return VerdictTableFull, nil
 			}
@@ -123,7 +122,7 @@ func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte)
 // is still in the service; otherwise the scheduler picks and a new template
 // remembers the pick for svc.Timeout seconds.
 func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32) (Verdict, []byte) {
-	pers := conntrack.Persistence{Timeout: svc.cfg.Timeout, Netmask: uint8(svc.cfg.Netmask), AllPorts: svc.cfg.Port == 0}
+	pers := svc.persistence(&k)
 	tk := pers.TemplateKey(k)
 	t, ok := p.conns.Lookup(tk, now)
 	if ok && p.templateUsable(t) {
@@ -131,6 +130,11 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 	} else {
 		i := svc.sched.Pick(p.flow(now))
 		if i < 0 {
+			if svc.cfg.Port == ftpPort && k.VPort != ftpPort {
+				// ip_vs_leave: a packet that came to the FTP service
+				// for another port is passed on, not answered.
+				return VerdictNoBackend, nil
+			}
 			return VerdictNoBackend, p.unreachable(now)
 		}
 		srv := &svc.servers[i]
@@ -147,6 +151,20 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 		return VerdictTableFull, nil
 	}
 	return p.established(k, id, now)
+}
+
+// persistence returns how connection k of persistent service svc is
+// grouped under a template (ip_vs_sched_persist). The template's virtual
+// port is k's for a packet to the service's own port, but 0 for the FTP
+// service (port 21: <caddr, 0, vaddr, 0>), for a port-0 service, and for a
+// packet that came to another port (FTP data, ip_vs_service_find): one
+// template then covers the client's control and data connections.
+func (svc *compiledService) persistence(k *conntrack.Key) conntrack.Persistence {
+	return conntrack.Persistence{
+		Timeout:  svc.cfg.Timeout,
+		Netmask:  uint8(svc.cfg.Netmask),
+		AllPorts: k.VPort != svc.cfg.Port || svc.cfg.Port == ftpPort,
+	}
 }
 
 // templateUsable is ip_vs_check_template: the template's real server is

@@ -624,6 +624,39 @@ var goldenCases = []goldenCase{
 		},
 	},
 	{
+		// IPVS.md 2.6, 3: a persistent FTP service (port 21) takes the
+		// TCP packets to port 20 and to unprivileged ports without a
+		// service of their own (ip_vs_service_find); one template
+		// <caddr, 0, vaddr, 0> per client sends its control and data
+		// connections to one real server, whichever comes first.
+		name: "ftp_persistent",
+		rules: "-A -t 192.0.2.100:21 -s rr -p 300\n" +
+			"-a -t 192.0.2.100:21 -r 192.0.2.11:21 -g -w 1\n" +
+			"-a -t 192.0.2.100:21 -r 192.0.2.12:21 -g -w 1\n",
+		args: macArgs + " --conns",
+		build: func(c *genCapture) {
+			c.lan(rs1, rs2)
+			ctl := netip.AddrPortFrom(vip, 21)
+			// Client 1: control, then a passive data connection to the
+			// port the server announced, then an active one (the
+			// client's SYN+ACK to port 20).
+			c.tcp(c.toVIP(clientMAC), clientPort(client, 0), ctl, seg{flags: "S", seq: isn(0)})
+			c.tcp(c.toVIP(clientMAC), clientPort(client, 0), ctl, seg{flags: "A", seq: isn(0) + 1, ack: serverISN + 1})
+			c.tcp(c.toVIP(clientMAC), clientPort(client, 0), ctl, seg{flags: "PA", seq: isn(0) + 1, ack: serverISN + 1, data: []byte("PASV\r\n")})
+			c.openConn(c.toVIP(clientMAC), clientPort(client, 1), netip.AddrPortFrom(vip, 50000), isn(1))
+			c.tcp(c.toVIP(clientMAC), clientPort(client, 2), netip.AddrPortFrom(vip, 20), seg{flags: "SA", seq: isn(2), ack: serverISN + 1})
+			c.tcp(c.toVIP(clientMAC), clientPort(client, 2), netip.AddrPortFrom(vip, 20), seg{flags: "A", seq: isn(2) + 1, ack: serverISN + 1})
+			// Client 2: its data connection comes first; the control
+			// connection follows it.
+			client2 := netip.MustParseAddr("192.0.2.51")
+			client2MAC := [6]byte{2, 0, 0, 0, 0, 0x51}
+			c.openConn(c.toVIP(client2MAC), clientPort(client2, 3), netip.AddrPortFrom(vip, 1024), isn(3))
+			c.openConn(c.toVIP(client2MAC), clientPort(client2, 4), ctl, isn(4))
+			// Privileged ports other than 20 have no service.
+			c.tcp(c.toVIP(clientMAC), clientPort(client, 5), netip.AddrPortFrom(vip, 1023), seg{flags: "S", seq: isn(5)})
+		},
+	},
+	{
 		// DESIGN.md: sh and mh schedule a mid-stream TCP packet without an
 		// entry (udr's deliberate difference from the kernel).
 		name: "lb_sh",
