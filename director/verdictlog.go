@@ -13,6 +13,9 @@ const (
 	// (and so logged once each). The MACs come from frames anyone on the
 	// link can send: past the bound they are counted, not remembered.
 	maxConflictMACs = 256
+	// maxNoNeighIDs bounds how many real servers logged without a MAC
+	// are remembered: the registry's capacity.
+	maxNoNeighIDs = 1 << 16
 	// maxLogsPerSecond bounds the lines logged for the worker's verdicts,
 	// all kinds together; the rest are counted.
 	maxLogsPerSecond = 10
@@ -64,7 +67,12 @@ func (l *verdictLog) noNeighbor(id dest.ID, now time.Time) bool {
 	if l.noNeigh == nil {
 		l.noNeigh = make(map[dest.ID]struct{})
 	}
-	l.noNeigh[id] = struct{}{} // bounded by the registry's IDs
+	if len(l.noNeigh) >= maxNoNeighIDs {
+		// IDs of servers deleted since are never handed out again (a
+		// freed ID's slot comes back under a new ID): start afresh.
+		clear(l.noNeigh)
+	}
+	l.noNeigh[id] = struct{}{}
 	return l.allow(now)
 }
 

@@ -187,8 +187,8 @@ func (p *Pipeline) forward(id dest.ID) (Verdict, []byte) {
 func (p *Pipeline) laterFragment(now uint32) (Verdict, []byte) {
 	id, ok := p.frags.lookup(p.f.fragKey(), now)
 	if !ok || !p.reg.Holds(id) {
-		// Unknown, or its real server's ID was freed since: the entry
-		// holds no reference.
+		// Unknown, or its real server's ID was freed since (a fragment
+		// entry counts on no server, so it cannot keep the ID).
 		return VerdictFragment, nil
 	}
 	p.last.Fragment = true

@@ -246,3 +246,32 @@ func TestTableDeletedService(t *testing.T) {
 		t.Fatalf("service added again = %+v, want zero", got)
 	}
 }
+
+// TestTableForget: a server whose ID the registry frees before any Tick
+// saw it go gives its last counts to its service and the total, and is
+// gone; its ID never comes back.
+func TestTableForget(t *testing.T) {
+	l := newLab(t)
+	both := svc(web, "192.0.2.11", "192.0.2.12")
+	l.tick(both)
+	l.traffic(web, "192.0.2.11", 10, 100)
+	l.tick(both)
+	l.traffic(web, "192.0.2.11", 5, 5) // after the last Tick
+	id := l.id(web, "192.0.2.11")
+
+	l.tab.Forget(id, l.reg.State(id))
+	if _, ok := l.tab.Dest(id); ok {
+		t.Fatal("a forgotten server is still listed")
+	}
+	l.tick(svc(web, "192.0.2.12"))
+	if got := l.service(web).Counters; got != counters(15, 105) {
+		t.Fatalf("service = %+v, want %+v", got, counters(15, 105))
+	}
+	if got := l.tab.Total().Counters; got != counters(15, 105) {
+		t.Fatalf("total = %+v, want %+v", got, counters(15, 105))
+	}
+	l.tab.Forget(id, l.reg.State(id)) // twice: nothing
+	if got := l.tab.Total().Counters; got != counters(15, 105) {
+		t.Fatalf("total after a second Forget = %+v", got)
+	}
+}
