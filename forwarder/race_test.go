@@ -1,0 +1,7 @@
+//go:build race
+
+package forwarder
+
+// raceDetector is true under the race detector, which makes the long
+// churn tests several times slower: they run fewer cycles.
+const raceDetector = true
