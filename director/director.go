@@ -266,6 +266,11 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwa
 		}
 		opts.VIPMAC = [6]byte(hw)
 	}
+	if d.p != nil {
+		// The change's time on the connection table's clock: the lblc
+		// and lblcr services it creates start their timers then.
+		opts.Now = d.p.Clock(time.Now())
+	}
 	return forwarder.Compile(rules, d.reg, d.neigh, prev, opts)
 }
 

@@ -99,8 +99,15 @@ func (p *Pipeline) Seconds(now time.Time) uint32 {
 		return p.lastSecs
 	}
 	p.lastNow = now
-	p.lastSecs = uint32(now.Sub(p.epoch)/time.Second) + 1
+	p.lastSecs = p.Clock(now)
 	return p.lastSecs
+}
+
+// Clock converts a wall-clock time to the connection table's clock, as
+// Seconds does; it is safe to call from any goroutine (the control plane
+// stamps a Table it compiles with it: Options.Now).
+func (p *Pipeline) Clock(now time.Time) uint32 {
+	return uint32(now.Sub(p.epoch)/time.Second) + 1
 }
 
 // Sweep expires up to budget connection entries; the owner calls it once

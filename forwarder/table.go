@@ -38,6 +38,12 @@ type Options struct {
 	ExpireQuiescentTemplate bool
 	// Rand feeds the twos scheduler; nil means a fixed seed.
 	Rand func() uint32
+	// Now is when the table is compiled, on the connection table's clock
+	// (Pipeline.Clock): an lblc or lblcr scheduler the table creates arms
+	// its collection timer then, as the kernel's init_service does. Zero
+	// means the clock's start (the first frame of a replay, the start of
+	// udr run).
+	Now uint32
 }
 
 // ConnReuse is a conn_reuse_mode value. The zero value is the kernel's
@@ -154,7 +160,7 @@ func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Op
 		st.LThreshold.Store(d.LThreshold)
 		cs.servers[i] = sched.Server{ID: id, Addr: d.Addr, Port: d.Port, Weight: d.Weight, LastWeight: d.LastWeight, State: st}
 	}
-	sopts := sched.Options{Rand: opts.Rand}
+	sopts := sched.Options{Rand: opts.Rand, Now: max(opts.Now, 1), Registry: reg}
 	var prevSched sched.Scheduler
 	if prev != nil {
 		addr := s.Addr.As16()

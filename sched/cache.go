@@ -35,8 +35,9 @@ type cacheSlot[V any] struct {
 
 // cache is the lblc/lblcr table: a fixed array with linear probing and
 // backward-shift deletion, so that neither lookup nor insert allocates and
-// there are no pointers per entry. The kernel's 60 s collection timer is
-// replayed lazily from Flow.Now at each Pick.
+// there are no pointers per entry. The kernel's 60 s collection timer,
+// armed when the table is made (init_service), is replayed lazily from
+// Flow.Now at each Pick.
 //
 // mu is the kernel's svc->sched_lock: only Pick takes it. A scheduler built
 // with prev of the same kind shares prev's cache, as the kernel keeps its
@@ -45,15 +46,20 @@ type cache[V any] struct {
 	mu      sync.Mutex
 	slots   []cacheSlot[V]
 	entries int
+	// release, if set, is called with an entry's value before the timer
+	// drops the entry.
+	release func(*V)
 
-	started   bool   // the timer is armed at the first Pick
 	nextCheck uint32 // when the timer fires next
 	counter   int    // tbl->counter
 	rover     int    // tbl->rover
 }
 
-func newCache[V any]() *cache[V] {
-	return &cache[V]{slots: make([]cacheSlot[V], cacheSlots), counter: 1}
+// newCache returns an empty table whose timer was armed at now
+// (ip_vs_lblc_init_svc, ip_vs_lblcr_init_svc: the first run is
+// CHECK_EXPIRE_INTERVAL later).
+func newCache[V any](now uint32) *cache[V] {
+	return &cache[V]{slots: make([]cacheSlot[V], cacheSlots), counter: 1, nextCheck: now + cacheCheckInterval}
 }
 
 // home returns the first slot to probe for key.
@@ -113,16 +119,12 @@ func (c *cache[V]) remove(i int) {
 }
 
 // tick runs the collection timers (ip_vs_lblc_check_expire) that fell due
-// up to now; the first call arms the timer. While the table holds at most
-// max_size entries, a run only counts towards the next full check, so such
-// runs are skipped in one step, and of several full checks due only the
-// last runs: nothing is looked up meanwhile, so it drops exactly what the
-// earlier ones together would have dropped.
+// up to now. While the table holds at most max_size entries, a run only
+// counts towards the next full check, so such runs are skipped in one
+// step, and of several full checks due only the last runs: nothing is
+// looked up meanwhile, so it drops exactly what the earlier ones together
+// would have dropped.
 func (c *cache[V]) tick(now, expiration uint32) {
-	if !c.started {
-		c.started, c.nextCheck = true, now+cacheCheckInterval
-		return
-	}
 	const period = cacheFullCheckEvery * cacheCheckInterval
 	for !before(now, c.nextCheck) {
 		if c.counter%cacheFullCheckEvery != 0 && c.entries <= cacheMaxSize {
@@ -170,6 +172,9 @@ func (c *cache[V]) sweep(now, idle uint32, goal int) {
 		j = (j + 1) & cacheMask
 		// A removal may move another entry into slot j: look again.
 		for c.slots[j].used && !before(now, c.slots[j].lastuse+idle) {
+			if c.release != nil {
+				c.release(&c.slots[j].val)
+			}
 			c.remove(j)
 			goal--
 		}

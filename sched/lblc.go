@@ -13,8 +13,9 @@ import "github.com/udr-lb/udr/dest"
 // has fewer than half its weight. The -x overload flag is not checked on
 // a hit, as in the kernel. Otherwise wlc picks a server and the entry is
 // created or repointed. Entries unused for CacheExpiration (24 h) go at the
-// next full check, every 30 minutes; a table over 16384 entries sheds those
-// idle for 6 minutes every minute.
+// next full check, every 30 minutes from Options.Now, when the scheduler
+// was bound to the service; a table over 16384 entries sheds those idle for
+// 6 minutes every minute.
 type LocalityLeastConn struct {
 	servers    []Server
 	expiration uint32
@@ -30,7 +31,7 @@ func newLocalityLeastConn(servers []Server, prev *LocalityLeastConn, opts Option
 	if prev != nil {
 		l.cache = prev.cache
 	} else {
-		l.cache = newCache[lblcEntry]()
+		l.cache = newCache[lblcEntry](opts.Now)
 	}
 	return l
 }

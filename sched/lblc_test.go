@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/udr-lb/udr/dest"
 )
 
 // step is one new connection to destination address dst at time now.
@@ -184,8 +182,9 @@ func TestLocalityLeastConnReplicated(t *testing.T) {
 		{dstX, 6, "A"}, // all at 2 or more, none below half its weight
 		{dstY, 7, "C"}, // miss: C=B=512, A=768
 	})
-	e := s.(*LocalityLeastConnReplicated).cache.lookup(ptr(netip.MustParseAddr(dstX).As16()))
-	if got := setNames(servers, e.val); got != "A B C" {
+	l := s.(*LocalityLeastConnReplicated)
+	e := l.cache.lookup(ptr(netip.MustParseAddr(dstX).As16()))
+	if got := setNames(l, e.val); got != "A B C" {
 		t.Fatalf("set of X = %s, want A B C", got)
 	}
 }
@@ -199,14 +198,14 @@ func TestLocalityLeastConnReplicatedShrink(t *testing.T) {
 	run(t, s, servers, []step{{dstX, 0, "C"}})
 	servers[0].State.Active.Store(5)                            // C above its weight, B idle
 	run(t, s, servers, []step{{dstX, 1, "B"}, {dstX, 50, "B"}}) // set {B C} since 1
-	if got := setNames(servers, s.cache.lookup(&key).val); got != "B C" {
+	if got := setNames(s, s.cache.lookup(&key).val); got != "B C" {
 		t.Fatalf("set = %s, want B C", got)
 	}
 	servers[1].State.Active.Store(0)
 	run(t, s, servers, []step{{dstX, 101, "B"}}) // not after lastmod+100 yet
 	servers[1].State.Active.Store(0)
 	run(t, s, servers, []step{{dstX, 102, "B"}}) // C, the most loaded, leaves
-	if got := setNames(servers, s.cache.lookup(&key).val); got != "B" {
+	if got := setNames(s, s.cache.lookup(&key).val); got != "B" {
 		t.Fatalf("set = %s, want B", got)
 	}
 }
@@ -223,28 +222,74 @@ func TestLocalityLeastConnReplicatedDeleted(t *testing.T) {
 	run(t, s, servers, []step{{dstX, 2, "B"}}) // C is back but has 1 active
 }
 
+// TestDestSet: members go first in the order they join, with no bound; a
+// member already there changes nothing; erase unlinks one; the members of
+// a dropped entry return to the pool.
 func TestDestSet(t *testing.T) {
+	servers := list("L1 K1 J1 I1 H1 G1 F1 E1 D1 C1 B1 A1")
+	l := mustNew(t, "lblcr", 0, servers, nil, Options{}).(*LocalityLeastConnReplicated)
 	var s destSet
-	for id := range 10 {
-		s.insert(dest.ID(id+1), uint32(id))
+	for k := range 12 {
+		l.insert(&s, &servers[11-k], uint32(k)) // A first, L last
 	}
-	if got, want := s.ids[:s.n], idsOf(10, 9, 8, 7, 6, 5, 4, 3); !cmp.Equal(got, want) {
-		t.Fatalf("members = %v, want %v (the oldest leave the bounded set)", got, want)
+	if got, want := setNames(l, s), "L K J I H G F E D C B A"; got != want || s.n != 12 {
+		t.Fatalf("members = %s (n %d), want %s: the set has no bound", got, s.n, want)
 	}
-	s.insert(dest.ID(5), 100)
-	if s.lastmod != 9 {
+	l.insert(&s, &servers[7], 100) // E again
+	if s.lastmod != 11 {
 		t.Fatalf("inserting a member again changed lastmod to %d", s.lastmod)
 	}
-	s.erase(dest.ID(7), 101)
-	if got, want := s.ids[:s.n], idsOf(10, 9, 8, 6, 5, 4, 3); !cmp.Equal(got, want) || s.lastmod != 101 {
-		t.Fatalf("after erase: members = %v lastmod %d, want %v and 101", got, s.lastmod, want)
+	for k := s.head; k != 0; k = l.pool.elems[k].next {
+		if l.pool.elems[k].id == serviceID('G') {
+			l.erase(&s, k, 101)
+			break
+		}
+	}
+	if got, want := setNames(l, s), "L K J I H F E D C B A"; got != want || s.n != 11 || s.lastmod != 101 {
+		t.Fatalf("after erase: members = %s (n %d) lastmod %d, want %s, 11 and 101", got, s.n, s.lastmod, want)
+	}
+	free := func() int {
+		n := 0
+		for k := l.pool.free; k != 0; k = l.pool.elems[k].next {
+			n++
+		}
+		return n
+	}
+	if got := free(); got != setPoolSize-11 {
+		t.Fatalf("free members = %d, want %d", got, setPoolSize-11)
+	}
+	l.pool.release(&s)
+	if got := free(); got != setPoolSize || s != (destSet{}) {
+		t.Fatalf("after release: free members = %d, set %+v; want %d and the empty set", got, s, setPoolSize)
 	}
 }
 
-func setNames(servers []Server, s destSet) string {
+// TestDestSetPoolExhausted: with every member of the pool in use, a new
+// member is not recorded and the set is unchanged (the kernel's failed
+// allocation in ip_vs_dest_set_insert).
+func TestDestSetPoolExhausted(t *testing.T) {
+	servers := list("B1 A1")
+	l := mustNew(t, "lblcr", 0, servers, nil, Options{}).(*LocalityLeastConnReplicated)
+	sets := make([]destSet, setPoolSize)
+	for k := range sets {
+		l.insert(&sets[k], &servers[1], 1)
+	}
+	var s destSet
+	l.insert(&s, &servers[0], 2)
+	if s != (destSet{}) {
+		t.Fatalf("set = %+v, want it empty", s)
+	}
+	l.pool.release(&sets[0])
+	l.insert(&s, &servers[0], 3)
+	if got := setNames(l, s); got != "B" || s.lastmod != 3 {
+		t.Fatalf("members = %s lastmod %d, want B and 3", got, s.lastmod)
+	}
+}
+
+func setNames(l *LocalityLeastConnReplicated, s destSet) string {
 	var out []string
-	for _, id := range s.ids[:s.n] {
-		out = append(out, string(rune('A'+id-1)))
+	for k := s.head; k != 0; k = l.pool.elems[k].next {
+		out = append(out, string(rune('A'+l.pool.elems[k].id-1)))
 	}
 	return strings.Join(out, " ")
 }

@@ -62,6 +62,20 @@ type Options struct {
 	// dropped: the lblc_expiration and lblcr_expiration sysctls. Zero means
 	// the kernel default, 24 hours.
 	CacheExpiration uint32
+
+	// Now is when the scheduler is bound to its service (init_service),
+	// on Flow.Now's clock: lblc and lblcr arm their collection timer then,
+	// so that it runs every 60 s from then on, whether or not a connection
+	// came. It matters only when New makes a new scheduler (prev nil or of
+	// another kind); one built from prev keeps prev's timer.
+	Now uint32
+
+	// Registry, if not nil, is the registry the servers' IDs come from.
+	// lblcr weighs the members of its server sets that were deleted from
+	// the service through the State they had, as the kernel keeps such a
+	// dest while a set refers to it; Registry tells it when udr freed
+	// one (dest.Registry.Holds). Nil means no ID is ever freed.
+	Registry *dest.Registry
 }
 
 // Names lists the schedulers udr knows, in the order ipvsadm's help text

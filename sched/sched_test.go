@@ -272,13 +272,15 @@ func list(spec string) []Server {
 		if err != nil {
 			panic(err)
 		}
+		st := new(dest.State)
+		st.Weight.Store(int32(w)) // as forwarder.Compile mirrors it
 		out = append(out, Server{
 			ID:         dest.ID(f[0]-'A') + 1,
 			Addr:       netip.AddrFrom4([4]byte{192, 0, 2, 10 + f[0] - 'A' + 1}),
 			Port:       80,
 			Weight:     int32(w),
 			LastWeight: int32(w),
-			State:      new(dest.State),
+			State:      st,
 		})
 	}
 	return out
