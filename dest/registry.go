@@ -88,6 +88,7 @@ type Registry struct {
 	dying     []ref           // freed, waiting for the workers; epoch order
 	epoch     atomic.Uint64
 	lowWater  int // fewer free slots than this: the trash is emptied early
+	short     int // Assigns that found no free slot since the last Publish: freed early too
 
 	reapMu sync.Mutex // serialises Reap, so that its release calls end before the next one frees
 }
@@ -142,6 +143,10 @@ func (r *Registry) Assign(k Key) (ID, error) {
 		i = r.next
 		r.next++
 	default:
+		r.short++
+		if len(r.idle)+len(r.dying) > 0 {
+			return 0, fmt.Errorf("real server registry full (%d servers; unreferenced ones are being freed, try again)", len(r.slots)-1)
+		}
 		return 0, fmt.Errorf("real server registry full (%d servers)", len(r.slots)-1)
 	}
 	s := &r.slots[i]
@@ -189,6 +194,7 @@ func (r *Registry) Publish(ids []ID) {
 	}
 	r.published = append(r.published[:0], ids...)
 	r.pending = r.pending[:0]
+	r.short = 0
 }
 
 // Epoch returns the current epoch. A packet worker reads it between
@@ -250,7 +256,7 @@ func (r *Registry) Reap(seen uint64, now time.Time, release func(ID, *State)) in
 		if s.turn != q.turn {
 			continue
 		}
-		if now.Sub(s.since) < TrashPeriod && len(r.free)+len(r.slots)-r.next+len(r.dying) >= r.lowWater {
+		if now.Sub(s.since) < TrashPeriod && len(r.free)+len(r.slots)-r.next+len(r.dying) >= r.lowWater+r.short {
 			break
 		}
 		if e == 0 {

@@ -191,3 +191,33 @@ func TestRegistryFull(t *testing.T) {
 		t.Fatalf("Assign on a full registry: %v", err)
 	}
 }
+
+// TestRegistryShortFreesTrash: an Assign that finds every ID held by the
+// trash fails with a hint, and the next reaps free enough for it.
+func TestRegistryShortFreesTrash(t *testing.T) {
+	r := NewRegistry(16)
+	var ids []ID
+	for i := range 16 {
+		ids = append(ids, mustAssign(t, r, key(i)))
+	}
+	r.Publish(ids)
+	r.Publish(nil) // all deleted
+	reapAll(r, t0) // into the trash; two freed early (16/8)
+	reapAll(r, t0) // the workers passed: those two are free
+	for i := 100; i < 102; i++ {
+		mustAssign(t, r, key(i))
+	}
+	for i := 102; i < 106; i++ {
+		if _, err := r.Assign(key(i)); err == nil || !strings.Contains(err.Error(), "being freed, try again") {
+			t.Fatalf("Assign %d with the rest in the trash: %v", i, err)
+		}
+	}
+	reapAll(r, t0)
+	reapAll(r, t0)
+	for i := 102; i < 106; i++ {
+		mustAssign(t, r, key(i))
+	}
+	if _, ok := r.Lookup(key(15)); !ok {
+		t.Fatal("the trash was emptied beyond what was needed")
+	}
+}
