@@ -11,6 +11,8 @@ import (
 // above them: when a slot is freed and used again, its new ID differs from
 // the old one, so that an ID kept anywhere (a scheduler's cache, the
 // fragment table, a log-once set) never names the slot's next server.
+// The generation has 12 bits: an ID comes back after 4096 reuses of its
+// slot, and slots are reused oldest-freed first.
 const (
 	indexBits = 20
 	indexMask = 1<<indexBits - 1
@@ -65,8 +67,8 @@ type ref struct {
 // still holds a table that names it), its counts are zero (so that no
 // connection entry or persistence template refers to it) and it has been
 // idle for TrashPeriod or the registry runs short. A freed slot is reused
-// only after the workers have passed the freeing too (Holds, checked by the
-// fragment path, turns false first). Until it is freed, Assign of the same
+// only after the workers have passed the freeing too (Holds, which the
+// fragment path and lblcr check, turns false first). Until it is freed, Assign of the same
 // key revives the same ID with its State, connections and statistics, as
 // the kernel revives a dest from its trash (ip_vs_trash_get_dest).
 //
