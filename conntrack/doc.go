@@ -12,7 +12,8 @@
 // at most 7/8 full, under 64 bytes per entry; Lookup, Insert, Update and
 // Sweep do not allocate. A Table is not safe for concurrent use: each
 // forwarder worker owns one; the real-server counts it writes are atomics
-// shared with the schedulers.
+// shared with the schedulers. Listings copy it in bounded steps (Walk,
+// Step) that its owner runs between batches.
 //
 // # Full table
 //

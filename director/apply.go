@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/admin"
-	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -85,14 +85,17 @@ func (d *Director) State(conns bool) (*admin.State, error) {
 	return st, nil
 }
 
-// connList asks the worker for a copy of its connection table; the worker
-// answers between batches, within idleWake.
+// connList lists the worker's connection table in steps: the worker stops
+// forwarding for one step at a time (see forwarder.Worker.ListConns), and
+// the entries are converted here. The list is not a point-in-time
+// snapshot: connections created or removed while it is taken may be in it
+// or not.
 func (d *Director) connList() ([]admin.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var list []admin.Conn
-	err := d.w.Do(ctx, func(p *forwarder.Pipeline, now time.Time) {
-		list = admin.Conns(p.Conns(), d.reg, p.Seconds(now))
+	list := make([]admin.Conn, 0, d.w.Stats().Conns)
+	err := d.w.ListConns(ctx, func(chunk []conntrack.Listed) {
+		list = admin.AppendConns(list, chunk, d.reg)
 	})
 	if err != nil {
 		return nil, errors.New("the packet worker did not answer")

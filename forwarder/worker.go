@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
 )
 
@@ -41,6 +42,8 @@ type Worker struct {
 
 	control chan []byte
 	calls   chan call
+	lists   chan *listing
+	list    *listing // the listing in progress
 	events  chan Event
 	stats   workerCounters
 	lastPub time.Time
@@ -99,6 +102,19 @@ const (
 	// DefaultEventQueue events wait for the control plane at most; more
 	// are counted and dropped.
 	DefaultEventQueue = 64
+
+	// ListingChunk is the most connection entries a listing step copies,
+	// and ListingSlots about the most slots it looks at: a step of a
+	// 1M-entry table takes well under a millisecond (bench/README.md).
+	ListingChunk = 4096
+	ListingSlots = 65536
+	// ListingIdleWake is the read deadline while a listing is in
+	// progress, so that it goes on at about a step a millisecond on an
+	// idle link.
+	ListingIdleWake = time.Millisecond
+	// listingChunks chunks go round between the worker and the lister:
+	// the worker fills one while the lister converts another.
+	listingChunks = 4
 )
 
 // EventKind says what an Event reports.
@@ -137,6 +153,12 @@ type WorkerStats struct {
 	// EventsDropped counts events not handed off because the Events
 	// channel was full.
 	EventsDropped uint64
+	// ListSteps counts the steps of connection listings; ListStepMax is
+	// the longest, and ListStepTotal their sum: the time forwarding
+	// stopped for listings.
+	ListSteps     uint64
+	ListStepMax   time.Duration
+	ListStepTotal time.Duration
 	// The connection table.
 	Conns    int
 	Capacity int
@@ -153,6 +175,9 @@ type workerCounters struct {
 	controlSent    atomic.Uint64
 	controlDropped atomic.Uint64
 	eventsDropped  atomic.Uint64
+	listSteps      atomic.Uint64
+	listStepMax    atomic.Int64
+	listStepTotal  atomic.Int64
 	conns          atomic.Int64
 	capacity       atomic.Int64
 	expired        atomic.Uint64
@@ -203,7 +228,8 @@ func NewWorker(c WorkerConfig) *Worker {
 	nctl := orDefault(c.ControlQueue, DefaultControlQueue)
 	w.ctl = make([][]byte, 0, nctl)
 	w.control = make(chan []byte, nctl)
-	w.calls = make(chan call)
+	w.calls = make(chan call, 1)
+	w.lists = make(chan *listing, 1)
 	w.events = make(chan Event, orDefault(c.EventQueue, DefaultEventQueue))
 	w.stats.capacity.Store(int64(w.p.Conns().Cap()))
 	return w
@@ -247,11 +273,111 @@ func (w *Worker) Do(ctx context.Context, fn func(p *Pipeline, now time.Time)) er
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	w.wake()
 	select {
 	case <-c.done:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// wake cuts the worker's current read short, when the Conn has deadlines,
+// so that a call or a listing queued before starts without waiting for the
+// idle wake. If the worker sets its deadline after the wake, it sees the
+// request queued and does not wait either (Run).
+func (w *Worker) wake() {
+	if dl, ok := w.conn.(deadliner); ok {
+		dl.SetReadDeadline(time.Now())
+	}
+}
+
+// listing is a connection listing in progress: chunks go round between
+// the worker (free → filled → full) and the lister (full → converted →
+// free).
+type listing struct {
+	walk      conntrack.Walk
+	free      chan []conntrack.Listed
+	full      chan []conntrack.Listed // closed when the walk is complete
+	abandoned atomic.Bool
+}
+
+// ListConns lists the worker's connection table without stopping it for
+// more than one step at a time: after each batch (or idle wake, every
+// ListingIdleWake while the listing runs) the worker copies at most
+// ListingChunk entries, looking at about ListingSlots slots, and fn gets
+// them on the caller's goroutine; the chunk is valid until fn returns.
+// ListConns returns when the walk is complete, or with ctx's error.
+// Listings run one at a time.
+//
+// The listing is not a point-in-time snapshot: the worker goes on
+// forwarding between steps. Every entry that is in the table for the whole
+// listing is listed exactly once; entries created or removed meanwhile may
+// be listed or not; each shows its state when its step copied it (see
+// conntrack.Walk).
+func (w *Worker) ListConns(ctx context.Context, fn func([]conntrack.Listed)) error {
+	l := &listing{
+		free: make(chan []conntrack.Listed, listingChunks),
+		full: make(chan []conntrack.Listed, listingChunks),
+	}
+	for range listingChunks {
+		l.free <- make([]conntrack.Listed, 0, ListingChunk)
+	}
+	defer l.abandoned.Store(true) // the worker drops it if it was not done
+	select {
+	case w.lists <- l:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	w.wake()
+	for {
+		select {
+		case chunk, ok := <-l.full:
+			if !ok {
+				return nil
+			}
+			fn(chunk)
+			l.free <- chunk[:0]
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// listStep runs one step of the listing in progress, or starts the next.
+func (w *Worker) listStep(now time.Time) {
+	l := w.list
+	if l == nil {
+		select {
+		case l = <-w.lists:
+			w.list = l
+		default:
+			return
+		}
+	}
+	if l.abandoned.Load() {
+		w.list = nil
+		return
+	}
+	var chunk []conntrack.Listed
+	select {
+	case chunk = <-l.free:
+	default:
+		return // the lister has not converted the chunks yet
+	}
+	start := time.Now()
+	chunk, done := w.p.Conns().Step(&l.walk, chunk[:0], ListingSlots, w.p.Seconds(now))
+	took := time.Since(start)
+	l.full <- chunk // there is room for every chunk
+	if done {
+		close(l.full)
+		w.list = nil
+	}
+	s := &w.stats
+	s.listSteps.Add(1)
+	s.listStepTotal.Add(int64(took))
+	if int64(took) > s.listStepMax.Load() {
+		s.listStepMax.Store(int64(took))
 	}
 }
 
@@ -278,6 +404,9 @@ func (w *Worker) Stats() WorkerStats {
 	st.ControlSent = s.controlSent.Load()
 	st.ControlDropped = s.controlDropped.Load()
 	st.EventsDropped = s.eventsDropped.Load()
+	st.ListSteps = s.listSteps.Load()
+	st.ListStepMax = time.Duration(s.listStepMax.Load())
+	st.ListStepTotal = time.Duration(s.listStepTotal.Load())
 	st.Conns = int(s.conns.Load())
 	st.Capacity = int(s.capacity.Load())
 	st.Expired = s.expired.Load()
@@ -312,7 +441,16 @@ func (w *Worker) Run(ctx context.Context) error {
 			if w.clock != nil || wake.IsZero() {
 				wake = time.Now()
 			}
-			dl.SetReadDeadline(wake.Add(w.idle))
+			idle := w.idle
+			if w.list != nil {
+				idle = ListingIdleWake
+			}
+			dl.SetReadDeadline(wake.Add(idle))
+			if (w.list == nil && len(w.lists) > 0) || len(w.calls) > 0 {
+				// A request came before this deadline was set, so its
+				// wake may have been overwritten: do not wait for it.
+				dl.SetReadDeadline(time.Now())
+			}
 		}
 		n, err := w.conn.ReadBatch(w.bufs, w.sizes)
 		if err != nil && n == 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -363,6 +501,7 @@ func (w *Worker) batch(n int, now time.Time) {
 	default:
 	}
 	w.p.Sweep(now, w.sweep)
+	w.listStep(now)
 	if w.pub == 0 || now.Sub(w.lastPub) >= w.pub || now.Before(w.lastPub) {
 		w.lastPub = now
 		w.publish()

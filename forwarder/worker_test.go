@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/forwarder/forwardertest"
 	"github.com/udr-lb/udr/internal/udrtest"
 )
@@ -303,5 +304,103 @@ func TestWorkerEventNoNeighbor(t *testing.T) {
 		}
 	case <-time.After(testTimeout):
 		t.Fatal("no event")
+	}
+}
+
+// fill opens n connections on the rig's pipeline before it runs.
+func (r *workerRig) fill(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		// Ports from 1024: client port 20 is FTP data, never scheduled.
+		cl := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i / 60000)}), uint16(1024+i%60000))
+		if v, _ := r.h.p.Process(udrtest.TCP(r.h.toVIP(), cl, vip80, udrtest.SYN, nil), epoch); v != VerdictForward {
+			t.Fatalf("SYN %d: %v", i, v)
+		}
+	}
+}
+
+// A listing goes on in steps of at most ListingChunk entries, on an idle
+// link too, and lists every connection once.
+func TestWorkerListConns(t *testing.T) {
+	const n = 10000
+	r := startWorker(t, WorkerConfig{IdleWake: time.Hour, Clock: func() time.Time { return epoch }}, 1<<14)
+	r.fill(t, n)
+	r.run(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	seen := map[netip.AddrPort]int{}
+	chunks := 0
+	err := r.w.ListConns(ctx, func(chunk []conntrack.Listed) {
+		chunks++
+		if len(chunk) > ListingChunk {
+			t.Errorf("a chunk of %d entries, more than %d", len(chunk), ListingChunk)
+		}
+		for i := range chunk {
+			l := &chunk[i]
+			client, _ := l.Key().Addrs()
+			seen[client]++
+			if l.Expires() == 0 {
+				t.Errorf("%v: expires 0 at the time it was created", client)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("ListConns: %v", err)
+	}
+	if len(seen) != n {
+		t.Fatalf("%d connections listed, want %d", len(seen), n)
+	}
+	for k, c := range seen {
+		if c != 1 {
+			t.Fatalf("%v listed %d times", k, c)
+		}
+	}
+	if st := r.w.Stats(); chunks < n/ListingChunk || st.ListSteps < uint64(chunks) || st.ListStepMax <= 0 {
+		t.Errorf("%d chunks, %d steps, longest %v: want at least %d of each, timed", chunks, st.ListSteps, st.ListStepMax, n/ListingChunk)
+	}
+}
+
+// Frames keep flowing during a listing, and a listing given up is dropped
+// by the worker, which then serves the next one.
+func TestWorkerListConnsWhileForwarding(t *testing.T) {
+	const n = 20000
+	r := startWorker(t, WorkerConfig{Clock: func() time.Time { return epoch }}, 1<<15)
+	r.fill(t, n)
+	r.run(t)
+	abandon, cancel := context.WithCancel(context.Background())
+	first := true
+	err := r.w.ListConns(abandon, func([]conntrack.Listed) {
+		if first {
+			first = false
+			cancel() // give up after the first chunk
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("abandoned ListConns: %v, want context.Canceled", err)
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel2()
+	listed := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- r.w.ListConns(ctx, func(chunk []conntrack.Listed) { listed += len(chunk) })
+	}()
+	for i := 0; ; i++ {
+		r.conn.In <- [][]byte{r.syn(uint16(40000+i%20000), vip80)}
+		r.written(t)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("ListConns: %v", err)
+			}
+			if listed < n {
+				t.Fatalf("%d listed, want at least the %d connections there from the start", listed, n)
+			}
+			return
+		default:
+		}
+		if i > 1e6 {
+			t.Fatal("the listing does not end")
+		}
 	}
 }
