@@ -73,3 +73,32 @@ func TestLocalityLeastConnReplicatedShrinkWeighsDeleted(t *testing.T) {
 	servers[1].State.Active.Store(1)
 	run(t, s, servers[1:], []step{{dstX, 103, "B"}})
 }
+
+// TestLocalityTimerFromOptionsNow: the timer starts at Options.Now, and a
+// scheduler built from prev (an -a, -d or -e) keeps prev's timer.
+func TestLocalityTimerFromOptionsNow(t *testing.T) {
+	for _, name := range []string{"lblc", "lblcr"} {
+		t.Run(name, func(t *testing.T) {
+			servers := list("C1 B1 A1")
+			load := func(c int32) {
+				for i := range servers {
+					servers[i].State.Active.Store(0)
+				}
+				servers[0].State.Active.Store(c)
+			}
+			// Bound at 500: the full checks fall at 2300, 4100, ...
+			s := mustNew(t, name, 0, servers, nil, Options{CacheExpiration: 600, Now: 500})
+			load(0)
+			run(t, s, servers, []step{{dstX, 1000, "C"}})
+			load(0)
+			run(t, s, servers, []step{{dstY, 1000, "C"}})
+			s = mustNew(t, name, 0, servers, s, Options{CacheExpiration: 600, Now: 2000})
+			// With C busier than B, a kept entry still says C, a
+			// dropped one lets wlc choose B.
+			load(1)
+			run(t, s, servers, []step{{dstX, 1900, "C"}}) // no check since 500
+			load(1)
+			run(t, s, servers, []step{{dstY, 2350, "B"}}) // the check at 2300 dropped Y
+		})
+	}
+}

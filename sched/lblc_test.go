@@ -88,7 +88,8 @@ func TestLocalityLeastConnDestChanged(t *testing.T) {
 }
 
 // TestLocalityLeastConnExpiry: the full check runs every 30 minutes from
-// the first pick and drops entries unused for the expiration.
+// the scheduler's creation (Options.Now, 0 here, as the first pick) and
+// drops entries unused for the expiration.
 func TestLocalityLeastConnExpiry(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
