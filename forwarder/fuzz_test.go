@@ -16,7 +16,8 @@ import (
 )
 
 // fuzzRules has a service of every kind the pipeline treats differently:
-// TCP rr, UDP, persistent, port 0, stateless sh, and IPv6.
+// TCP rr, UDP, persistent, port 0, stateless sh, IPv6, and a persistent
+// FTP service (lblcr), which takes TCP to ports 20 and 1024 and up.
 const fuzzRules = `-A -t 192.0.2.100:80 -s rr
 -a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1
 -a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 1
@@ -28,6 +29,8 @@ const fuzzRules = `-A -t 192.0.2.100:80 -s rr
 -a -t 192.0.2.100:0 -r 192.0.2.12:0 -g -w 1
 -A -t [2001:db8::100]:80 -s rr
 -a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1
+-A -t [2001:db8::100]:21 -s lblcr -p 60
+-a -t [2001:db8::100]:21 -r [2001:db8::11]:21 -g -w 1
 `
 
 // FuzzPipeline feeds arbitrary frames to the pipeline. It must never panic,
