@@ -155,10 +155,13 @@ type WorkerStats struct {
 	EventsDropped uint64
 	// ListSteps counts the steps of connection listings; ListStepMax is
 	// the longest, and ListStepTotal their sum: the time forwarding
-	// stopped for listings.
-	ListSteps     uint64
-	ListStepMax   time.Duration
-	ListStepTotal time.Duration
+	// stopped for listings. ListStepCPUMax is the most CPU time a step
+	// took (on Linux; 0 elsewhere): its own cost, where ListStepMax also
+	// counts the time the thread waited for a CPU.
+	ListSteps      uint64
+	ListStepMax    time.Duration
+	ListStepTotal  time.Duration
+	ListStepCPUMax time.Duration
 	// The connection table.
 	Conns    int
 	Capacity int
@@ -178,6 +181,7 @@ type workerCounters struct {
 	listSteps      atomic.Uint64
 	listStepMax    atomic.Int64
 	listStepTotal  atomic.Int64
+	listStepCPUMax atomic.Int64
 	conns          atomic.Int64
 	capacity       atomic.Int64
 	expired        atomic.Uint64
@@ -321,7 +325,13 @@ func (w *Worker) ListConns(ctx context.Context, fn func([]conntrack.Listed)) err
 		full: make(chan []conntrack.Listed, listingChunks),
 	}
 	for range listingChunks {
-		l.free <- make([]conntrack.Listed, 0, ListingChunk)
+		chunk := make([]conntrack.Listed, ListingChunk)
+		// Touch every page here, not in the worker's step: fresh memory
+		// from the kernel faults on its first write.
+		for i := range chunk {
+			chunk[i] = conntrack.Listed{}
+		}
+		l.free <- chunk[:0]
 	}
 	defer l.abandoned.Store(true) // the worker drops it if it was not done
 	select {
@@ -365,9 +375,11 @@ func (w *Worker) listStep(now time.Time) {
 	default:
 		return // the lister has not converted the chunks yet
 	}
-	start := time.Now()
+	start, cpu := time.Now(), threadCPU()
 	chunk, done := w.p.Conns().Step(&l.walk, chunk[:0], ListingSlots, w.p.Seconds(now))
 	took := time.Since(start)
+	// Clamped: the goroutine may have moved to another thread.
+	tookCPU := min(max(threadCPU()-cpu, 0), took)
 	l.full <- chunk // there is room for every chunk
 	if done {
 		close(l.full)
@@ -378,6 +390,9 @@ func (w *Worker) listStep(now time.Time) {
 	s.listStepTotal.Add(int64(took))
 	if int64(took) > s.listStepMax.Load() {
 		s.listStepMax.Store(int64(took))
+	}
+	if int64(tookCPU) > s.listStepCPUMax.Load() {
+		s.listStepCPUMax.Store(int64(tookCPU))
 	}
 }
 
@@ -407,6 +422,7 @@ func (w *Worker) Stats() WorkerStats {
 	st.ListSteps = s.listSteps.Load()
 	st.ListStepMax = time.Duration(s.listStepMax.Load())
 	st.ListStepTotal = time.Duration(s.listStepTotal.Load())
+	st.ListStepCPUMax = time.Duration(s.listStepCPUMax.Load())
 	st.Conns = int(s.conns.Load())
 	st.Capacity = int(s.capacity.Load())
 	st.Expired = s.expired.Load()
