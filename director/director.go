@@ -48,9 +48,11 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Director runs udr's data plane on one interface: one worker that owns the
-// AF_PACKET socket, the pipeline and the connection table, and a control
-// side (Reload, the neighbour watcher) that swaps compiled tables in.
+// Director runs udr's data plane on one interface: one forwarder.Worker
+// that moves the frames of the AF_PACKET socket and owns the pipeline and
+// the connection table, and a control side (the control loop, Reload, the
+// neighbour watcher) that queues frames for it and swaps compiled tables
+// in.
 type Director struct {
 	cfg   Config
 	log   *slog.Logger
