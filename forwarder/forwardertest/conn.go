@@ -1,6 +1,3 @@
-// Package forwardertest provides a forwarder.Conn backed by channels, so
-// that the forwarder's Worker runs in tests without a socket or root, as
-// wireguard-go's tuntest and bindtest do for its devices.
 package forwardertest
 
 import (
