@@ -10,6 +10,7 @@ import (
 
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/conntrack"
+	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -33,7 +34,13 @@ func (d *Director) Apply(cmd *admin.Command) error {
 	if err := admin.Apply(next, cmd); err != nil {
 		return err
 	}
-	if err := d.install(next); err != nil {
+	var edited []dest.Key
+	if cmd.Op == admin.OpEditServer {
+		// Every -e runs the scheduler's upd_dest hook, even one that
+		// changes nothing (__ip_vs_update_dest).
+		edited = append(edited, cmd.Service.Key.DestKey(cmd.Dest))
+	}
+	if err := d.install(next, edited...); err != nil {
 		// The host refused what the kernel would have taken (a VIP on
 		// a local interface, a full registry): the kernel's nearest
 		// answer is EINVAL, with udr's reason as the message.

@@ -150,7 +150,7 @@ func New(cfg Config) (_ *Director, err error) {
 	if _, err := d.setHealthTargets(); err != nil {
 		return nil, err
 	}
-	t, err := d.compile(d.overlay(rules), nil)
+	t, err := d.compile(d.overlay(rules), nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func (d *Director) loadRules() (cfg *service.Config, fc *config.File, err error)
 }
 
 // compile checks rules against the host and builds a Table.
-func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwarder.Table, error) {
+func (d *Director) compile(rules *service.Config, prev *forwarder.Table, edited []dest.Key) (*forwarder.Table, error) {
 	var vips []netip.Addr
 	for _, s := range rules.Services {
 		if !slices.Contains(vips, s.Addr) {
@@ -255,6 +255,7 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table) (*forwa
 		ConnReuseMode:           s.ConnReuseMode,
 		ExpireNodestConn:        s.ExpireNodestConn,
 		ExpireQuiescentTemplate: s.ExpireQuiescentTemplate,
+		Edited:                  edited,
 	}
 	switch s.VIPMAC {
 	case "":
@@ -323,12 +324,13 @@ func (d *Director) Settings() Settings {
 	return d.settings
 }
 
-// install compiles cfg as the running configuration and swaps it in. The
-// caller holds d.mu. On error nothing changed.
-func (d *Director) install(cfg *service.Config) error {
+// install compiles cfg as the running configuration and swaps it in;
+// edited names the real servers an ipvsadm -e edited (forwarder
+// Options.Edited). The caller holds d.mu. On error nothing changed.
+func (d *Director) install(cfg *service.Config, edited ...dest.Key) error {
 	return d.ns.Do(func() error {
 		prev := d.table.Load()
-		t, err := d.compile(d.overlay(cfg), prev)
+		t, err := d.compile(d.overlay(cfg), prev, edited)
 		if err != nil {
 			return err
 		}

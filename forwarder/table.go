@@ -44,6 +44,14 @@ type Options struct {
 	// means the clock's start (the first frame of a replay, the start of
 	// udr run).
 	Now uint32
+	// Edited names the real servers that an explicit edit (ipvsadm -e)
+	// changed to make this table. The kernel runs the scheduler's upd_dest
+	// hook on every -e, even one that changes nothing
+	// (__ip_vs_update_dest): wrr's position returns to the list head
+	// (ip_vs_wrr_dest_changed). A reload is no edit: a service whose
+	// servers are unchanged and that Edited does not name keeps its
+	// scheduler's state exactly.
+	Edited []dest.Key
 }
 
 // ConnReuse is a conn_reuse_mode value. The zero value is the kernel's
@@ -95,8 +103,12 @@ type compiledService struct {
 // (dest.Registry.Assign; the caller publishes DestIDs once the Table is in
 // use), and their MACs from neigh. prev is the Table being replaced, or nil: the
 // schedulers of services that stay carry their state over, as the kernel's
-// add_dest/del_dest/upd_dest hooks do, and real servers that disappeared are
-// marked unavailable so that their connections stop (expire_nodest_conn=0).
+// add_dest/del_dest/upd_dest hooks do (upd_dest also for the servers
+// opts.Edited names), and as ip_vs_edit_service keeps it when -E leaves the
+// scheduler as it is; a service whose scheduler changed starts it with
+// init_service over its whole list (ip_vs_bind_scheduler). Real servers
+// that disappeared are marked unavailable so that their connections stop
+// (expire_nodest_conn=0).
 func Compile(cfg *service.Config, reg *dest.Registry, neigh *Neighbors, prev *Table, opts Options) (*Table, error) {
 	t := &Table{
 		opts:     opts,
@@ -166,15 +178,26 @@ func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Op
 		addr := s.Addr.As16()
 		if i, ok := prev.index.get(&addr, s.Port, uint8(s.Proto)); ok {
 			ps := prev.services[i]
-			if ps.cfg.Scheduler == s.Scheduler && ps.cfg.Flags == s.Flags {
-				if slices.Equal(ps.cfg.Dests, s.Dests) {
-					// Nothing changed for the scheduler: the kernel calls
-					// none of its hooks, so it keeps its state exactly.
-					cs.sched = ps.sched
-					return cs, nil
+			switch {
+			case ps.cfg.Scheduler != s.Scheduler:
+				// -E with another scheduler: ip_vs_edit_service unbinds
+				// the old one and ip_vs_bind_scheduler runs the new
+				// one's init_service over the whole list at once.
+				var err error
+				if cs.sched, err = sched.New(s.Scheduler, s.Flags, cs.servers, nil, sopts); err != nil {
+					return cs, fmt.Errorf("service %s: %w", s.Key, err)
 				}
-				prevSched = ps.sched
+				return cs, nil
+			case slices.Equal(ps.cfg.Dests, s.Dests) && !edited(opts.Edited, s):
+				// Nothing changed for the scheduler, or only what -E
+				// sets besides it (-b, -p, -M): ip_vs_edit_service
+				// calls none of its hooks, so it keeps its state. sh
+				// and mh read the -b flags at every pick.
+				cs.sched = sched.WithFlags(ps.sched, s.Flags)
+				return cs, nil
 			}
+			// -a, -d or -e: add_dest, del_dest or upd_dest.
+			prevSched = ps.sched
 		}
 	}
 	if prevSched == nil {
@@ -196,6 +219,17 @@ func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Op
 		return cs, fmt.Errorf("service %s: %w", s.Key, err)
 	}
 	return cs, nil
+}
+
+// edited reports whether keys name a real server of s.
+func edited(keys []dest.Key, s *service.Service) bool {
+	vip := netip.AddrPortFrom(s.Addr, s.Port)
+	for _, k := range keys {
+		if k.Proto == uint8(s.Proto) && k.VIP == vip {
+			return true
+		}
+	}
+	return false
 }
 
 // Config returns the configuration the Table was compiled from. It must not

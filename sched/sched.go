@@ -157,11 +157,36 @@ func New(name string, flags service.SchedFlags, servers []Server, prev Scheduler
 	case "ovf":
 		return &WeightedOverflow{servers: list}, nil
 	case "twos":
-		return newTwoChoices(list, opts), nil
+		p, _ := prev.(*TwoChoices)
+		return newTwoChoices(list, p, opts), nil
 	case "none":
 		return none{}, nil
 	}
 	return nil, unknownError{name}
+}
+
+// WithFlags returns s with the service's scheduler flags (ipvsadm -b) set
+// to flags and its state kept, as after an ipvsadm -E that changes -b and
+// leaves the scheduler: ip_vs_edit_service only stores the new svc->flags,
+// which sh and mh read at every pick; the other schedulers ignore them, and
+// s itself is returned.
+func WithFlags(s Scheduler, flags service.SchedFlags) Scheduler {
+	port, fallback := flags&service.SchedFlag2 != 0, flags&service.SchedFlag1 != 0
+	switch s := s.(type) {
+	case *SourceHash:
+		if s.port != port || s.fallback != fallback {
+			n := *s
+			n.port, n.fallback = port, fallback
+			return &n
+		}
+	case *Maglev:
+		if s.port != port || s.fallback != fallback {
+			n := *s
+			n.port, n.fallback = port, fallback
+			return &n
+		}
+	}
+	return s
 }
 
 // none is the kernel's "none" scheduler: a service bound to it has no

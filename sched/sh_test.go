@@ -161,3 +161,32 @@ func TestSourceHashProperties(t *testing.T) {
 		t.Fatalf("%d clients moved, want D's %d", moved, share[serviceID('D')])
 	}
 }
+
+// TestWithFlags: -E that changes only -b keeps the scheduler; sh and mh
+// read the flags at each pick, the others ignore them.
+func TestWithFlags(t *testing.T) {
+	servers := list("C1 B1 A1")
+	w := mustNew(t, "wrr", 0, servers, nil, Options{})
+	if WithFlags(w, service.SchedFlag1) != w {
+		t.Errorf("WithFlags(wrr) made a new scheduler")
+	}
+	for _, name := range []string{"sh", "mh"} {
+		s := mustNew(t, name, 0, servers, nil, Options{})
+		withPort := mustNew(t, name, service.SchedFlag2, servers, nil, Options{})
+		n := WithFlags(s, service.SchedFlag2)
+		differ := false
+		for port := uint16(1); port < 200; port++ {
+			fl := Flow{Src: [16]byte{10: 0xff, 11: 0xff, 12: 198, 13: 51, 14: 100, 15: 7}, SrcPort: port}
+			if n.Pick(fl) != withPort.Pick(fl) {
+				t.Fatalf("%s: WithFlags(sh-port) picks %d for port %d, a new %s with the flag %d", name, n.Pick(fl), port, name, withPort.Pick(fl))
+			}
+			differ = differ || n.Pick(fl) != s.Pick(fl)
+		}
+		if !differ {
+			t.Errorf("%s: the port flag changed no pick", name)
+		}
+		if WithFlags(s, 0) != s {
+			t.Errorf("%s: WithFlags with the same flags made a new scheduler", name)
+		}
+	}
+}

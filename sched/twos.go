@@ -18,9 +18,16 @@ type TwoChoices struct {
 	rand    func() uint32
 }
 
-func newTwoChoices(servers []Server, opts Options) *TwoChoices {
+// newTwoChoices builds twos over servers. The kernel's random source has
+// no per-service state, so a scheduler built from prev (-a, -d, -e) goes on
+// drawing from prev's source instead of starting the default sequence again.
+func newTwoChoices(servers []Server, prev *TwoChoices, opts Options) *TwoChoices {
 	r := opts.Rand
-	if r == nil {
+	switch {
+	case r != nil:
+	case prev != nil:
+		r = prev.rand
+	default:
 		r = newSplitMix(0x75647220_74776f73) // "udr twos"
 	}
 	return &TwoChoices{servers: servers, rand: r}

@@ -99,3 +99,20 @@ func TestTwoChoicesSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoChoicesEditKeepsRandom: the kernel's random source is not per
+// service, so an -a, -d or -e (New with prev) goes on with the same
+// sequence of draws; a no-op -e changes no pick.
+func TestTwoChoicesEditKeepsRandom(t *testing.T) {
+	servers := list("C1 B1 A2")
+	ref := mustNew(t, "twos", 0, servers, nil, Options{})
+	want := sequence(ref, servers, Flow{}, 12, false, false)
+
+	s := mustNew(t, "twos", 0, servers, nil, Options{})
+	got := sequence(s, servers, Flow{}, 6, false, false)
+	s = mustNew(t, "twos", 0, servers, s, Options{})
+	got += " " + sequence(s, servers, Flow{}, 6, false, false)
+	if got != want {
+		t.Fatalf("picks across an edit = %s, want %s", got, want)
+	}
+}
