@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -157,6 +158,24 @@ func TestFTPServiceNotPersistent(t *testing.T) {
 		if v != tt.want || tt.mac != nil && !bytes.Equal(out[:6], tt.mac) {
 			t.Errorf("SYN to port %d: %v, want %v to %x", tt.port, v, tt.want, tt.mac)
 		}
+	}
+}
+
+// TestFTPServiceMadeNotPersistent: the connections a persistent FTP
+// service made on other ports go on after -E drops the persistence (the
+// kernel finds connections before services); new ones are not scheduled.
+func TestFTPServiceMadeNotPersistent(t *testing.T) {
+	h := newHarness(t, rulesFTP, 1024)
+	data := netip.AddrPortFrom(udrtest.VIP, 50000)
+	if v, _ := h.p.Process(udrtest.TCP(h.toVIP(), client(40000), data, udrtest.SYN, nil), epoch); v != VerdictForward {
+		t.Fatalf("SYN to port 50000: %v, want forward", v)
+	}
+	h.reload(t, strings.Replace(rulesFTP, "-s rr -p 300", "-s rr", 1))
+	if v, _ := h.p.Process(udrtest.TCP(h.toVIP(), client(40000), data, udrtest.ACK, nil), epoch); v != VerdictForward {
+		t.Errorf("ACK of the data connection: %v, want forward", v)
+	}
+	if v, _ := h.p.Process(udrtest.TCP(h.toVIP(), client(40001), data, udrtest.SYN, nil), epoch); v != VerdictNoService {
+		t.Errorf("new SYN to port 50000: %v, want no-service", v)
 	}
 }
 

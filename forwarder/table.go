@@ -287,22 +287,16 @@ const (
 // exact (protocol, VIP, port) first; then, for TCP to port 20 or to an
 // unprivileged port (1024 and up, the default of the
 // ip_unprivileged_port_start sysctl the kernel reads), the VIP's TCP port-21
-// service, whose FTP data connections these may be; then a port-0 ("all
-// ports") service of the VIP. Port-0 services are persistent by
-// construction.
-//
-// A port-21 service that is not persistent takes such packets without
-// scheduling them (ip_vs_schedule: the port differs from the service's;
-// ip_vs_leave passes them to the local stack), and the port-0 service is
-// not consulted: lookup reports no service.
+// service, whose FTP data connections these may be, persistent or not;
+// then a port-0 ("all ports") service of the VIP. Port-0 services are
+// persistent by construction.
 func (t *Table) lookup(proto uint8, vip *[16]byte, port uint16) (*compiledService, bool) {
 	if i, ok := t.index.get(vip, port, proto); ok {
 		return &t.services[i], true
 	}
 	if proto == protoTCP && (port == ftpDataPort || port >= unprivilegedPortStart) {
 		if i, ok := t.index.get(vip, ftpPort, proto); ok {
-			svc := &t.services[i]
-			return svc, svc.cfg.Persistent
+			return &t.services[i], true
 		}
 	}
 	if i, ok := t.index.get(vip, 0, proto); ok {

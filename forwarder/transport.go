@@ -66,6 +66,14 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 		// kernel passes it to the local stack.
 		return VerdictFTPData, nil
 	}
+	if !svc.cfg.Persistent && k.VPort != svc.cfg.Port {
+		// The port-21 service took a packet for another port
+		// (ip_vs_service_find) but only a persistent one schedules it
+		// (ip_vs_schedule); ip_vs_leave passes it to the local stack,
+		// and no other service sees it.
+		p.last.Service = nil
+		return VerdictNoService, nil
+	}
 	p.last.Stateless = !syn && k.Proto == protoTCP
 	if svc.cfg.Persistent {
 		return p.persistent(svc, *k, now)
