@@ -96,6 +96,11 @@ func (c *Conn) fill(bufs [][]byte, sizes []int, batch [][]byte) int {
 // is room or the Conn is closed.
 func (c *Conn) WriteBatch(bufs [][]byte) (int, error) {
 	select {
+	case <-c.done:
+		return 0, net.ErrClosed
+	default:
+	}
+	select {
 	case err := <-c.WriteErr:
 		return 0, err
 	default:
