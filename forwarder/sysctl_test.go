@@ -109,3 +109,31 @@ func TestExpireQuiescentTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestExpireNodestConnControlled: with expire_nodest_conn=1, a SYN reusing
+// the port of a quiesced server's connection is rescheduled even when a
+// persistence template controls that connection (ip_vs_in_hook: only the
+// conn_reuse_mode branch, is_new_conn_expected, leaves controlled
+// connections alone). The old entry goes and a new one is made through
+// the template, which still holds by default (to the quiesced server), and
+// not with expire_quiescent_template=1 (to the other server).
+func TestExpireNodestConnControlled(t *testing.T) {
+	const persistent = "-A -t 192.0.2.100:80 -s rr -p 300\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 1\n"
+	const quiesced = "-A -t 192.0.2.100:80 -s rr -p 300\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 0\n"
+	for quiescent, want := range map[bool][]byte{false: udrtest.RS2MAC, true: udrtest.RS1MAC} {
+		h := newHarness(t, persistent, 64)
+		h.reopts(t, persistent, func(o *Options) {
+			o.ExpireNodestConn = true
+			o.ExpireQuiescentTemplate = quiescent
+		})
+		h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch) // template → rs2
+		h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.ACK, nil), epoch)
+		h.reload(t, quiesced)
+		v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch)
+		d := h.p.Decision()
+		if v != VerdictForward || !bytes.Equal(out[:6], want) || !d.Resched || !d.New {
+			t.Errorf("expire_quiescent_template=%v: SYN reusing a controlled connection's port: %v to %x resched %v new %v; want %x, rescheduled, new",
+				quiescent, v, out[:6], d.Resched, d.New, want)
+		}
+	}
+}

@@ -32,9 +32,13 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 			// The old connection is over: expire it and schedule the SYN.
 			p.conns.Delete(*k, now)
 			p.last.Resched = true
-		case syn && p.t.opts.ExpireNodestConn && e.Flags&conntrack.FlagControlled == 0 && st.Available.Load() && st.Weight.Load() == 0:
+		case syn && p.t.opts.ExpireNodestConn && st.Available.Load() && st.Weight.Load() == 0:
 			// expire_nodest_conn also moves a port-reusing SYN off a
-			// quiesced server (ip_vs_in_hook, v6.12).
+			// quiesced server (ip_vs_in_hook, v6.12), a connection
+			// controlled by a template too: only the conn_reuse_mode
+			// test (is_new_conn_expected) leaves those alone. The new
+			// connection goes through the template, which still holds
+			// unless expire_quiescent_template is set.
 			p.conns.Delete(*k, now)
 			p.last.Resched = true
 		case !st.Available.Load():
