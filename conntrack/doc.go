@@ -27,7 +27,10 @@
 // SYN_SENT, UDP, ASSURED templates); within a rank, the one closest to
 // expiry. A template that controls connections is never evicted (its
 // connections would lose track of it); if nothing else is in the window,
-// the insert fails with ErrTableFull. Stats counts expirations, evictions
+// the insert fails with ErrTableFull. An evicted connection takes its
+// template along when that leaves the template unused and not ASSURED, as
+// the kernel's ip_vs_conn_del does; Delete (ip_vs_conn_expire_now) leaves
+// the template to its timer. Stats counts expirations, evictions
 // and refusals.
 //
 // # Differences from the kernel

@@ -77,7 +77,9 @@ func (t *Table) makeRoom(k *Key, now uint32) bool {
 	if victim < 0 {
 		return false
 	}
-	t.remove(victim, now, false)
+	// drop_entry removes with ip_vs_conn_del: the victim's template goes
+	// too if that leaves it unused and not ASSURED.
+	t.remove(victim, now, true)
 	t.stats.Evicted++
 	return true
 }

@@ -95,9 +95,9 @@ func (t *Table) InsertControlled(k Key, p Persistence, now uint32) (dest.ID, err
 }
 
 // unlink removes connection s, which ended at end, from its template's
-// count (ip_vs_control_del). With explicit set, a template left
-// controlling nothing and not ASSURED is dropped as well (ip_vs_conn_expire
-// with cp->timeout 0).
+// count (ip_vs_control_del). With explicit set (eviction, the kernel's
+// ip_vs_conn_del), a template left controlling nothing and not ASSURED is
+// dropped as well (ip_vs_conn_expire with cp->timeout 0).
 //
 // If the template's timer fell before end, the kernel's timer fired while
 // s still held the template and re-armed it every 60 s until after end;

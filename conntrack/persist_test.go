@@ -109,48 +109,74 @@ func TestTemplateLifetime(t *testing.T) {
 	}
 }
 
+// TestTemplateExplicitDelete: Delete is ip_vs_conn_expire_now (a
+// rescheduled connection), which leaves cp->timeout as it is, so the
+// template stays, ASSURED or not; only ip_vs_conn_del (eviction here)
+// drops a template left unassured and unused (TestEvictDropsTemplate).
 func TestTemplateExplicitDelete(t *testing.T) {
-	tests := []struct {
-		name         string
-		assured      bool
-		templateKept bool
-	}{
-		{"unassured template goes with its last connection", false, false},
-		{"assured template stays", true, true},
+	for _, assured := range []bool{false, true} {
+		tb, reg, ids := newTestTable(t, 64, 1, Options{})
+		p := Persistence{Timeout: 360, Netmask: 24}
+		k := testKey(tcp, 1)
+		tk := p.TemplateKey(k)
+		if err := tb.InsertTemplate(tk, ids[0], p.Timeout, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tb.InsertControlled(k, p, 0); err != nil {
+			t.Fatal(err)
+		}
+		mustUpdate(t, tb, k, TCPSyn, 0)
+		if assured {
+			mustUpdate(t, tb, k, TCPAck, 0)
+		}
+		if tb.Delete(tk, 1) {
+			t.Fatal("Delete removed a template that controls a connection")
+		}
+		if !tb.Delete(k, 1) {
+			t.Fatal("Delete(connection) = false")
+		}
+		if te, ok := tb.Lookup(tk, 1); !ok || te.Controlled != 0 {
+			t.Fatalf("assured %v: template after Delete of its connection: %+v present %v, want present, controlling nothing", assured, te, ok)
+		}
+		if diff := cmp.Diff(counts{Persist: 1}, countsOf(reg, ids[0])); diff != "" {
+			t.Fatalf("assured %v: counts (-want +got):\n%s", assured, diff)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tb, reg, ids := newTestTable(t, 64, 1, Options{})
-			p := Persistence{Timeout: 360, Netmask: 24}
-			k := testKey(tcp, 1)
-			tk := p.TemplateKey(k)
-			if err := tb.InsertTemplate(tk, ids[0], p.Timeout, 0); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tb.InsertControlled(k, p, 0); err != nil {
-				t.Fatal(err)
-			}
-			mustUpdate(t, tb, k, TCPSyn, 0)
-			if tt.assured {
-				mustUpdate(t, tb, k, TCPAck, 0)
-			}
-			if tb.Delete(tk, 1) {
-				t.Fatal("Delete removed a template that controls a connection")
-			}
-			if !tb.Delete(k, 1) {
-				t.Fatal("Delete(connection) = false")
-			}
-			if _, ok := tb.Lookup(tk, 1); ok != tt.templateKept {
-				t.Fatalf("template present %v, want %v", ok, tt.templateKept)
-			}
-			want := counts{}
-			if tt.templateKept {
-				want.Persist = 1
-			}
-			if diff := cmp.Diff(want, countsOf(reg, ids[0])); diff != "" {
-				t.Fatalf("counts (-want +got):\n%s", diff)
-			}
-		})
+}
+
+// TestEvictDropsTemplate: evicting a controlled connection is the kernel's
+// drop_entry, ip_vs_conn_del with cp->timeout 0: its template goes too if
+// it is left controlling nothing and is not ASSURED (ip_vs_conn_expire).
+func TestEvictDropsTemplate(t *testing.T) {
+	for _, assured := range []bool{false, true} {
+		tb, reg, ids := newTestTable(t, 2, 1, Options{})
+		p := Persistence{Timeout: 360, Netmask: 32}
+		k := testKey(tcp, 1)
+		tk := p.TemplateKey(k)
+		if err := tb.InsertTemplate(tk, ids[0], p.Timeout, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tb.InsertControlled(k, p, 0); err != nil {
+			t.Fatal(err)
+		}
+		mustUpdate(t, tb, k, TCPSyn, 0)
+		if assured {
+			mustUpdate(t, tb, k, TCPAck, 0)
+		}
+		mustInsert(t, tb, testKey(tcp, 2), ids[0], 1) // full: evicts k
+		if _, ok := tb.Lookup(k, 1); ok {
+			t.Fatalf("assured %v: the controlled connection was not evicted", assured)
+		}
+		if _, ok := tb.Lookup(tk, 1); ok != assured {
+			t.Fatalf("assured %v: template present %v after its connection was evicted, want %v", assured, ok, assured)
+		}
+		want := counts{Inactive: 1}
+		if assured {
+			want.Persist = 1
+		}
+		if diff := cmp.Diff(want, countsOf(reg, ids[0])); diff != "" {
+			t.Fatalf("assured %v: counts (-want +got):\n%s", assured, diff)
+		}
 	}
 }
 

@@ -218,9 +218,11 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 }
 
 // Delete removes k at now, as ip_vs_conn_expire_now does for a rescheduled
-// connection: its server's counts drop, and a template left controlling
-// nothing goes too unless it is ASSURED. A template that still controls
-// connections is not deleted: Delete returns false.
+// connection: its server's counts drop, and its template stays, ASSURED or
+// not, to its own timer (ip_vs_conn_expire drops an unused unassured
+// template only after ip_vs_conn_del, which eviction reproduces). A
+// template that still controls connections is not deleted: Delete returns
+// false.
 func (t *Table) Delete(k Key, now uint32) bool {
 	i := t.find(&k)
 	if i < 0 {
@@ -229,7 +231,7 @@ func (t *Table) Delete(k Key, now uint32) bool {
 	if s := &t.slots[i]; s.isTemplate() && s.controlled > 0 {
 		return false
 	}
-	t.remove(i, now, true)
+	t.remove(i, now, false)
 	return true
 }
 
@@ -307,8 +309,9 @@ func (t *Table) place(k *Key, now uint32) (int, error) {
 
 // remove takes the entry in slot i out of the table at now and unbinds
 // it. A controlled connection leaves its template; explicit is the
-// kernel's "timeout 0" case (ip_vs_conn_expire_now), in which a template
-// left with no connection and not ASSURED is dropped too.
+// kernel's "timeout 0" case (ip_vs_conn_del, which sets cp->timeout to 0
+// before ip_vs_conn_expire), in which a template left with no connection
+// and not ASSURED is dropped too.
 func (t *Table) remove(i int, now uint32, explicit bool) {
 	s := t.slots[i]
 	t.deleteAt(i)
