@@ -146,3 +146,51 @@ func TestFragmentAfterIDFreed(t *testing.T) {
 		t.Errorf("a later fragment of a freed server's datagram: %v to %x, want fragment (dropped)", v, out[:6])
 	}
 }
+
+// TestReaddAfterTrashPeriod: a real server deleted and added back within
+// the kernel's trash period comes back with its statistics
+// (ip_vs_trash_get_dest); one added back after the kernel would have freed
+// it starts from zero, as a new dest does (ip_vs_new_dest).
+func TestReaddAfterTrashPeriod(t *testing.T) {
+	for _, tc := range []struct {
+		after   time.Duration // from the delete to the re-add
+		inPkts  uint64
+		sameID  bool
+		comment string
+	}{
+		{time.Minute, 2, true, "within the trash period"},
+		{dest.TrashPeriod + time.Minute, 0, false, "after the trash period"},
+	} {
+		h := newHarness(t, rules2, 64)
+		with := h.cur.Load().Config().Clone()
+		without := with.Clone()
+		without.Services[0].Dests = without.Services[0].Dests[1:] // rs2 goes
+		now := epoch
+		h.swap(t, with, now, func(dest.ID, *dest.State) {})
+		for _, fl := range []int{udrtest.SYN, udrtest.RST} { // to rs2; SYN_RECV (60 s)
+			if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, fl, nil), now); v != VerdictForward || !bytes.Equal(out[:6], udrtest.RS2MAC) {
+				t.Fatalf("flags %#x: %v, want forwarded to rs2", fl, v)
+			}
+		}
+		rs2 := h.cur.Load().services[0].servers[0].ID
+		if got := h.reg.State(rs2).InPkts.Load(); got != 2 {
+			t.Fatalf("rs2 InPkts %d, want 2", got)
+		}
+
+		h.swap(t, without, now, func(dest.ID, *dest.State) {})
+		now = now.Add(2 * time.Minute)
+		h.p.Sweep(now, 1<<10) // the connection is over
+		h.swap(t, without, now, func(dest.ID, *dest.State) {})
+		now = now.Add(tc.after)
+		h.p.Sweep(now, 1<<10)
+		h.swap(t, without, now, func(dest.ID, *dest.State) {})
+		h.swap(t, with, now, func(dest.ID, *dest.State) {})
+
+		id := h.cur.Load().services[0].servers[0].ID
+		st := h.reg.State(id)
+		if (id == rs2) != tc.sameID || st.InPkts.Load() != tc.inPkts || st.Conns.Load() != tc.inPkts/2 {
+			t.Errorf("re-added %s: ID %#x (was %#x), InPkts %d, Conns %d; want the same ID %v, InPkts %d",
+				tc.comment, id, rs2, st.InPkts.Load(), st.Conns.Load(), tc.sameID, tc.inPkts)
+		}
+	}
+}
