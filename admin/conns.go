@@ -10,12 +10,13 @@ import (
 
 // Conns lists a connection table as ipvsadm -L -c shows it: connections
 // and persistence templates in table order (like the kernel's hash order,
-// not sorted), with the seconds left at now on the table's clock. The
+// not sorted), with the whole seconds left at now (in ticks of the table's
+// clock). The
 // caller owns ct: it must not change during the call.
 func Conns(ct *conntrack.Table, reg *dest.Registry, now uint32) []Conn {
 	list := make([]Conn, 0, ct.Len())
 	ct.Range(func(k conntrack.Key, e conntrack.Entry) bool {
-		list = append(list, connOf(k, e, e.Expires(now), reg))
+		list = append(list, connOf(k, e, ct.SecondsLeft(e, now), reg))
 		return true
 	})
 	return list

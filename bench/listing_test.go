@@ -126,7 +126,7 @@ func BenchmarkListingStall(b *testing.B) {
 		var took time.Duration
 		err := w.Do(ctx, func(p *forwarder.Pipeline, now time.Time) {
 			start := time.Now()
-			old := admin.Conns(p.Conns(), p.Registry(), p.Seconds(now))
+			old := admin.Conns(p.Conns(), p.Registry(), p.Ticks(now))
 			took = time.Since(start)
 			if len(old) != entries {
 				b.Errorf("whole copy: %d entries", len(old))

@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"io"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -38,7 +39,7 @@ type ReplayResult struct {
 // Replay runs c.In through a forwarder.Worker, as udr run does with the
 // live socket: each frame is a batch of its own, whose clock is the frame's
 // time stamp (the connection clock starts at the first frame), and the
-// worker sweeps the connection table after it. Every forwarded and reply
+// connection timers due by that time run before it. Every forwarded and reply
 // frame is written to c.Out with the time stamp of the frame that caused
 // it. The same input gives byte-identical output.
 func Replay(c ReplayConfig) (*ReplayResult, error) {
@@ -99,7 +100,10 @@ func Replay(c ReplayConfig) (*ReplayResult, error) {
 		BatchSize: 1, // each frame has its own time (see the package doc)
 		FrameSize: MaxFrameSize,
 		Clock:     conn.Time,
-		Observe:   observe,
+		// Every timer due by a frame's time runs before the frame, however
+		// many: a replay has no latency to protect.
+		SweepBudget: math.MaxInt,
+		Observe:     observe,
 		// The counters are read from the pipeline at the end.
 		PublishInterval: time.Hour,
 	})

@@ -4,16 +4,24 @@
 // by client and virtual address and port, the DR "input only" TCP state
 // machine and its per-state timeouts, the real servers' ActiveConn,
 // InActConn and PersistConn counts and overload flag, and persistence
-// templates in the same table. Time is always an argument: now is in
-// seconds since the caller's epoch, and an entry is alive while
-// now < Expiry; there are no timers, entries expire when a lookup finds
-// them late and when Sweep's clock hand passes them. A Table is a bounded
-// open-addressing hash table of pointer-free 52-byte slots allocated once,
-// at most 7/8 full, under 64 bytes per entry; Lookup, Insert, Update and
-// Sweep do not allocate. A Table is not safe for concurrent use: each
-// forwarder worker owns one; the real-server counts it writes are atomics
-// shared with the schedulers. Listings copy it in bounded steps (Walk,
-// Step) that its owner runs between batches.
+// templates in the same table. Time is always an argument: now counts
+// ticks of Options.TicksPerSecond (10 ms by default; the kernel counts
+// jiffies) since the caller's epoch, and an entry is alive while
+// now < Expiry. Timers fire on time without a timer per entry: a hashed
+// timing wheel of one-tick buckets files blocks of 64 slots under a lower
+// bound of their entries' expiry times, and Sweep, which the owner calls
+// before each batch of packets and when NextDue comes, scans the blocks
+// whose bound is due, removes every entry whose timer has fired, unbinds
+// it from its real server and files the block again (wheel.go). A lookup
+// that finds an expired entry before Sweep does expires it on the spot.
+// A Table is a bounded open-addressing hash table of pointer-free 52-byte
+// slots allocated once, at most 7/8 full, under 64 bytes per entry with
+// the wheel; Lookup, Insert, Update and Sweep do not allocate. A Table is
+// not safe for concurrent use: each forwarder worker owns one; the
+// real-server counts it writes are atomics shared with the schedulers.
+// Listings copy it in bounded steps (Walk, Step) that its owner runs
+// between batches; FlushNodest expires a deleted server's connections in
+// bounded steps too.
 //
 // # Full table
 //
@@ -35,12 +43,10 @@
 //
 // # Differences from the kernel
 //
-// Timers run lazily: an entry whose timer fired stays counted until a
-// lookup, an insert or Sweep finds it. A template's re-arming follows its
-// connections' own expiry times, so it matches the kernel when the
-// connections are found first; a template found late while it still
-// counts a connection that expired unseen is re-armed past now, and may
-// outlive the kernel's by up to that delay.
+// A timer fires at the first Sweep at or after its tick, so within one
+// tick of the kernel's when the owner sweeps on time; Sweep's budget bounds
+// the work per call, and when more timers are due than that, they fire
+// over the next calls (NextDue says to call again at once).
 // A template's timeout is not stored: InsertControlled restarts it with
 // the Persistence.Timeout it is given (60 s once re-armed), so editing a
 // service's -p applies to its existing templates at their next use.

@@ -35,8 +35,8 @@ const (
 type Entry struct {
 	// Dest is the real server the entry is bound to.
 	Dest dest.ID
-	// Expiry is when the entry expires, in seconds since the caller's
-	// epoch: it is alive while now < Expiry.
+	// Expiry is when the entry expires, in ticks of the table's clock
+	// (Options.TicksPerSecond): it is alive while now < Expiry.
 	Expiry uint32
 	// Controlled is, for a template, the number of connections it
 	// controls (n_control).
@@ -48,8 +48,8 @@ type Entry struct {
 	Netmask uint8
 }
 
-// Expires returns the seconds left before e expires, 0 once it has: the
-// "expire" column of ipvsadm -L -c.
+// Expires returns the ticks left before e expires, 0 once it has
+// (Table.SecondsLeft gives the seconds).
 func (e Entry) Expires(now uint32) uint32 {
 	if left := int32(e.Expiry - now); left > 0 {
 		return uint32(left)

@@ -173,7 +173,7 @@ func TestMemoryPerEntry(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	tb := New(n, reg, Options{Seed: 1})
+	tb := New(n, reg, Options{Seed: 1, TicksPerSecond: 1})
 	for i := range n {
 		mustInsert(t, tb, testKey(tcp, i), ids[0], 0)
 	}

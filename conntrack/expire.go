@@ -6,39 +6,19 @@ import "math"
 // and reports whether the entry was removed (ip_vs_conn_expire). A
 // template that still controls connections is re-armed instead: its timer
 // fires again every 60 s after its expiry until the next one after now,
-// and its timeout stays 60 s from then on.
+// and its timeout stays 60 s from then on. A later expiry needs no new
+// wheel filing: the block's bound stays below it.
 func (t *Table) expire(i int, now uint32) bool {
 	s := &t.slots[i]
 	if s.isTemplate() && s.controlled > 0 {
 		late := now - s.expiry
-		s.expiry += templateRearm * (late/templateRearm + 1)
+		s.expiry += t.rearm * (late/t.rearm + 1)
 		s.flags |= FlagRearmed
 		return false
 	}
 	t.remove(i, now, false)
 	t.stats.Expired++
 	return true
-}
-
-// Sweep looks at up to budget slots from where the previous call stopped,
-// in a circle, and expires the entries whose timer has fired. It returns
-// how many entries it removed. Calling it once per batch of packets with a
-// small budget replaces the kernel's per-connection timers: a table of S
-// slots is covered every S/budget calls.
-func (t *Table) Sweep(now uint32, budget int) (expired int) {
-	for ; budget > 0 && t.n > 0; budget-- {
-		if t.hand >= len(t.slots) {
-			t.hand = 0
-		}
-		s := &t.slots[t.hand]
-		if !s.empty() && s.expired(now) && t.expire(t.hand, now) {
-			// A later entry may have shifted into this slot: look again.
-			expired++
-			continue
-		}
-		t.hand++
-	}
-	return expired
 }
 
 // evictWindow is how many slots from a new key's home an insert into a

@@ -51,6 +51,15 @@ func FuzzTCPStates(f *testing.F) {
 			case 1:
 				now += uint32(arg)
 				tb.Sweep(now, int(arg%32))
+				if arg%32 != 0 {
+					// The table is one block: any budget covers it.
+					tb.Range(func(k Key, e Entry) bool {
+						if int32(now-e.Expiry) >= 0 {
+							t.Fatalf("%v expired at %d, still there after Sweep(%d)", k, e.Expiry, now)
+						}
+						return true
+					})
+				}
 			case 2:
 				tb.Delete(k, now)
 			case 3:
@@ -58,6 +67,7 @@ func FuzzTCPStates(f *testing.F) {
 				tb.SetTimeouts(service.Timeouts{TCP: uint32(arg >> 1), TCPFin: uint32(arg >> 2)})
 			}
 			checkTable(t, tb, reg, ids)
+			checkWheel(t, tb)
 		}
 		var conns, templates []Key
 		tb.Range(func(k Key, _ Entry) bool {

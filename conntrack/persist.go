@@ -12,7 +12,7 @@ var errNoTemplate = errors.New("persistence template missing")
 
 // InsertTemplate adds persistence template tk (a key from
 // Persistence.TemplateKey) pointing to real server dest, with its timer set
-// to timeout seconds, counted in the server's PersistConn.
+// to timeout seconds from now, counted in the server's PersistConn.
 //
 // If tk is already present, the template is re-pointed to dest with a
 // fresh timer and state NONE: this is how the caller replaces a template
@@ -38,9 +38,10 @@ func (t *Table) InsertTemplate(tk Key, dest dest.ID, timeout, now uint32) error 
 	}
 	s := &t.slots[i]
 	s.dest = dest
-	s.expiry = now + timeout
+	s.expiry = now + timeout*t.hz
 	s.state = StateNone
 	s.flags &^= FlagRearmed
+	t.lower(i, s.expiry)
 	t.bind(s)
 	return nil
 }
@@ -75,8 +76,9 @@ func (t *Table) InsertControlled(k Key, p Persistence, now uint32) (dest.ID, err
 	}
 	s := &t.slots[i]
 	s.dest = dest
-	s.expiry = now + newConnTimeout
+	s.expiry = now + t.newConn
 	s.state = initialState(k.Proto)
+	t.lower(i, s.expiry)
 	s.flags |= FlagControlled
 	if p.AllPorts {
 		s.flags |= FlagAllPorts
@@ -84,12 +86,14 @@ func (t *Table) InsertControlled(k Key, p Persistence, now uint32) (dest.ID, err
 	s.netmask = p.Netmask
 	t.bind(s)
 
-	ts := &t.slots[t.find(&tk)] // place may have moved it
-	timeout := p.Timeout
+	j = t.find(&tk) // place may have moved it
+	ts := &t.slots[j]
+	timeout := p.Timeout * t.hz
 	if ts.flags&FlagRearmed != 0 {
-		timeout = templateRearm
+		timeout = t.rearm
 	}
 	ts.expiry = now + timeout
+	t.lower(j, ts.expiry)
 	t.hint = i
 	return dest, nil
 }
@@ -114,7 +118,7 @@ func (t *Table) unlink(s *slot, end uint32, explicit bool) {
 		ts.controlled--
 	}
 	if late := int32(end - ts.expiry); late > 0 {
-		ts.expiry += templateRearm * ((uint32(late) + templateRearm - 1) / templateRearm)
+		ts.expiry += t.rearm * ((uint32(late) + t.rearm - 1) / t.rearm)
 		ts.flags |= FlagRearmed
 	}
 	if explicit && ts.controlled == 0 && ts.state != StateAssured {

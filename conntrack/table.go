@@ -25,12 +25,20 @@ type Options struct {
 	SecureTCP bool
 	// Seed seeds the key hash; 0 draws a random seed.
 	Seed uint64
+	// TicksPerSecond is the rate of the clock that every now argument
+	// counts in; 0 means DefaultTicksPerSecond.
+	TicksPerSecond uint32
 }
+
+// DefaultTicksPerSecond is the table clock's default rate: 10 ms ticks, so
+// that a timer fires within 10 ms of the kernel's (which counts jiffies).
+const DefaultTicksPerSecond = 100
 
 // Stats count what the table did on its own.
 type Stats struct {
-	// Expired counts entries removed because their timer had fired, found
-	// by a lookup, by Sweep or by an insert into a full table.
+	// Expired counts entries removed because their timer had fired (by
+	// Sweep, or found first by a lookup or an insert into a full table),
+	// and those FlushNodest removed.
 	Expired uint64
 	// Evicted counts live entries removed to make room (see doc.go).
 	Evicted uint64
@@ -40,18 +48,22 @@ type Stats struct {
 
 // Table is a bounded connection table: open addressing with linear
 // probing and backward-shift deletion over a slice of pointer-free slots,
-// allocated once. It never holds more than Cap() entries.
+// allocated once, and a timing wheel over blocks of slots (wheel.go). It
+// never holds more than Cap() entries.
 type Table struct {
 	slots     []slot
 	capacity  int
 	n         int
 	reg       *dest.Registry
 	seed      uint64
-	timeouts  [numStates]uint32
+	hz        uint32            // ticks per second
+	timeouts  [numStates]uint32 // in ticks
+	newConn   uint32            // newConnTimeout in ticks
+	rearm     uint32            // templateRearm in ticks
 	secureTCP bool
-	hand      int // next slot Sweep looks at
 	hint      int // slot of the last key found or inserted
 	stats     Stats
+	w         wheel
 }
 
 // New returns an empty table for at most capacity entries (connections and
@@ -70,13 +82,21 @@ func New(capacity int, reg *dest.Registry, opts Options) *Table {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
+	hz := opts.TicksPerSecond
+	if hz == 0 {
+		hz = DefaultTicksPerSecond
+	}
 	t := &Table{
 		slots:     make([]slot, nslots),
 		capacity:  capacity,
 		reg:       reg,
 		seed:      seed,
+		hz:        hz,
+		newConn:   newConnTimeout * hz,
+		rearm:     templateRearm * hz,
 		secureTCP: opts.SecureTCP,
 	}
+	t.w.init(nslots)
 	t.SetTimeouts(opts.Timeouts)
 	return t
 }
@@ -90,7 +110,18 @@ func (t *Table) SetTimeouts(to service.Timeouts) {
 	t.timeouts[StateEstablished] = to.TCP
 	t.timeouts[StateFinWait] = to.TCPFin
 	t.timeouts[StateUDP] = to.UDP
+	for i := range t.timeouts {
+		t.timeouts[i] *= t.hz
+	}
 }
+
+// TicksPerSecond returns the rate of the table's clock.
+func (t *Table) TicksPerSecond() uint32 { return t.hz }
+
+// SecondsLeft returns the whole seconds e has left at now, 0 once it has
+// expired: the "expire" column of ipvsadm -L -c, which the kernel
+// truncates ((cp->timer.expires - jiffies) / HZ, ip_vs_conn_seq_show).
+func (t *Table) SecondsLeft(e Entry, now uint32) uint32 { return e.Expires(now) / t.hz }
 
 // SetSecureTCP switches the TCP state table for every later transition,
 // as the secure_tcp defence does (tcp_timeout_change).
@@ -106,8 +137,8 @@ func (t *Table) Cap() int { return t.capacity }
 func (t *Table) Stats() Stats { return t.stats }
 
 // Range calls fn for every entry in slot order until fn returns false.
-// Entries whose timer has fired but that nothing has removed yet are
-// included, with Expires(now) 0. fn must not change the table.
+// Entries whose timer has fired since the last Sweep are included, with
+// Expires(now) 0. fn must not change the table.
 func (t *Table) Range(fn func(k Key, e Entry) bool) {
 	for i := range t.slots {
 		s := &t.slots[i]
@@ -147,8 +178,9 @@ func (t *Table) Insert(k Key, dest dest.ID, now uint32) error {
 	}
 	s := &t.slots[i]
 	s.dest = dest
-	s.expiry = now + newConnTimeout
+	s.expiry = now + t.newConn
 	s.state = initialState(k.Proto)
+	t.lower(i, s.expiry)
 	t.bind(s)
 	return nil
 }
@@ -210,6 +242,7 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	}
 	s.state = next
 	s.expiry = now + t.timeouts[next]
+	t.lower(i, s.expiry)
 	e := s.entry()
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
 		t.assure(s.templateKey())
@@ -346,6 +379,7 @@ func (t *Table) deleteAt(i int) {
 		}
 		if !stays {
 			t.slots[i] = *s
+			t.lower(i, s.expiry) // it may have moved into another block
 			i = j
 		}
 	}

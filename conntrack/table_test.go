@@ -29,6 +29,9 @@ func newTestTable(t testing.TB, capacity, n int, opts Options) (*Table, *dest.Re
 	if opts.Seed == 0 {
 		opts.Seed = 1
 	}
+	if opts.TicksPerSecond == 0 {
+		opts.TicksPerSecond = 1 // the tests count in seconds
+	}
 	return New(capacity, reg, opts), reg, ids
 }
 

@@ -6,6 +6,7 @@ package conntrack
 type Listed struct {
 	s   slot
 	now uint32 // the table's clock when it was copied
+	hz  uint32 // the table's ticks per second
 }
 
 // Key returns the entry's key.
@@ -14,8 +15,9 @@ func (l *Listed) Key() Key { return l.s.key() }
 // Entry returns the entry's state.
 func (l *Listed) Entry() Entry { return l.s.entry() }
 
-// Expires returns the seconds the entry had left when it was copied.
-func (l *Listed) Expires() uint32 { return l.s.entry().Expires(l.now) }
+// Expires returns the whole seconds the entry had left when it was copied
+// (Table.SecondsLeft).
+func (l *Listed) Expires() uint32 { return l.s.entry().Expires(l.now) / l.hz }
 
 // Walk is the position of a listing that copies the table in steps, so
 // that its owner (a forwarder worker) is never held up by more than one
@@ -70,7 +72,7 @@ func (t *Table) Step(w *Walk, dst []Listed, maxSlots int, now uint32) ([]Listed,
 			if len(dst) == cap(dst) {
 				break
 			}
-			dst = append(dst, Listed{s: *s, now: now})
+			dst = append(dst, Listed{s: *s, now: now, hz: t.hz})
 		}
 		if w.pos++; w.pos == n {
 			w.pos = 0

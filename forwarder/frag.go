@@ -35,6 +35,7 @@ type fragEntry struct {
 
 type fragTable struct {
 	slots [fragSlots]fragEntry
+	ttl   uint32 // fragTimeout in ticks of the connection table's clock
 }
 
 func (f *frame) fragKey() fragKey {
@@ -52,7 +53,7 @@ func (k *fragKey) slot() int {
 
 // remember records that the datagram of the first fragment k went to dest.
 func (t *fragTable) remember(k fragKey, dest dest.ID, now uint32) {
-	t.slots[k.slot()] = fragEntry{key: k, dest: dest, expires: now + fragTimeout, used: true}
+	t.slots[k.slot()] = fragEntry{key: k, dest: dest, expires: now + t.ttl, used: true}
 }
 
 // lookup returns the real server of a later fragment's datagram.

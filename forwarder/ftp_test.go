@@ -112,7 +112,7 @@ func TestFTPDataFollowsControl(t *testing.T) {
 	}
 
 	var got []string
-	for _, c := range admin.Conns(h.p.Conns(), h.reg, h.p.Seconds(epoch)) {
+	for _, c := range admin.Conns(h.p.Conns(), h.reg, h.p.Ticks(epoch)) {
 		got = append(got, fmt.Sprintf("%s %v %v %v template=%v", c.Proto, c.Client, c.Virtual, c.Dest, c.Template))
 	}
 	slices.Sort(got)

@@ -104,7 +104,7 @@ func (w *Worker) listStep(now time.Time) {
 		return // the lister has not converted the chunks yet
 	}
 	start, cpu := time.Now(), threadCPU()
-	chunk, done := w.p.Conns().Step(&l.walk, chunk[:0], ListingSlots, w.p.Seconds(now))
+	chunk, done := w.p.Conns().Step(&l.walk, chunk[:0], ListingSlots, w.p.Ticks(now))
 	took := time.Since(start)
 	// Clamped: the goroutine may have moved to another thread.
 	tookCPU := min(max(threadCPU()-cpu, 0), took)

@@ -20,17 +20,20 @@ type Pipeline struct {
 	neigh *Neighbors
 	reg   *dest.Registry
 	epoch time.Time
+	hz    uint32        // the connection table's ticks per second
+	tick  time.Duration // one tick
 	seen  atomic.Uint64 // the registry epoch read at the last Sweep
 
-	t        *Table // the snapshot in use for the current frame
-	lastNow  time.Time
-	lastSecs uint32 // Seconds(lastNow)
-	f        frame
-	frags    fragTable
-	unreach  unreachLimiter
-	last     Decision
-	stats    Stats
-	reply    [MaxReplyLen]byte
+	t         *Table // the snapshot in use for the current frame
+	lastNow   time.Time
+	lastTicks uint32 // Ticks(lastNow)
+	lastSecs  uint32 // Clock(lastNow)
+	f         frame
+	frags     fragTable
+	unreach   unreachLimiter
+	last      Decision
+	stats     Stats
+	reply     [MaxReplyLen]byte
 }
 
 // DefaultCapacity is the connection table capacity when none is given.
@@ -51,9 +54,16 @@ type PipelineConfig struct {
 	Epoch time.Time
 }
 
-// NewPipeline returns a worker over c.
+// NewPipeline returns a worker over c. Its clock runs at the connection
+// table's rate (conntrack.Options.TicksPerSecond), which must divide a
+// second into whole nanoseconds.
 func NewPipeline(c PipelineConfig) *Pipeline {
-	return &Pipeline{table: c.Table, conns: c.Conns, neigh: c.Neighbors, reg: c.Registry, epoch: c.Epoch}
+	hz := c.Conns.TicksPerSecond()
+	p := &Pipeline{table: c.Table, conns: c.Conns, neigh: c.Neighbors, reg: c.Registry, epoch: c.Epoch,
+		hz: hz, tick: time.Second / time.Duration(hz)}
+	p.frags.ttl = fragTimeout * hz
+	p.unreach.hz = hz
+	return p
 }
 
 // Decision explains the pipeline's last verdict: which service, scheduler
@@ -92,31 +102,60 @@ func (p *Pipeline) Conns() *conntrack.Table { return p.conns }
 // Registry returns the registry of the real servers' live state.
 func (p *Pipeline) Registry() *dest.Registry { return p.reg }
 
-// Seconds converts a wall-clock time to the connection table's clock.
-func (p *Pipeline) Seconds(now time.Time) uint32 {
+// Ticks converts a wall-clock time to the connection table's clock: ticks
+// (10 ms by default) since the epoch, plus one second's worth, so that
+// Ticks(now) / TicksPerSecond is Clock(now).
+func (p *Pipeline) Ticks(now time.Time) uint32 {
 	if now == p.lastNow {
 		// A batch's frames share one reading of the clock: convert it once.
-		return p.lastSecs
+		return p.lastTicks
 	}
 	p.lastNow = now
+	p.lastTicks = uint32(now.Sub(p.epoch)/p.tick) + p.hz
 	p.lastSecs = p.Clock(now)
-	return p.lastSecs
+	return p.lastTicks
 }
 
-// Clock converts a wall-clock time to the connection table's clock, as
-// Seconds does; it is safe to call from any goroutine (the control plane
-// stamps a Table it compiles with it: Options.Now).
+// TickTime returns the wall-clock time at which the connection table's
+// clock reaches tick.
+func (p *Pipeline) TickTime(tick uint32) time.Time {
+	return p.epoch.Add(time.Duration(int64(tick)-int64(p.hz)) * p.tick)
+}
+
+// secs returns ticks in whole seconds, the clock of the schedulers and of
+// the ICMP rate limit.
+func (p *Pipeline) secs(ticks uint32) uint32 {
+	if ticks == p.lastTicks {
+		return p.lastSecs
+	}
+	return ticks / p.hz
+}
+
+// Clock converts a wall-clock time to the schedulers' clock, whole seconds
+// since the epoch plus one; it is safe to call from any goroutine (the
+// control plane stamps a Table it compiles with it: Options.Now).
 func (p *Pipeline) Clock(now time.Time) uint32 {
 	return uint32(now.Sub(p.epoch)/time.Second) + 1
 }
 
-// Sweep expires up to budget connection entries; the owner calls it once
-// per batch, and at least every few hundred milliseconds when idle. It also
-// records that the pipeline holds no table older than the registry's
-// current epoch (Seen).
+// Sweep runs the connection table's timers up to now, scanning at most
+// budget slots (conntrack.Table.Sweep); the owner calls it before each
+// batch and when NextDue comes. It also records that the pipeline holds no
+// table older than the registry's current epoch (Seen).
 func (p *Pipeline) Sweep(now time.Time, budget int) int {
 	p.seen.Store(p.reg.Epoch())
-	return p.conns.Sweep(p.Seconds(now), budget)
+	return p.conns.Sweep(p.Ticks(now), budget)
+}
+
+// NextDue returns when Sweep next has a timer to run, and false when no
+// entry is left. A time not after the last Sweep's means that Sweep ran
+// out of budget and should run again at once.
+func (p *Pipeline) NextDue() (time.Time, bool) {
+	tick, ok := p.conns.NextDue()
+	if !ok {
+		return time.Time{}, false
+	}
+	return p.TickTime(tick), true
 }
 
 // Seen returns the registry epoch the pipeline had reached at its last
@@ -133,7 +172,7 @@ func (p *Pipeline) Seen() uint64 { return p.seen.Load() }
 func (p *Pipeline) Process(b []byte, now time.Time) (Verdict, []byte) {
 	p.t = p.table.Load()
 	p.last = Decision{}
-	v, out := p.process(b, p.Seconds(now))
+	v, out := p.process(b, p.Ticks(now))
 	p.last.Verdict = v
 	p.stats.Verdicts[v]++
 	return v, out

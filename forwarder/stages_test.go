@@ -65,7 +65,7 @@ func BenchmarkStages(b *testing.B) {
 	})
 	b.Run("clock", func(b *testing.B) {
 		for b.Loop() {
-			h.p.Seconds(epoch)
+			h.p.Ticks(epoch)
 		}
 	})
 	b.Run("process-not-vip", func(b *testing.B) {

@@ -207,5 +207,5 @@ func (p *Pipeline) forwardFirst(id dest.ID, now uint32) (Verdict, []byte) {
 
 func (p *Pipeline) flow(now uint32) sched.Flow {
 	f := &p.f
-	return sched.Flow{Src: f.key.Client, Dst: f.key.VIP, SrcPort: f.key.CPort, DstPort: f.key.VPort, Is6: f.is6, Now: now}
+	return sched.Flow{Src: f.key.Client, Dst: f.key.VIP, SrcPort: f.key.CPort, DstPort: f.key.VPort, Is6: f.is6, Now: p.secs(now)}
 }

@@ -25,10 +25,13 @@ const (
 type unreachLimiter struct {
 	second uint32
 	sent   int
+	hz     uint32 // ticks per second
 }
 
+// allow counts one error at now, in ticks, and reports whether it is
+// within the budget of its second.
 func (l *unreachLimiter) allow(now uint32) bool {
-	if now != l.second {
+	if now /= l.hz; now != l.second {
 		l.second, l.sent = now, 0
 	}
 	if l.sent >= unreachMaxPerSec {

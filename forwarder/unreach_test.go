@@ -80,16 +80,16 @@ func TestNoBackendAnswersPortUnreachable(t *testing.T) {
 }
 
 func TestUnreachableIsRateLimited(t *testing.T) {
-	var l unreachLimiter
+	l := unreachLimiter{hz: 100}
 	for i := range unreachMaxPerSec {
-		if !l.allow(7) {
+		if !l.allow(750) {
 			t.Fatalf("message %d refused within the budget", i)
 		}
 	}
-	if l.allow(7) {
+	if l.allow(750) {
 		t.Fatalf("message %d allowed past the budget", unreachMaxPerSec+1)
 	}
-	if !l.allow(8) {
+	if !l.allow(800) {
 		t.Fatalf("the next second's first message refused")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
 )
 
@@ -44,8 +45,13 @@ type Worker struct {
 	lists   chan *listing
 	list    *listing // the listing in progress
 	events  chan Event
-	stats   workerCounters
-	lastPub time.Time
+
+	flushReq atomic.Bool // FlushNodest was called
+	flushing bool        // a flush is waiting for flushAt or running
+	flushAt  time.Time
+	flush    conntrack.Flush
+	stats    workerCounters
+	lastPub  time.Time
 }
 
 // WorkerConfig configures a Worker. Conn and Pipeline are required.
@@ -63,11 +69,13 @@ type WorkerConfig struct {
 	// time.Now; a capture gives the time stamp of the frame just read.
 	Clock func() time.Time
 	// IdleWake bounds how long a read blocks when the Conn has a
-	// SetReadDeadline method, so that the sweep and the control queue
-	// progress on an idle link; 0 means DefaultIdleWake.
+	// SetReadDeadline method, so that the control queue progresses on an
+	// idle link; the read ends sooner when a connection's timer is due
+	// (Pipeline.NextDue). 0 means DefaultIdleWake.
 	IdleWake time.Duration
-	// SweepBudget is how many connection slots are aged after each batch;
-	// 0 means DefaultSweepBudget.
+	// SweepBudget is the most connection slots the timers scan before
+	// each batch (conntrack.Table.Sweep); 0 means DefaultSweepBudget.
+	// When timers are left due, the next read does not wait.
 	SweepBudget int
 	// PublishInterval is how often, in batch time, the counters are
 	// copied for Stats; 0 means after every batch. They are always
@@ -92,9 +100,14 @@ const (
 	DefaultFrameSize = 1500 + 14 + 4 + 4
 	// DefaultIdleWake is the longest a read blocks on an idle link.
 	DefaultIdleWake = 200 * time.Millisecond
-	// DefaultSweepBudget slots are aged per batch: a 1,142,858-slot table
-	// (1M entries) is covered every 4,465 batches.
-	DefaultSweepBudget = 256
+	// DefaultSweepBudget slots (64 blocks of 64) at most are scanned for
+	// due timers before each batch: about 100 µs.
+	DefaultSweepBudget = 4096
+	// FlushSlots is how many slots a real-server flush (FlushNodest)
+	// looks at per batch, and FlushDelay how long after the request it
+	// starts (the kernel's HZ/10 delayed work).
+	FlushSlots = 16384
+	FlushDelay = 100 * time.Millisecond
 	// DefaultControlQueue frames wait for the worker at most: the
 	// announcements and probes of one round for 64 VIPs and servers.
 	DefaultControlQueue = 64
@@ -282,6 +295,37 @@ func (w *Worker) wake() {
 	}
 }
 
+// FlushNodest asks the worker to expire, FlushDelay from its next batch,
+// every connection whose real server has been deleted (made unavailable),
+// as the kernel does when a real server is deleted with
+// expire_nodest_conn=1 (ip_vs_expire_nodest_conn_flush). The flush runs in
+// steps of FlushSlots slots, one per batch (or per ListingIdleWake on an
+// idle link). Requests made while one waits to start are served by it; one
+// made while a flush runs starts another after it. It never blocks and is
+// safe for concurrent use.
+func (w *Worker) FlushNodest() {
+	w.flushReq.Store(true)
+	w.wake()
+}
+
+// flushStep starts a requested flush, or runs a step of the one in
+// progress.
+func (w *Worker) flushStep(now time.Time) {
+	if !w.flushing {
+		if !w.flushReq.Swap(false) {
+			return
+		}
+		w.flushing, w.flushAt, w.flush = true, now.Add(FlushDelay), conntrack.Flush{}
+		return
+	}
+	if now.Before(w.flushAt) {
+		return
+	}
+	if w.p.Conns().FlushNodest(&w.flush, w.p.Ticks(now), FlushSlots) {
+		w.flushing = false
+	}
+}
+
 // Events returns the channel on which the worker hands off the verdicts the
 // control plane acts on. Nobody has to read it: when it is full, events are
 // counted in EventsDropped and dropped.
@@ -343,12 +387,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			if w.clock != nil || wake.IsZero() {
 				wake = time.Now()
 			}
-			idle := w.idle
-			if w.list != nil {
-				idle = ListingIdleWake
-			}
-			dl.SetReadDeadline(wake.Add(idle))
-			if (w.list == nil && len(w.lists) > 0) || len(w.calls) > 0 {
+			dl.SetReadDeadline(wake.Add(w.wait(now)))
+			if (w.list == nil && len(w.lists) > 0) || len(w.calls) > 0 || (!w.flushing && w.flushReq.Load()) {
 				// A request came before this deadline was set, so its
 				// wake may have been overwritten: do not wait for it.
 				dl.SetReadDeadline(time.Now())
@@ -366,9 +406,34 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// batch decides and writes n frames read at now, then does the per-batch
-// work: control frames, sweep, counters.
+// wait returns how long the next read may block after the batch at now
+// (in the clock's time): the idle wake, shortened to the next connection
+// timer (none when Sweep is behind), the start of a requested flush, and
+// ListingIdleWake while a listing or a flush runs.
+func (w *Worker) wait(now time.Time) time.Duration {
+	wait := w.idle
+	if w.list != nil || w.flushing && !w.flushAt.After(now) {
+		wait = ListingIdleWake
+	}
+	if now.IsZero() {
+		return wait // no batch yet
+	}
+	if due, ok := w.p.NextDue(); ok {
+		wait = min(wait, max(due.Sub(now), 0))
+	}
+	if w.flushing {
+		wait = min(wait, max(w.flushAt.Sub(now), 0))
+	}
+	return wait
+}
+
+// batch runs the connection timers due by now, decides and writes n
+// frames read at now, then does the per-batch work: control frames, calls,
+// flushes, listings, counters.
 func (w *Worker) batch(n int, now time.Time) {
+	// Timers first: a frame at now sees the counts of every connection
+	// whose timer fired before it, as in the kernel.
+	w.p.Sweep(now, w.sweep)
 	out := w.out[:0]
 	for i := range n {
 		b := w.bufs[i][:w.sizes[i]]
@@ -402,7 +467,7 @@ func (w *Worker) batch(n int, now time.Time) {
 		close(c.done)
 	default:
 	}
-	w.p.Sweep(now, w.sweep)
+	w.flushStep(now)
 	w.listStep(now)
 	if w.pub == 0 || now.Sub(w.lastPub) >= w.pub || now.Before(w.lastPub) {
 		w.lastPub = now

@@ -187,7 +187,7 @@ func (r replayState) State(conns bool) (*admin.State, error) {
 	st := &admin.State{Config: r.cfg, ConnTabSize: 4096}
 	if conns {
 		p := r.res.Pipeline
-		st.Conns = admin.Conns(p.Conns(), p.Registry(), p.Seconds(r.res.Last))
+		st.Conns = admin.Conns(p.Conns(), p.Registry(), p.Ticks(r.res.Last))
 	}
 	return st, nil
 }
