@@ -38,11 +38,11 @@ type Options struct {
 	ExpireQuiescentTemplate bool
 	// Rand feeds the twos scheduler; nil means a fixed seed.
 	Rand func() uint32
-	// Now is when the table is compiled, on the connection table's clock
-	// (Pipeline.Clock): an lblc or lblcr scheduler the table creates arms
-	// its collection timer then, as the kernel's init_service does. Zero
-	// means the clock's start (the first frame of a replay, the start of
-	// udr run).
+	// Now is when the table is compiled, on the schedulers' clock in
+	// seconds (Pipeline.Clock): an lblc or lblcr scheduler the table
+	// creates arms its collection timer then, as the kernel's
+	// init_service does. Zero means the clock's start (the first frame of
+	// a replay, the start of udr run).
 	Now uint32
 	// Edited names the real servers that an explicit edit (ipvsadm -e)
 	// changed to make this table. The kernel runs the scheduler's upd_dest
