@@ -50,6 +50,7 @@
 // A template's timeout is not stored: InsertControlled restarts it with
 // the Persistence.Timeout it is given (60 s once re-armed), so editing a
 // service's -p applies to its existing templates at their next use.
-// InsertTemplate on a present template re-points it rather than leaving an
-// invalidated copy behind (see InsertTemplate).
+// The table holds one entry per key where the kernel's hash chains may
+// hold several: a client's invalidated templates of one server become one
+// (see InvalidateTemplate).
 package conntrack

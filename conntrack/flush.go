@@ -51,12 +51,18 @@ func (t *Table) FlushNodest(f *Flush, now uint32, budget int) bool {
 // controlled connection, its template if that now controls nothing.
 func (t *Table) flushAt(i int, now uint32) {
 	s := t.slots[i]
+	var tk Key
+	j := -1
+	if s.flags&FlagControlled != 0 {
+		if j = t.templateOf(&s); j >= 0 {
+			tk = t.slots[j].key() // its key: the removal may move it
+		}
+	}
 	t.remove(i, now, false)
 	t.stats.Expired++
-	if s.flags&FlagControlled == 0 {
+	if j < 0 {
 		return
 	}
-	tk := s.templateKey()
 	if j := t.find(&tk); j >= 0 && t.slots[j].controlled == 0 {
 		t.remove(j, now, false)
 		t.stats.Expired++

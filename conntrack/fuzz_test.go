@@ -105,7 +105,14 @@ func fuzzPacket(t *testing.T, tb *Table, k Key, persistent bool, p Persistence, 
 		}
 		if persistent {
 			tk := p.TemplateKey(k)
-			if _, ok := tb.Lookup(tk, now); !ok {
+			te, ok := tb.Lookup(tk, now)
+			if ok && te.Dest != dest {
+				// The forwarder found the template's server unusable
+				// (ip_vs_check_template).
+				tb.InvalidateTemplate(tk, now)
+				ok = false
+			}
+			if !ok {
 				if err := tb.InsertTemplate(tk, dest, p.Timeout, now); err != nil {
 					return
 				}
@@ -129,7 +136,12 @@ func checkTable(t *testing.T, tb *Table, reg *dest.Registry, ids []dest.ID) {
 		t.Fatalf("Len %d > Cap %d", tb.Len(), tb.Cap())
 	}
 	want := map[dest.ID]counts{}
-	controlled := map[Key]uint32{}
+	type group struct {
+		tk Key
+		d  dest.ID
+	}
+	controlled := map[group]uint32{}
+	var total uint32
 	n := 0
 	tb.Range(func(k Key, e Entry) bool {
 		n++
@@ -157,19 +169,37 @@ func checkTable(t *testing.T, tb *Table, reg *dest.Registry, ids []dest.ID) {
 		}
 		want[e.Dest] = c
 		if e.Flags&FlagControlled != 0 {
-			controlled[templateKey(k, e.Netmask, e.Flags&FlagAllPorts != 0)]++
+			controlled[group{templateKey(k, e.Netmask, e.Flags&FlagAllPorts != 0), e.Dest}]++
+		}
+		if k.Template {
+			total += e.Controlled
 		}
 		return true
 	})
 	if n != tb.Len() {
 		t.Fatalf("Range saw %d entries, Len %d", n, tb.Len())
 	}
-	tb.Range(func(k Key, e Entry) bool {
-		if k.Template && e.Controlled != controlled[k] {
-			t.Fatalf("template %v counts %d connections, table holds %d", k, e.Controlled, controlled[k])
+	// A client's connections of one server are counted by its template
+	// under the template key, or by the invalidated one of that server
+	// (which of the two is not tracked: see templateOf).
+	var sum uint32
+	for g, n := range controlled {
+		var got uint32
+		if e, ok := tb.Lookup(g.tk, 0); ok && e.Dest == g.d {
+			got += e.Controlled
 		}
-		return true
-	})
+		ik := invalidKey(g.tk, g.d)
+		if e, ok := tb.Lookup(ik, 0); ok {
+			got += e.Controlled
+		}
+		if got != n {
+			t.Fatalf("templates %v of dest %d count %d connections, table holds %d", g.tk, g.d, got, n)
+		}
+		sum += n
+	}
+	if total != sum {
+		t.Fatalf("templates count %d connections in all, table holds %d", total, sum)
+	}
 	for _, id := range ids {
 		got := countsOf(reg, id)
 		got.Overloaded = false

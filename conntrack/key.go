@@ -13,7 +13,9 @@ import (
 // so a table of a million of them is never scanned by the garbage collector.
 //
 // A template key (Template true) has CPort 0 and a client address masked
-// to the service's persistence netmask; see Persistence.TemplateKey.
+// to the service's persistence netmask; see Persistence.TemplateKey. An
+// invalidated template's key has VPort 65535 and a CPort of its own (see
+// Table.InvalidateTemplate).
 type Key struct {
 	Client, VIP  [16]byte
 	CPort, VPort uint16
@@ -38,7 +40,11 @@ func NewKey(proto uint8, client, vip netip.AddrPort) Key {
 func (k Key) Addrs() (client, vip netip.AddrPort) {
 	c := netip.AddrFrom16(k.Client).Unmap()
 	v := netip.AddrFrom16(k.VIP).Unmap()
-	return netip.AddrPortFrom(c, k.CPort), netip.AddrPortFrom(v, k.VPort)
+	cport := k.CPort
+	if k.Invalidated() {
+		cport = 0 // the kernel's invalidated template (InvalidateTemplate)
+	}
+	return netip.AddrPortFrom(c, cport), netip.AddrPortFrom(v, k.VPort)
 }
 
 var v4InV6Prefix = [12]byte{10: 0xff, 11: 0xff}

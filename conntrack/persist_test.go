@@ -251,3 +251,136 @@ func TestTemplateRearmAfterLateExpiry(t *testing.T) {
 		t.Fatalf("counts %+v, want none", got)
 	}
 }
+
+// TestInvalidateTemplate follows ip_vs_check_template: the old template
+// leaves its key but stays bound to its server with its connection; a new
+// one takes the key; each connection ends on its own template; the old
+// template goes at its own timer.
+func TestInvalidateTemplate(t *testing.T) {
+	tb, reg, ids := newTestTable(t, 64, 2, Options{})
+	a, b := ids[0], ids[1]
+	p := Persistence{Timeout: 100, Netmask: 32}
+	k1, k2 := testKey(tcp, 1), testKey(tcp, 1)
+	k2.CPort = 2
+	tk := p.TemplateKey(k1)
+	if err := tb.InsertTemplate(tk, a, p.Timeout, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.InsertControlled(k1, p, 0); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, tb, k1, TCPSyn, 0)
+	mustUpdate(t, tb, k1, TCPAck, 0) // ESTABLISHED (900 s), template ASSURED
+
+	if !tb.InvalidateTemplate(tk, 10) {
+		t.Fatal("InvalidateTemplate: template not found")
+	}
+	if _, ok := tb.Lookup(tk, 10); ok {
+		t.Fatal("the invalidated template is still under its key")
+	}
+	if err := tb.InsertTemplate(tk, b, p.Timeout, 10); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := tb.InsertControlled(k2, p, 10); err != nil || d != b {
+		t.Fatalf("InsertControlled = %d, %v; want %d", d, err, b)
+	}
+	var old Key
+	tb.Range(func(k Key, e Entry) bool {
+		if k.Template && k != tk {
+			old = k
+			if e.Dest != a || e.Controlled != 1 || e.State != StateAssured || e.Expiry != 100 {
+				t.Errorf("invalidated template: %+v, want on %d controlling 1, ASSURED, expiry 100", e, a)
+			}
+		}
+		return true
+	})
+	client, vip := old.Addrs()
+	if client.Port() != 0 || vip.Port() != 65535 || !old.Invalidated() || tk.Invalidated() {
+		t.Errorf("invalidated template listed as %v -> %v (Invalidated %v), want client port 0, virtual port 65535", client, vip, old.Invalidated())
+	}
+	if diff := cmp.Diff(counts{Active: 1, Persist: 1}, countsOf(reg, a)); diff != "" {
+		t.Errorf("old server's counts (-want +got):\n%s", diff)
+	}
+
+	// The old connection ends on the old template, the new one's count
+	// stays.
+	if !tb.Delete(k1, 20) {
+		t.Fatal("Delete(k1) = false")
+	}
+	if e, ok := tb.Lookup(tk, 20); !ok || e.Controlled != 1 || e.Dest != b {
+		t.Errorf("new template after the old connection ended: %+v %v, want on %d controlling 1", e, ok, b)
+	}
+	if e, ok := tb.Lookup(old, 20); !ok || e.Controlled != 0 {
+		t.Errorf("old template after its connection ended: %+v %v, want present controlling 0", e, ok)
+	}
+	tb.Sweep(100, 1<<10)
+	if _, ok := tb.Lookup(old, 100); ok {
+		t.Error("the old template outlived its timer")
+	}
+	if diff := cmp.Diff(counts{}, countsOf(reg, a)); diff != "" {
+		t.Errorf("old server's counts at the end (-want +got):\n%s", diff)
+	}
+}
+
+// TestInvalidateTemplateMerge: a client's second invalidated template of
+// the same server joins the first (the table has one entry per key): it
+// counts both's connections and lives as long as the longer-lived.
+func TestInvalidateTemplateMerge(t *testing.T) {
+	tb, reg, ids := newTestTable(t, 64, 1, Options{})
+	a := ids[0]
+	p := Persistence{Timeout: 100, Netmask: 32}
+	tk := p.TemplateKey(testKey(tcp, 1))
+	for i, at := range []uint32{0, 50} {
+		if err := tb.InsertTemplate(tk, a, p.Timeout, at); err != nil {
+			t.Fatal(err)
+		}
+		k := testKey(tcp, 1)
+		k.CPort = uint16(10 + i)
+		if _, err := tb.InsertControlled(k, p, at); err != nil {
+			t.Fatal(err)
+		}
+		tb.InvalidateTemplate(tk, at)
+	}
+	ik := invalidKey(tk, a)
+	if e, ok := tb.Lookup(ik, 60); !ok || e.Controlled != 2 || e.Expiry != 150 {
+		t.Fatalf("merged template: %+v %v, want controlling 2 until 150", e, ok)
+	}
+	if tb.Len() != 3 || countsOf(reg, a).Persist != 1 {
+		t.Fatalf("Len %d, PersistConn %d; want 3 entries, 1 template counted", tb.Len(), countsOf(reg, a).Persist)
+	}
+}
+
+// TestFlushNodestInvalidated: the expire_nodest_conn flush of a deleted
+// server's connection drops the template that controlled it, the
+// invalidated one, and leaves the client's new template alone.
+func TestFlushNodestInvalidated(t *testing.T) {
+	tb, reg, ids := newTestTable(t, 64, 2, Options{})
+	a, b := ids[0], ids[1]
+	p := Persistence{Timeout: 100, Netmask: 32}
+	k := testKey(tcp, 1)
+	tk := p.TemplateKey(k)
+	if err := tb.InsertTemplate(tk, a, p.Timeout, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.InsertControlled(k, p, 0); err != nil {
+		t.Fatal(err)
+	}
+	reg.State(b).Available.Store(true)
+	reg.State(a).Available.Store(false) // a is deleted
+	tb.InvalidateTemplate(tk, 1)
+	if err := tb.InsertTemplate(tk, b, p.Timeout, 1); err != nil {
+		t.Fatal(err)
+	}
+	var f Flush
+	for !tb.FlushNodest(&f, 2, 1<<10) {
+	}
+	if e, ok := tb.Lookup(tk, 2); !ok || e.Dest != b {
+		t.Fatalf("the client's new template after the flush: %+v %v, want on %d", e, ok, b)
+	}
+	if tb.Len() != 1 {
+		t.Fatalf("Len %d after the flush, want 1 (the new template)", tb.Len())
+	}
+	if diff := cmp.Diff(counts{}, countsOf(reg, a)); diff != "" {
+		t.Fatalf("deleted server's counts (-want +got):\n%s", diff)
+	}
+}

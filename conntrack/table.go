@@ -245,7 +245,7 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	t.lower(i, s.expiry)
 	e := s.entry()
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
-		t.assure(s.templateKey())
+		t.assure(s)
 	}
 	return e
 }

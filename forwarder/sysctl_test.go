@@ -2,8 +2,13 @@ package forwarder
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/internal/udrtest"
 )
 
@@ -135,5 +140,42 @@ func TestExpireNodestConnControlled(t *testing.T) {
 			t.Errorf("expire_quiescent_template=%v: SYN reusing a controlled connection's port: %v to %x resched %v new %v; want %x, rescheduled, new",
 				quiescent, v, out[:6], d.Resched, d.New, want)
 		}
+	}
+}
+
+// TestTemplateInvalidated: a client's next connection after its template's
+// server was deleted gets a new template from the scheduler, while the old
+// one is re-keyed out of reach (ip_vs_check_template: virtual and
+// destination port 65535, client port 0) and stays bound to the deleted
+// server, counted in its PersistConn, with its connection, until its own
+// timer fires.
+func TestTemplateInvalidated(t *testing.T) {
+	const both = "-A -t 192.0.2.100:80 -s rr -p 300\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 1\n"
+	const withoutRS2 = "-A -t 192.0.2.100:80 -s rr -p 300\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n"
+	h := newHarness(t, both, 64)
+	h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.SYN, nil), epoch) // template → rs2
+	h.p.Process(udrtest.TCP(h.toVIP(), client(1), vip80, udrtest.ACK, nil), epoch)
+	rs2 := h.cur.Load().services[0].servers[0].ID
+	h.reload(t, withoutRS2)
+	at := epoch.Add(10 * time.Second)
+	if v, out := h.p.Process(udrtest.TCP(h.toVIP(), client(2), vip80, udrtest.SYN, nil), at); v != VerdictForward || !bytes.Equal(out[:6], udrtest.RS1MAC) {
+		t.Fatalf("the client's next connection: %v to %x, want rs1", v, out[:6])
+	}
+	var got []string
+	for _, c := range admin.Conns(h.p.Conns(), h.reg, h.p.Ticks(at)) {
+		if c.Template {
+			got = append(got, fmt.Sprintf("%v %v %v %s %d", c.Client, c.Virtual, c.Dest, c.State, c.Expires))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"192.0.2.50:0 192.0.2.100:65535 192.0.2.12:65535 ASSURED 290",
+		"192.0.2.50:0 192.0.2.100:80 192.0.2.11:80 NONE 300",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("templates listed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n := h.reg.State(rs2).Persist.Load(); n != 1 {
+		t.Errorf("deleted rs2's PersistConn %d, want 1 until its template's timer", n)
 	}
 }

@@ -109,6 +109,8 @@ func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte)
 		if t, ok := p.conns.Lookup(tk, now); ok && p.templateUsable(t) {
 			id, p.last.Persist = t.Dest, true
 			p.conns.InsertTemplate(tk, id, svc.cfg.Timeout, now) // restart its timer
+		} else if ok {
+			p.conns.InvalidateTemplate(tk, now) // ip_vs_check_template
 		}
 	}
 	if id == 0 {
@@ -140,6 +142,12 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 	if ok && p.templateUsable(t) {
 		p.last.Persist = true
 	} else {
+		if ok {
+			// ip_vs_check_template: the template is moved out of the
+			// way, still bound to its server with its connections, and
+			// a new one takes its key.
+			p.conns.InvalidateTemplate(tk, now)
+		}
 		i := svc.sched.Pick(p.flow(now))
 		if i < 0 {
 			if svc.cfg.Port == ftpPort && k.VPort != ftpPort {
