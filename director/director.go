@@ -350,6 +350,12 @@ func (d *Director) install(cfg *service.Config, edited ...dest.Key) error {
 		}
 		d.table.Store(t)
 		d.reg.Publish(t.DestIDs())
+		if t.Options().ExpireNodestConn && destRemoved(prev, t) {
+			// expire_nodest_conn=1: __ip_vs_del_dest queues the flush
+			// of the deleted servers' connections, HZ/10 later
+			// (ip_vs_enqueue_expire_nodest_conns).
+			d.w.FlushNodest()
+		}
 		d.reap(time.Now())
 		d.running = cfg
 		select {
@@ -359,6 +365,20 @@ func (d *Director) install(cfg *service.Config, edited ...dest.Key) error {
 		d.logTable(t)
 		return nil
 	})
+}
+
+// destRemoved reports whether a real server of prev is not in next.
+func destRemoved(prev, next *forwarder.Table) bool {
+	ids := make(map[dest.ID]bool)
+	for _, id := range next.DestIDs() {
+		ids[id] = true
+	}
+	for _, id := range prev.DestIDs() {
+		if !ids[id] {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Director) logTable(t *forwarder.Table) {

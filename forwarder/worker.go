@@ -375,7 +375,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	if clock == nil {
 		clock = time.Now
 	}
-	var now time.Time
+	// The time of the previous batch, as if one ran at the start: the
+	// first read's deadline comes from it.
+	now := clock()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -414,9 +416,6 @@ func (w *Worker) wait(now time.Time) time.Duration {
 	wait := w.idle
 	if w.list != nil || w.flushing && !w.flushAt.After(now) {
 		wait = ListingIdleWake
-	}
-	if now.IsZero() {
-		return wait // no batch yet
 	}
 	if due, ok := w.p.NextDue(); ok {
 		wait = min(wait, max(due.Sub(now), 0))
