@@ -242,7 +242,11 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	}
 	s.state = next
 	s.expiry = now + t.timeouts[next]
-	t.lower(i, s.expiry)
+	// t.lower(i, s.expiry), by hand for the packet path: s's block is
+	// filed, so one compare.
+	if b := i >> blockShift; int32(s.expiry-t.w.blocks[b].min) < 0 {
+		t.w.refile(int32(b), s.expiry)
+	}
 	e := s.entry()
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
 		t.assure(s)

@@ -113,13 +113,15 @@ func (w *wheel) unfile(b int32) {
 // block's bound comes down to expiry if it was above. One compare when it
 // was not, which is the packet path's case.
 func (t *Table) lower(i int, expiry uint32) {
-	b := int32(i >> blockShift)
-	bl := &t.w.blocks[b]
-	if bl.prev != unfiled && int32(expiry-bl.min) >= 0 {
-		return
+	if bl := &t.w.blocks[i>>blockShift]; bl.prev == unfiled || int32(expiry-bl.min) < 0 {
+		t.w.refile(int32(i>>blockShift), expiry)
 	}
-	t.w.unfile(b)
-	t.w.file(b, expiry)
+}
+
+// refile files block b again under bound min.
+func (w *wheel) refile(b int32, min uint32) {
+	w.unfile(b)
+	w.file(b, min)
 }
 
 // nextUsed returns how many ticks from tick from the next non-empty bucket
