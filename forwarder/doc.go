@@ -8,8 +8,9 @@
 // worker's scratch buffer), or a drop whose reason is counted.
 //
 // A Worker is the one loop that moves frames: it reads a batch from a
-// Conn, decides every frame, writes the batch, writes the control frames
-// queued for it, and sweeps the connection table. udr run gives it the
+// Conn, runs the connection timers that are due, decides every frame,
+// writes the batch and the control frames queued for it; on an idle link
+// it wakes for the next timer. udr run gives it the
 // AF_PACKET PacketConn, udr replay a capture (package capture), tests the
 // channel fake of package forwardertest, so udr replay reproduces exactly
 // what udr run does. The worker does no control work: announcements and
