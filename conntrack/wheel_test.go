@@ -240,3 +240,47 @@ func TestFlushNodest(t *testing.T) {
 	})
 	checkWheel(t, tb)
 }
+
+// TestTemplateRearmOnTime: in a large table swept once a second with a
+// small budget, a template whose timer fires while it controls a
+// connection is re-armed for 60 s (ip_vs_conn_expire, expire_later), and
+// leaves the table and its server's PersistConn when the re-armed timer
+// fires with no connection left; the connection leaves at its own
+// deadline.
+func TestTemplateRearmOnTime(t *testing.T) {
+	tb, reg, ids := newTestTable(t, 1_000_000, 1, Options{})
+	p := Persistence{Timeout: 30, Netmask: 32}
+	k := testKey(tcp, 777_777)
+	tk := p.TemplateKey(k)
+	if err := tb.InsertTemplate(tk, ids[0], p.Timeout, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.InsertControlled(k, p, 1); err != nil {
+		t.Fatal(err)
+	}
+	mustUpdate(t, tb, k, TCPSyn, 1)
+	mustUpdate(t, tb, k, TCPAck, 1)  // ESTABLISHED
+	mustUpdate(t, tb, k, TCPRst, 50) // CLOSE: 10 s, gone at 60
+	// The template fires at 31 with k alive: re-armed to 91; at 91 it
+	// controls nothing and goes.
+	for now := uint32(2); now <= 100; now++ {
+		tb.Sweep(now, 256)
+		_, connIn := find(tb, k)
+		te, tmplIn := find(tb, tk)
+		c := countsOf(reg, ids[0])
+		if connIn != (now < 60) || tmplIn != (now < 91) {
+			t.Fatalf("at %d: connection in the table %v (want %v), template %v (want %v)", now, connIn, now < 60, tmplIn, now < 91)
+		}
+		if want := int32(0); tmplIn {
+			want = 1
+			if c.Persist != want {
+				t.Fatalf("at %d: PersistConn %d, want 1", now, c.Persist)
+			}
+			if now >= 31 && (te.Expiry != 91 || te.Flags&FlagRearmed == 0) {
+				t.Fatalf("at %d: template %+v, want re-armed to 91", now, te)
+			}
+		} else if c.Persist != 0 {
+			t.Fatalf("at %d: PersistConn %d after the template left", now, c.Persist)
+		}
+	}
+}
