@@ -284,3 +284,33 @@ func TestTemplateRearmOnTime(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepAcrossWrap: timers fire on time across the wrap of the uint32
+// clock (497 days of 10 ms ticks).
+func TestSweepAcrossWrap(t *testing.T) {
+	tb, reg, ids := newTestTable(t, 10_000, 1, Options{TicksPerSecond: 100})
+	start := uint32(0xffff_ffff - 15_000)
+	tb.Sweep(start, 64)
+	for i := range 100 {
+		k := testKey(udp, i)
+		at := start + uint32(i)*300
+		mustInsert(t, tb, k, ids[0], at)
+		mustUpdate(t, tb, k, 0, at) // expires at + 30,000: across the wrap
+	}
+	for now := start; tb.Len() > 0; now++ {
+		tb.Sweep(now, 64*blockSlots)
+		for i := range 100 {
+			_, in := find(tb, testKey(udp, i))
+			if want := int32(now-(start+uint32(i)*300+30_000)) < 0; in != want {
+				t.Fatalf("at %#x: connection %d in the table %v, want %v", now, i, in, want)
+			}
+		}
+		if now == start+100*300+30_000 {
+			t.Fatalf("entries left at %#x", now)
+		}
+	}
+	if c := countsOf(reg, ids[0]); c != (counts{}) {
+		t.Fatalf("counts %+v", c)
+	}
+	checkWheel(t, tb)
+}

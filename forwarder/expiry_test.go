@@ -94,3 +94,21 @@ func TestWorkerFlushNodest(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TickTime is the start of a tick, before and after the clock wraps.
+func TestTickTime(t *testing.T) {
+	h := newHarness(t, workerRules, 64)
+	p := h.p
+	if got, want := p.TickTime(p.Ticks(epoch.Add(1234*time.Millisecond))+7), epoch.Add(1300*time.Millisecond); !got.Equal(want) {
+		t.Errorf("TickTime 7 ticks after 1.234 s = %v, want %v", got.Sub(epoch), want.Sub(epoch))
+	}
+	// 500 days on: 4,320,000,000 ticks, past the uint32 wrap.
+	later := epoch.Add(500*24*time.Hour + 5*time.Millisecond)
+	now := p.Ticks(later)
+	if got, want := p.TickTime(now+100), epoch.Add(500*24*time.Hour+time.Second); !got.Equal(want) {
+		t.Errorf("TickTime a second after 500 days = %v, want %v", got.Sub(epoch), want.Sub(epoch))
+	}
+	if got := p.Ticks(p.TickTime(now + 3)); got != now+3 {
+		t.Errorf("Ticks(TickTime(%d)) = %d", now+3, got)
+	}
+}

@@ -59,7 +59,7 @@ func (t *fragTable) remember(k fragKey, dest dest.ID, now uint32) {
 // lookup returns the real server of a later fragment's datagram.
 func (t *fragTable) lookup(k fragKey, now uint32) (dest.ID, bool) {
 	e := &t.slots[k.slot()]
-	if !e.used || e.key != k || now >= e.expires {
+	if !e.used || e.key != k || int32(now-e.expires) >= 0 {
 		return 0, false
 	}
 	return e.dest, true

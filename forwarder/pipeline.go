@@ -117,9 +117,15 @@ func (p *Pipeline) Ticks(now time.Time) uint32 {
 }
 
 // TickTime returns the wall-clock time at which the connection table's
-// clock reaches tick.
+// clock reaches tick, counted from the last time converted, so that it
+// stays right when the clock wraps (every 497 days at 100 ticks a
+// second).
 func (p *Pipeline) TickTime(tick uint32) time.Time {
-	return p.epoch.Add(time.Duration(int64(tick)-int64(p.hz)) * p.tick)
+	if p.lastNow.IsZero() {
+		return p.epoch.Add(time.Duration(int64(tick)-int64(p.hz)) * p.tick)
+	}
+	start := p.lastNow.Add(-(p.lastNow.Sub(p.epoch) % p.tick)) // of tick lastTicks
+	return start.Add(time.Duration(int32(tick-p.lastTicks)) * p.tick)
 }
 
 // secs returns ticks in whole seconds, the clock of the schedulers and of
