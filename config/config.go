@@ -34,7 +34,7 @@ const (
 //	capacity: 1048576                # connection table entries
 //	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry
 //	conn_reuse_mode: 1               # the kernel's sysctls of that name: 0..3
-//	expire_nodest_conn: false        # a deleted server's connections expire 100 ms after the delete
+//	expire_nodest_conn: false        # a deleted server's connections expire right after the delete
 //	expire_quiescent_template: false # persistent clients leave a weight-0 server
 //	timeouts: {tcp: 0s, tcp_fin: 0s, udp: 0s}   # ipvsadm --set; whole seconds, 0s = kernel default (900s, 120s, 300s)
 //	rules: ""                        # an `ipvsadm -S -n` rules file, relative to this file's directory

@@ -352,7 +352,7 @@ func (d *Director) install(cfg *service.Config, edited ...dest.Key) error {
 		d.reg.Publish(t.DestIDs())
 		if t.Options().ExpireNodestConn && destRemoved(prev, t) {
 			// expire_nodest_conn=1: __ip_vs_del_dest queues the flush
-			// of the deleted servers' connections, HZ/10 later
+			// of the deleted servers' connections, a jiffy later
 			// (ip_vs_enqueue_expire_nodest_conns).
 			d.w.FlushNodest()
 		}

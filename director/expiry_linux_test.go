@@ -109,7 +109,7 @@ func TestPrivilegedExpiryNoTraffic(t *testing.T) {
 }
 
 // TestPrivilegedExpireNodestFlush: with expire_nodest_conn=1, deleting a
-// real server expires its connections about 100 ms later, with no packet
+// real server expires its connections right after, with no packet
 // of theirs (ip_vs_expire_nodest_conn_flush); the other server's stay.
 func TestPrivilegedExpireNodestFlush(t *testing.T) {
 	netlab.Privileged(t)

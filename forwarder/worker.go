@@ -105,9 +105,11 @@ const (
 	DefaultSweepBudget = 4096
 	// FlushSlots is how many slots a real-server flush (FlushNodest)
 	// looks at per batch, and FlushDelay how long after the request it
-	// starts (the kernel's HZ/10 delayed work).
+	// starts: one tick of the connection clock, as the kernel queues its
+	// flush one jiffy after the delete (ip_vs_enqueue_expire_nodest_conns:
+	// queue_delayed_work(..., 1)).
 	FlushSlots = 16384
-	FlushDelay = 100 * time.Millisecond
+	FlushDelay = 10 * time.Millisecond
 	// DefaultControlQueue frames wait for the worker at most: the
 	// announcements and probes of one round for 64 VIPs and servers.
 	DefaultControlQueue = 64

@@ -118,7 +118,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.IntVar(&cfg.Capacity, "capacity", config.DefaultCapacity, "connection table capacity")
 	fs.BoolVar(&cfg.SloppyTCP, "sloppy-tcp", false, "schedule TCP packets without SYN that have no entry (sysctl sloppy_tcp)")
 	connReuse := fs.Int("conn-reuse-mode", config.DefaultConnReuseMode, "the kernel's conn_reuse_mode `0..3`: when a SYN reusing a client port is scheduled again")
-	fs.BoolVar(&cfg.ExpireNodestConn, "expire-nodest-conn", false, "expire a deleted real server's connections 100 ms after the delete, and at their next packet (sysctl expire_nodest_conn)")
+	fs.BoolVar(&cfg.ExpireNodestConn, "expire-nodest-conn", false, "expire a deleted real server's connections right after the delete, and at their next packet (sysctl expire_nodest_conn)")
 	fs.BoolVar(&cfg.ExpireQuiescentTemplate, "expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
