@@ -1,6 +1,10 @@
 package forwarder
 
-import "golang.org/x/net/bpf"
+import (
+	"fmt"
+
+	"golang.org/x/net/bpf"
+)
 
 // Conn reads and writes Ethernet frames in batches into caller-owned
 // buffers, in the shape of wireguard-go's tun.Device: one system call moves
@@ -16,6 +20,65 @@ type Conn interface {
 	WriteBatch(bufs [][]byte) (int, error)
 	// Close closes the Conn and unblocks a pending ReadBatch.
 	Close() error
+}
+
+// InPlaceConn is a Conn that can lend the frames it read in its own
+// memory, such as a PacketConn with a receive ring: the Worker decides and
+// sends them where they are, without a copy.
+type InPlaceConn interface {
+	Conn
+	// InPlace reports whether ReadInPlace is supported; when false, the
+	// caller uses ReadBatch.
+	InPlace() bool
+	// ReadInPlace blocks until at least one frame is available, then sets
+	// frames[i] to up to len(frames) frames in the Conn's memory, which
+	// the caller may rewrite in place (not beyond their length) and pass
+	// to WriteBatch. They stay valid until Release, the next ReadInPlace
+	// or ReadBatch, which give them back to the Conn. It returns the
+	// number of frames read.
+	ReadInPlace(frames [][]byte) (int, error)
+	// Release gives back the frames of the last ReadInPlace.
+	Release()
+}
+
+// IO selects how a PacketConn receives frames.
+type IO uint8
+
+// PacketConn receive backends. The zero value is IOSocket.
+const (
+	// IOSocket reads with recvmmsg(2) into the caller's buffers.
+	IOSocket IO = iota
+	// IORing reads from a TPACKET_V3 receive ring shared with the
+	// kernel, where frames can be decided in place (InPlaceConn).
+	IORing
+	// IOAuto is IORing when the kernel sets up the ring, IOSocket
+	// otherwise.
+	IOAuto
+)
+
+// ParseIO parses "socket", "ring" or "auto" ("" is "auto").
+func ParseIO(s string) (IO, error) {
+	switch s {
+	case "socket":
+		return IOSocket, nil
+	case "ring":
+		return IORing, nil
+	case "auto", "":
+		return IOAuto, nil
+	}
+	return 0, fmt.Errorf("io %q: want ring, socket or auto", s)
+}
+
+func (m IO) String() string {
+	switch m {
+	case IOSocket:
+		return "socket"
+	case IORing:
+		return "ring"
+	case IOAuto:
+		return "auto"
+	}
+	return fmt.Sprintf("IO(%d)", uint8(m))
 }
 
 // DefaultBatchSize is the number of frames a PacketConn moves per system
@@ -51,6 +114,10 @@ type ConnConfig struct {
 	// RecvBuffer is the socket's receive buffer in bytes; zero means
 	// DefaultRecvBuffer.
 	RecvBuffer int
+	// IO selects the receive backend; with IORing, RecvBuffer is the size
+	// of the ring. Frames are sent with sendmmsg(2) either way, bypassing
+	// the qdisc layer (PACKET_QDISC_BYPASS) with a ring.
+	IO IO
 
 	// keepOutgoing leaves PACKET_IGNORE_OUTGOING off, so that tests
 	// exercise the fallback that drops PACKET_OUTGOING frames by type.

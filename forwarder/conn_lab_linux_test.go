@@ -114,6 +114,9 @@ func listenIn(t testing.TB, h *netlab.Host, ifname string, cfg ConnConfig) *Pack
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	if cfg.IO != IOAuto && c.IO() != cfg.IO {
+		t.Fatalf("Listen with IO %s gave %s", cfg.IO, c.IO())
+	}
 	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +153,20 @@ func readUntil(t *testing.T, c *PacketConn, marks ...[]byte) ([][]byte, []PktTyp
 	var frames [][]byte
 	var kinds []PktType
 	for range 100 {
-		n, err := c.ReadBatchTypes(bufs, sizes, types)
+		var n int
+		var err error
+		if c.InPlace() {
+			// As the Worker reads: the frames copied below are the ring's.
+			c.Release()
+			n, err = c.ReadInPlaceTypes(bufs, types)
+			for i := range n {
+				sizes[i] = len(bufs[i])
+			}
+		} else {
+			n, err = c.ReadBatchTypes(bufs, sizes, types)
+		}
 		if err != nil {
-			t.Fatalf("ReadBatchTypes: %v (have %d of %d frames)", err, len(frames), len(marks))
+			t.Fatalf("read: %v (have %d of %d frames)", err, len(frames), len(marks))
 		}
 		for i := range n {
 			f := bufs[i][:sizes[i]]
@@ -178,6 +192,16 @@ func readUntil(t *testing.T, c *PacketConn, marks ...[]byte) ([][]byte, []PktTyp
 	}
 	t.Fatalf("read 100 batches without the frames marked %q", marks[len(frames):])
 	return nil, nil
+}
+
+// ioBackends are the receive backends every PacketConn test runs with.
+var ioBackends = []IO{IOSocket, IORing}
+
+// forEachIO runs f as a subtest with each receive backend.
+func forEachIO(t *testing.T, f func(t *testing.T, io IO)) {
+	for _, io := range ioBackends {
+		t.Run("io="+io.String(), func(t *testing.T) { f(t, io) })
+	}
 }
 
 func connBufs(n, size int) [][]byte {

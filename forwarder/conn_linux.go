@@ -49,6 +49,7 @@ type PacketConn struct {
 	ifname   string
 	rmu, wmu sync.Mutex
 	r        readState
+	ring     *rxRing // the receive ring, with IORing
 	w        writeState
 	stats    connCounters
 }
@@ -99,8 +100,26 @@ type connCounters struct {
 
 // Listen opens a PacketConn on the interface ifname of the calling
 // thread's network namespace, receiving every EtherType (ETH_P_ALL) that
-// cfg.Filter accepts. The caller must Close it.
+// cfg.Filter accepts, with the backend cfg.IO selects (IO tells which
+// IOAuto chose). The caller must Close it.
 func Listen(ifname string, cfg ConnConfig) (*PacketConn, error) {
+	if cfg.IO == IOAuto {
+		cfg.IO = IORing
+		c, err := listen(ifname, cfg)
+		if err == nil {
+			return c, nil
+		}
+		cfg.IO = IOSocket
+		c, err2 := listen(ifname, cfg)
+		if err2 != nil {
+			return nil, err2
+		}
+		return c, nil
+	}
+	return listen(ifname, cfg)
+}
+
+func listen(ifname string, cfg ConnConfig) (*PacketConn, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", ifname, err)
@@ -119,8 +138,8 @@ func Listen(ifname string, cfg ConnConfig) (*PacketConn, error) {
 		return nil, fmt.Errorf("listen on %s: %w", ifname, err)
 	}
 	c := &PacketConn{pc: pc, mtu: ifi.MTU, ifname: ifname}
-	if err := c.setup(ifi, cfg); err != nil {
-		pc.Close()
+	if err := c.setup(ifi, cfg, batch); err != nil {
+		c.Close()
 		return nil, fmt.Errorf("listen on %s: %w", ifname, err)
 	}
 	c.r = readState{
@@ -140,7 +159,7 @@ func Listen(ifname string, cfg ConnConfig) (*PacketConn, error) {
 }
 
 // setup sets the socket options and memberships.
-func (c *PacketConn) setup(ifi *net.Interface, cfg ConnConfig) error {
+func (c *PacketConn) setup(ifi *net.Interface, cfg ConnConfig, batch int) error {
 	rc, err := c.pc.SyscallConn()
 	if err != nil {
 		return err
@@ -172,6 +191,11 @@ func (c *PacketConn) setup(ifi *net.Interface, cfg ConnConfig) error {
 				return
 			}
 		}
+		if cfg.IO == IORing {
+			if serr = c.setupRing(s, rcvbuf, batch); serr != nil {
+				return
+			}
+		}
 		for _, mac := range cfg.ExtraMACs {
 			mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_UNICAST, Alen: 6}
 			copy(mreq.Address[:], mac[:])
@@ -195,8 +219,15 @@ func (c *PacketConn) setup(ifi *net.Interface, cfg ConnConfig) error {
 	return nil
 }
 
-// Close implements Conn; it unblocks a pending ReadBatch.
-func (c *PacketConn) Close() error { return c.pc.Close() }
+// Close implements Conn; it unblocks a pending ReadBatch. A receive ring
+// is unmapped once the frames lent by ReadInPlace are released.
+func (c *PacketConn) Close() error {
+	err := c.pc.Close()
+	if c.ring != nil {
+		c.closeRing()
+	}
+	return err
+}
 
 // SetFilter atomically replaces the socket's BPF filter, e.g. with a new
 // BuildFilter program when the VIPs change; nil is not accepted.

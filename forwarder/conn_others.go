@@ -48,3 +48,15 @@ func (c *PacketConn) Stats() ConnStats { return ConnStats{} }
 
 // Promiscuous reports whether the socket holds the interface promiscuous.
 func (c *PacketConn) Promiscuous() bool { return false }
+
+// InPlace reports whether ReadInPlace is supported: never.
+func (c *PacketConn) InPlace() bool { return false }
+
+// IO returns the receive backend.
+func (c *PacketConn) IO() IO { return IOSocket }
+
+// ReadInPlace implements InPlaceConn.
+func (c *PacketConn) ReadInPlace(frames [][]byte) (int, error) { return 0, errUnimplemented }
+
+// Release implements InPlaceConn.
+func (c *PacketConn) Release() {}

@@ -23,6 +23,9 @@ func (c *PacketConn) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 func (c *PacketConn) ReadBatchTypes(bufs [][]byte, sizes []int, types []PktType) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.ring != nil {
+		return c.readRingCopy(bufs, sizes, types)
+	}
 	r := &c.r
 	want := min(len(bufs), len(sizes), len(r.msgs))
 	if types != nil {
@@ -118,37 +121,56 @@ func (c *PacketConn) keep(i int) (int, bool) {
 		return 0, false
 	}
 	status, tci, tpid := auxdata(r.ctrl[i*auxSpace:], int(m.Hdr.Controllen))
-	limit := c.mtu + ethHdrLen
-	if status&unix.TP_STATUS_VLAN_VALID != 0 {
+	tagged := status&unix.TP_STATUS_VLAN_VALID != 0
+	if tagged {
 		if n+vlanLen > len(b) {
 			c.stats.rxTruncated.Add(1)
 			return 0, false
 		}
-		if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 {
-			tpid = etherTypeVLAN
-		}
 		// Move the EtherType and payload up and insert the tag.
 		copy(b[ethType+vlanLen:n+vlanLen], b[ethType:n])
-		binary.BigEndian.PutUint16(b[ethType:], tpid)
-		binary.BigEndian.PutUint16(b[ethType+2:], tci)
+		putTag(b, status, tci, tpid)
 		n += vlanLen
+	}
+	if !c.finish(b[:n], status, tagged) {
+		return 0, false
+	}
+	return n, true
+}
+
+// putTag writes the 802.1Q tag of PACKET_AUXDATA or tpacket3_hdr at the
+// EtherType of b, with the TPID the kernel gives, or 0x8100.
+func putTag(b []byte, status uint32, tci, tpid uint16) {
+	if status&unix.TP_STATUS_VLAN_TPID_VALID == 0 {
+		tpid = etherTypeVLAN
+	}
+	binary.BigEndian.PutUint16(b[ethType:], tpid)
+	binary.BigEndian.PutUint16(b[ethType+2:], tci)
+}
+
+// finish applies the last rules of keep to frame b, whose VLAN tag the
+// kernel stripped and the caller restored when tagged: it drops a frame
+// longer than the MTU allows, and completes a partial checksum.
+func (c *PacketConn) finish(b []byte, status uint32, tagged bool) bool {
+	limit := c.mtu + ethHdrLen
+	if tagged {
 		limit += vlanLen
 		c.stats.rxVLANRestored.Add(1)
 	} else if et := binary.BigEndian.Uint16(b[ethType:]); et == etherTypeVLAN || et == etherTypeQinQ {
 		limit += vlanLen
 	}
-	if n > limit {
+	if len(b) > limit {
 		c.stats.rxOversize.Add(1)
-		return 0, false
+		return false
 	}
 	if status&unix.TP_STATUS_CSUMNOTREADY != 0 {
-		if finishChecksum(b[:n]) {
+		if finishChecksum(b) {
 			c.stats.rxChecksumFixed.Add(1)
 		} else {
 			c.stats.rxChecksumUnfixed.Add(1)
 		}
 	}
-	return n, true
+	return true
 }
 
 // auxdata returns the tp_status, tp_vlan_tci and tp_vlan_tpid of the

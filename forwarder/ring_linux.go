@@ -1,0 +1,316 @@
+//go:build linux
+
+package forwarder
+
+import (
+	"fmt"
+	"net"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The receive ring's geometry. A TPACKET_V3 ring is made of blocks that the
+// kernel fills with frames of any size, one after the other, and hands to
+// udr whole: when a block is full, or when it has held frames for
+// ringBlockTimeout ms. Small blocks keep the wait of a lightly loaded link
+// short and a block's frames in the CPU cache; 128 KiB hold ~800 minimum
+// size frames or ~80 full ones, and any frame a 9000-byte MTU allows.
+const (
+	ringBlockSize    = 128 << 10
+	ringFrameSize    = 2048 // the kernel's bookkeeping unit; frames are packed in V3
+	ringBlockTimeout = 1    // ms
+	ringMinBlocks    = 8
+)
+
+// tpacket3_hdr is followed by the frame's sockaddr_ll at
+// TPACKET_ALIGN(sizeof(struct tpacket3_hdr)).
+const (
+	ringSllOff   = (unix.SizeofTpacket3Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
+	ringSllEnd   = ringSllOff + unix.SizeofSockaddrLinklayer
+	ringPktType  = ringSllOff + int(unsafe.Offsetof(unix.RawSockaddrLinklayer{}.Pkttype))
+	ringBlockHdr = int(unsafe.Offsetof(unix.TpacketBlockDesc{}.Hdr))
+)
+
+// rxRing is a PacketConn's TPACKET_V3 receive ring and where reading is in
+// it. It is guarded by the PacketConn's rmu.
+type rxRing struct {
+	mem    []byte // nil once unmapped
+	blocks int
+
+	cur  int  // the block read next
+	held int  // the first block not given back to the kernel
+	open bool // cur is udr's, and left frames of it start at off
+	left int
+	off  int
+
+	lent   bool // frames of the last ReadInPlace may be in use
+	closed bool // Close ran: unmap once nothing is lent
+
+	// The call in progress (see readState).
+	frames [][]byte
+	types  []PktType
+	want   int
+	n      int
+	fn     func(fd uintptr) bool
+
+	// ReadBatch's frames before they are copied.
+	views [][]byte
+}
+
+// setupRing switches the socket fd to a TPACKET_V3 receive ring of about
+// size bytes, maps it, and makes the socket bypass the qdisc layer on send.
+func (c *PacketConn) setupRing(fd int, size, batch int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return fmt.Errorf("set PACKET_VERSION TPACKET_V3: %w", err)
+	}
+	blocks := max(size/ringBlockSize, ringMinBlocks)
+	req := unix.TpacketReq3{
+		Block_size:     ringBlockSize,
+		Block_nr:       uint32(blocks),
+		Frame_size:     ringFrameSize,
+		Frame_nr:       uint32(blocks * (ringBlockSize / ringFrameSize)),
+		Retire_blk_tov: ringBlockTimeout,
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fmt.Errorf("set PACKET_RX_RING: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, blocks*ringBlockSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("map the receive ring: %w", err)
+	}
+	// Best effort: without it (before Linux 3.14) frames go through the
+	// qdisc layer as with the socket backend.
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	c.ring = &rxRing{mem: mem, blocks: blocks, views: make([][]byte, batch)}
+	c.ring.fn = c.ringFrames
+	return nil
+}
+
+// InPlace implements InPlaceConn: it reports whether the PacketConn reads
+// from a receive ring.
+func (c *PacketConn) InPlace() bool { return c.ring != nil }
+
+// IO returns the receive backend in use, IORing or IOSocket.
+func (c *PacketConn) IO() IO {
+	if c.ring != nil {
+		return IORing
+	}
+	return IOSocket
+}
+
+// ReadInPlace implements InPlaceConn; it fails on a PacketConn without a
+// receive ring. Frames are kept, dropped and finished as ReadBatch does;
+// a restored VLAN tag takes the place of the frame's headroom in the ring.
+// It reads at most min(len(frames), BatchSize) frames.
+func (c *PacketConn) ReadInPlace(frames [][]byte) (int, error) {
+	return c.ReadInPlaceTypes(frames, nil)
+}
+
+// ReadInPlaceTypes is ReadInPlace that also stores each frame's packet type
+// in types[i], when types is not nil. It reads at most len(types) frames.
+func (c *PacketConn) ReadInPlaceTypes(frames [][]byte, types []PktType) (int, error) {
+	if c.ring == nil {
+		return 0, fmt.Errorf("read in place on %s: no receive ring", c.ifname)
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	want := min(len(frames), len(c.ring.views))
+	if types != nil {
+		want = min(want, len(types))
+	}
+	n, err := c.readRing(frames, types, want)
+	c.ring.lent = n > 0
+	c.stats.rxFrames.Add(uint64(n))
+	return n, err
+}
+
+// Release implements InPlaceConn.
+func (c *PacketConn) Release() {
+	if c.ring == nil {
+		return
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.ring.lent = false
+	c.ring.giveBack()
+	if c.ring.closed {
+		c.ring.unmap()
+	}
+}
+
+// readRingCopy is ReadBatchTypes on a ring: it reads in place, then copies
+// the frames into bufs, dropping (as truncated) those that do not fit.
+func (c *PacketConn) readRingCopy(bufs [][]byte, sizes []int, types []PktType) (int, error) {
+	r := c.ring
+	want := min(len(bufs), len(sizes), len(r.views))
+	if types != nil {
+		want = min(want, len(types))
+	}
+	if want == 0 {
+		return 0, nil
+	}
+	for {
+		n, err := c.readRing(r.views, types, want)
+		if err != nil {
+			return 0, err
+		}
+		kept := 0
+		for i, f := range r.views[:n] {
+			if len(f) > len(bufs[kept]) {
+				c.stats.rxTruncated.Add(1)
+				continue
+			}
+			sizes[kept] = copy(bufs[kept], f)
+			if types != nil {
+				types[kept] = types[i]
+			}
+			kept++
+		}
+		clear(r.views[:n])
+		r.giveBack()
+		if kept > 0 {
+			c.stats.rxFrames.Add(uint64(kept))
+			return kept, nil
+		}
+	}
+}
+
+// readRing gives back the blocks of the previous read and reads up to want
+// frames into frames (and types); the caller holds rmu.
+func (c *PacketConn) readRing(frames [][]byte, types []PktType, want int) (int, error) {
+	r := c.ring
+	if r.closed || r.mem == nil {
+		return 0, net.ErrClosed
+	}
+	r.giveBack()
+	if want == 0 {
+		return 0, nil
+	}
+	r.frames, r.types, r.want, r.n = frames, types, want, 0
+	err := c.rc.Read(r.fn)
+	n := r.n
+	r.frames, r.types = nil, nil
+	if err != nil && n == 0 {
+		return 0, err
+	}
+	return n, nil
+}
+
+// ringFrames is the RawConn.Read callback of a ring: it takes frames from
+// the blocks the kernel handed over, in order, until it has want or finds
+// a block still the kernel's. It reports false, "wait for readability",
+// only when it has no frame: the kernel signals readability when it hands
+// over a block.
+func (c *PacketConn) ringFrames(fd uintptr) bool {
+	r := c.ring
+	for r.n < r.want {
+		if !r.open {
+			b := r.block(r.cur)
+			if atomic.LoadUint32(r.status(b))&unix.TP_STATUS_USER == 0 {
+				if r.n > 0 {
+					return true
+				}
+				// Blocks read to the end whose frames were all dropped
+				// are nobody's: give them back before waiting.
+				r.giveBack()
+				return false
+			}
+			h := (*unix.TpacketHdrV1)(unsafe.Pointer(&b[ringBlockHdr]))
+			r.open, r.left, r.off = true, int(h.Num_pkts), int(h.Offset_to_first_pkt)
+		}
+		if r.left == 0 {
+			// Read to the end: it is given back with the frames lent.
+			r.open = false
+			r.cur = (r.cur + 1) % r.blocks
+			continue
+		}
+		b := r.block(r.cur)
+		h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&b[r.off]))
+		f, ok := c.keepRing(b, r.off, h)
+		if ok {
+			r.frames[r.n] = f
+			if r.types != nil {
+				r.types[r.n] = PktType(b[r.off+ringPktType])
+			}
+			r.n++
+		}
+		r.left--
+		r.off += int(h.Next_offset)
+	}
+	return true
+}
+
+// keepRing is keep for the frame at off in block b, described by h: it
+// returns the finished frame in place, or false when it is dropped.
+func (c *PacketConn) keepRing(b []byte, off int, h *unix.Tpacket3Hdr) ([]byte, bool) {
+	if PktType(b[off+ringPktType]) == PktOutgoing {
+		c.stats.rxOutgoing.Add(1)
+		return nil, false
+	}
+	mac, n := off+int(h.Mac), int(h.Len)
+	if int(h.Snaplen) < n || n < ethHdrLen || mac+n > len(b) {
+		c.stats.rxTruncated.Add(1)
+		return nil, false
+	}
+	status := h.Status
+	tagged := status&unix.TP_STATUS_VLAN_VALID != 0
+	if tagged {
+		// Move the MAC addresses down into the headroom the kernel
+		// leaves in front of the frame, and insert the tag.
+		if mac-vlanLen < off+ringSllEnd {
+			c.stats.rxTruncated.Add(1)
+			return nil, false
+		}
+		copy(b[mac-vlanLen:mac-vlanLen+ethType], b[mac:mac+ethType])
+		mac -= vlanLen
+		n += vlanLen
+		putTag(b[mac:mac+n], status, uint16(h.Hv1.Vlan_tci), h.Hv1.Vlan_tpid)
+	}
+	f := b[mac : mac+n : mac+n]
+	if !c.finish(f, status, tagged) {
+		return nil, false
+	}
+	return f, true
+}
+
+// block returns block i of the ring.
+func (r *rxRing) block(i int) []byte {
+	return r.mem[i*ringBlockSize : (i+1)*ringBlockSize : (i+1)*ringBlockSize]
+}
+
+// status returns the block_status word of block b.
+func (r *rxRing) status(b []byte) *uint32 {
+	return (*uint32)(unsafe.Pointer(&b[ringBlockHdr]))
+}
+
+// giveBack returns to the kernel the blocks read to the end.
+func (r *rxRing) giveBack() {
+	if r.mem == nil {
+		return
+	}
+	for r.held != r.cur {
+		atomic.StoreUint32(r.status(r.block(r.held)), unix.TP_STATUS_KERNEL)
+		r.held = (r.held + 1) % r.blocks
+	}
+}
+
+// unmap unmaps the ring, once.
+func (r *rxRing) unmap() {
+	if r.mem != nil {
+		unix.Munmap(r.mem)
+		r.mem = nil
+	}
+}
+
+// closeRing unmaps the ring when no frame of it is lent, or leaves it to
+// Release; the socket is closed, so no read uses it again.
+func (c *PacketConn) closeRing() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.ring.closed = true
+	if !c.ring.lent {
+		c.ring.unmap()
+	}
+}
