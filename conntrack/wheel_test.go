@@ -3,6 +3,8 @@ package conntrack
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/udr-lb/udr/service"
 )
 
 // TestSweepOnTime: in a large table, each connection leaves the table, and
@@ -98,25 +100,49 @@ func checkWheel(t *testing.T, tb *Table) {
 func TestWheelRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tb, reg, ids := newTestTable(t, 2000, 2, Options{})
+	reg.State(ids[0]).Available.Store(true)
+	reg.State(ids[1]).Available.Store(true)
+	// Long ESTABLISHED and UDP timeouts keep the table crowded: long
+	// clusters, across blocks.
+	tb.SetTimeouts(service.Timeouts{TCP: 20_000, UDP: 5_000})
 	p := Persistence{Timeout: 30, Netmask: 24}
 	now := uint32(1)
-	flags := []uint8{TCPSyn, TCPAck, TCPRst, TCPFin | TCPAck, 0}
+	flags := []uint8{TCPSyn, TCPSyn, TCPSyn, TCPAck, TCPAck, TCPRst, TCPFin | TCPAck, 0}
 	for step := range 60_000 {
-		conn := rng.IntN(3000)
+		conn := rng.IntN(6000)
 		k := testKey(tcp, conn)
 		if conn%5 == 0 {
 			k.Proto = udp
 		}
-		switch r := rng.IntN(100); {
-		case r < 70:
+		switch r := rng.IntN(1000); {
+		case r < 700:
 			fuzzPacket(t, tb, k, conn%7 == 0, p, ids[conn&1], flags[rng.IntN(len(flags))], now)
-		case r < 80:
+		case r < 800:
 			tb.Delete(k, now)
-		case r < 97:
-			now += uint32(rng.IntN(4))
+		case r < 960:
+			if rng.IntN(16) == 0 {
+				now++
+			}
 			tb.Sweep(now, 64)
+		case r < 962:
+			// Server 1 deleted (expire_nodest_conn=1 flush), or back.
+			st := reg.State(ids[1])
+			if !st.Available.Load() {
+				st.Available.Store(true)
+				break
+			}
+			st.Available.Store(false)
+			var f Flush
+			for !tb.FlushNodest(&f, now, 1+rng.IntN(300)) {
+			}
+			tb.Range(func(k Key, e Entry) bool {
+				if e.Dest == ids[1] && !(k.Template && e.Controlled > 0) {
+					t.Fatalf("step %d: %v of the deleted server left after the flush: %+v", step, k, e)
+				}
+				return true
+			})
 		default:
-			now += uint32(rng.IntN(200))
+			now += uint32(rng.IntN(3))
 			tb.Sweep(now, len(tb.slots))
 			tb.Range(func(k Key, e Entry) bool {
 				if int32(now-e.Expiry) >= 0 {
@@ -131,6 +157,7 @@ func TestWheelRandom(t *testing.T) {
 		}
 	}
 	checkWheel(t, tb)
+	t.Logf("at the end: %d entries of %d, stats %+v", tb.Len(), tb.Cap(), tb.Stats())
 }
 
 // TestNextDue: NextDue tells when the next timer fires, so that an idle
