@@ -34,6 +34,7 @@ type Worker struct {
 	pub   time.Duration
 	obs   func(frame []byte, v Verdict, out []byte)
 
+	inPlace InPlaceConn // conn, when it lends its frames: bufs are views of it
 	bufs    [][]byte
 	sizes   []int
 	replies [][]byte
@@ -62,7 +63,8 @@ type WorkerConfig struct {
 	// DefaultBatchSize.
 	BatchSize int
 	// FrameSize is the size of each receive buffer; 0 means
-	// DefaultFrameSize.
+	// DefaultFrameSize. A Conn that reads in place (InPlaceConn) needs
+	// none.
 	FrameSize int
 	// Clock is read once per batch, right after the read returns, and
 	// its reading is the time of every frame of the batch. Nil means
@@ -220,10 +222,16 @@ func NewWorker(c WorkerConfig) *Worker {
 	if w.sweep == 0 {
 		w.sweep = DefaultSweepBudget
 	}
+	if ip, ok := c.Conn.(InPlaceConn); ok && ip.InPlace() {
+		// Frames are decided where the Conn read them.
+		w.inPlace = ip
+	}
 	w.bufs = make([][]byte, batch)
 	w.replies = make([][]byte, batch)
 	for i := range w.bufs {
-		w.bufs[i] = make([]byte, size)
+		if w.inPlace == nil {
+			w.bufs[i] = make([]byte, size)
+		}
 		// Replies are built in the pipeline's scratch buffer; they are
 		// copied here so that a whole batch can be written at once.
 		w.replies[i] = make([]byte, 0, MaxReplyLen)
@@ -398,7 +406,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				dl.SetReadDeadline(time.Now())
 			}
 		}
-		n, err := w.conn.ReadBatch(w.bufs, w.sizes)
+		n, err := w.read()
 		if err != nil && n == 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 				return nil
@@ -407,7 +415,24 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		now = clock()
 		w.batch(n, now)
+		if w.inPlace != nil {
+			w.inPlace.Release()
+		}
 	}
+}
+
+// read reads a batch into w.bufs[:n] and w.sizes[:n]: into the worker's
+// buffers, or, from a Conn that lends its frames, as views of the Conn's
+// memory, which the batch rewrites and sends in place.
+func (w *Worker) read() (int, error) {
+	if w.inPlace == nil {
+		return w.conn.ReadBatch(w.bufs, w.sizes)
+	}
+	n, err := w.inPlace.ReadInPlace(w.bufs)
+	for i := range n {
+		w.sizes[i] = len(w.bufs[i])
+	}
+	return n, err
 }
 
 // wait returns how long the next read may block after the batch at now

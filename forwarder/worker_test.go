@@ -3,11 +3,16 @@ package forwarder
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/forwarder/forwardertest"
@@ -462,4 +467,103 @@ func BenchmarkWorkerBatch(b *testing.B) {
 		w.batch(len(frames), epoch)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frames)), "ns/frame")
+}
+
+// lendingConn is a fake InPlaceConn: it reads into its own buffers and
+// lends them, and logs what the worker does with them.
+type lendingConn struct {
+	*forwardertest.Conn
+	mem   [][]byte
+	sizes []int
+
+	mu  sync.Mutex
+	log []string // "read n", "write n in place", "write n copied", "release"
+}
+
+func (c *lendingConn) InPlace() bool { return true }
+
+func (c *lendingConn) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	c.note("ReadBatch")
+	return c.Conn.ReadBatch(bufs, sizes)
+}
+
+func (c *lendingConn) ReadInPlace(frames [][]byte) (int, error) {
+	n, err := c.Conn.ReadBatch(c.mem[:min(len(frames), len(c.mem))], c.sizes)
+	for i := range n {
+		frames[i] = c.mem[i][:c.sizes[i]:c.sizes[i]]
+	}
+	if n > 0 {
+		c.note(fmt.Sprintf("read %d", n))
+	}
+	return n, err
+}
+
+func (c *lendingConn) WriteBatch(bufs [][]byte) (int, error) {
+	lent := 0
+	for _, b := range bufs {
+		for _, m := range c.mem {
+			if unsafe.SliceData(b) == unsafe.SliceData(m) {
+				lent++
+			}
+		}
+	}
+	c.note(fmt.Sprintf("write %d, %d in place", len(bufs), lent))
+	return c.Conn.WriteBatch(bufs)
+}
+
+func (c *lendingConn) Release() { c.note("release") }
+
+func (c *lendingConn) note(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s == "release" && len(c.log) > 0 && c.log[len(c.log)-1] == s {
+		return // idle wakes release nothing new
+	}
+	c.log = append(c.log, s)
+}
+
+// A Conn that lends its frames has them decided and sent in place, and
+// gets them back after the batch is written.
+func TestWorkerInPlace(t *testing.T) {
+	h := newHarness(t, workerRules, 1<<10)
+	c := &lendingConn{Conn: forwardertest.NewConn(16), mem: make([][]byte, 4), sizes: make([]int, 4)}
+	for i := range c.mem {
+		c.mem[i] = make([]byte, 2048)
+	}
+	w := NewWorker(WorkerConfig{Conn: c, Pipeline: h.p})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		c.Close()
+		<-done
+	}()
+	syn := udrtest.TCP(h.toVIP(), netip.AddrPortFrom(udrtest.Client, 1000), vip80, udrtest.SYN, nil)
+	c.In <- [][]byte{syn, udrtest.ARPRequest(udrtest.Eth{Src: udrtest.ClientMAC, Dst: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}, udrtest.Client, udrtest.VIP)}
+	var out [][]byte
+	select {
+	case out = <-c.Out:
+	case <-time.After(testTimeout):
+		t.Fatal("no batch written")
+	}
+	if len(out) != 2 || net.HardwareAddr(out[0][0:6]).String() != udrtest.RS2MAC.String() {
+		t.Fatalf("wrote %d frames, the first to %v; want 2, the SYN to %v", len(out), net.HardwareAddr(out[0][0:6]), udrtest.RS2MAC)
+	}
+	if net.HardwareAddr(c.mem[0][0:6]).String() != udrtest.RS2MAC.String() {
+		t.Errorf("the lent frame was not rewritten in place: to %v", net.HardwareAddr(c.mem[0][0:6]))
+	}
+	cancel()
+	c.Close()
+	<-done
+	done <- nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	want := []string{"release", "read 2", "write 2, 1 in place", "release"}
+	if len(c.log) > 0 && c.log[0] != "release" {
+		want = want[1:] // the first read did not time out before the frames came
+	}
+	if diff := cmp.Diff(want, c.log[:min(len(c.log), len(want))]); diff != "" {
+		t.Errorf("what the worker did (-want +got):\n%s", diff)
+	}
 }
