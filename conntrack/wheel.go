@@ -149,10 +149,14 @@ func (w *wheel) nextUsed(from uint32) (uint32, bool) {
 // NextDue returns the earliest tick at which Sweep may have an entry to
 // expire, and false when the table is empty. A tick not after the last
 // Sweep's now means Sweep is behind (its budget ran out): call it again
-// at once. The tick may come early (a block whose entries were refreshed
-// since it was filed, or one a wheel round ahead), never late; the owner
-// of the table sleeps until then at most.
-func (t *Table) NextDue() (uint32, bool) {
+// at once. The tick may come early, never late; the owner of the table
+// sleeps until then at most. With checks 0 it is the next tick whose
+// bucket holds a block, however far ahead that block's bound is (the
+// cheapest answer); with checks > 0 NextDue looks at up to that many
+// blocks to pass over buckets whose blocks all lie a wheel round or more
+// ahead, so that an idle owner wakes less often in vain. It comes early
+// also for a block whose entries were refreshed since it was filed.
+func (t *Table) NextDue(checks int) (uint32, bool) {
 	w := &t.w
 	if !w.started {
 		if t.n == 0 {
@@ -168,11 +172,22 @@ func (t *Table) NextDue() (uint32, bool) {
 		}
 		return min, found
 	}
-	d, ok := w.nextUsed(w.cursor + 1)
-	if !ok {
-		return 0, false
+	from := w.cursor + 1
+	for {
+		d, ok := w.nextUsed(from)
+		if !ok {
+			return 0, false
+		}
+		tick := from + d
+		for b := w.head[tick&wheelMask]; b != noBlock; b = w.blocks[b].next {
+			if int32(w.blocks[b].min-tick) <= 0 || checks <= 0 {
+				return tick, true
+			}
+			checks--
+		}
+		// Every block of this bucket is due a round or more later.
+		from = tick + 1
 	}
-	return w.cursor + 1 + d, true
 }
 
 // Sweep runs the table's timers up to now: every entry whose timer has

@@ -164,21 +164,21 @@ func TestWheelRandom(t *testing.T) {
 // owner can sleep until then.
 func TestNextDue(t *testing.T) {
 	tb, _, ids := newTestTable(t, 1000, 1, Options{TicksPerSecond: 100})
-	if _, ok := tb.NextDue(); ok {
+	if _, ok := tb.NextDue(0); ok {
 		t.Fatal("NextDue of an empty table: ok")
 	}
 	k := testKey(udp, 1)
 	mustInsert(t, tb, k, ids[0], 100)
 	mustUpdate(t, tb, k, 0, 100) // UDP: 300 s, 30,000 ticks
 	tb.Sweep(100, 64)
-	due, ok := tb.NextDue()
+	due, ok := tb.NextDue(0)
 	if !ok || int32(due-100) <= 0 || int32(due-30_100) > 0 {
 		t.Fatalf("NextDue = %d, %v; want in (100, 30100]", due, ok)
 	}
 	// Step from due to due as an idle owner would: the entry goes at
 	// exactly 30,100.
 	for now := uint32(100); tb.Len() > 0; {
-		due, ok := tb.NextDue()
+		due, ok := tb.NextDue(0)
 		if !ok {
 			t.Fatal("NextDue: none with an entry in the table")
 		}
@@ -206,7 +206,7 @@ func TestSweepBudget(t *testing.T) {
 	for tb.Len() > 0 {
 		tb.Sweep(301, 64*blockSlots)
 		calls++
-		if due, ok := tb.NextDue(); tb.Len() > 0 && (!ok || int32(due-301) > 0) {
+		if due, ok := tb.NextDue(0); tb.Len() > 0 && (!ok || int32(due-301) > 0) {
 			t.Fatalf("after %d calls, %d entries left but NextDue = %d, %v", calls, tb.Len(), due, ok)
 		}
 	}
@@ -340,4 +340,39 @@ func TestSweepAcrossWrap(t *testing.T) {
 		t.Fatalf("counts %+v", c)
 	}
 	checkWheel(t, tb)
+}
+
+// TestNextDueChecks: with checks, NextDue passes over buckets whose blocks
+// are due a round or more later, so an idle owner wakes once, at the
+// deadline, instead of once a round.
+func TestNextDueChecks(t *testing.T) {
+	tb, _, ids := newTestTable(t, 1000, 1, Options{TicksPerSecond: 100})
+	k := testKey(udp, 1)
+	mustInsert(t, tb, k, ids[0], 100)
+	mustUpdate(t, tb, k, 0, 100) // expires at 30,100: 7 rounds of 4096 ahead
+	// The block was filed at the insert's 3 s timer, 400: its scan then
+	// files it at 30,100.
+	tb.Sweep(100, 64)
+	if due, ok := tb.NextDue(64); !ok || due != 400 {
+		t.Fatalf("NextDue(64) = %d, %v; want 400, the insert's timer", due, ok)
+	}
+	tb.Sweep(400, 64)
+	if due, ok := tb.NextDue(0); !ok || due != 30_100-7*wheelSize {
+		t.Errorf("NextDue(0) = %d, %v; want %d, the bucket's first tick", due, ok, 30_100-7*wheelSize)
+	}
+	if due, ok := tb.NextDue(64); !ok || due != 30_100 {
+		t.Errorf("NextDue(64) = %d, %v; want 30100", due, ok)
+	}
+	if due, ok := tb.NextDue(3); !ok || due != 30_100-4*wheelSize {
+		t.Errorf("NextDue(3) = %d, %v; want %d (three rounds passed over)", due, ok, 30_100-4*wheelSize)
+	}
+	wakes := 0
+	for now := uint32(400); tb.Len() > 0; wakes++ {
+		due, _ := tb.NextDue(64)
+		now = due
+		tb.Sweep(now, 64)
+	}
+	if wakes != 1 {
+		t.Errorf("%d wakes to expire one entry, want 1", wakes)
+	}
 }

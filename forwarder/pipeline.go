@@ -155,9 +155,10 @@ func (p *Pipeline) Sweep(now time.Time, budget int) int {
 
 // NextDue returns when Sweep next has a timer to run, and false when no
 // entry is left. A time not after the last Sweep's means that Sweep ran
-// out of budget and should run again at once.
-func (p *Pipeline) NextDue() (time.Time, bool) {
-	tick, ok := p.conns.NextDue()
+// out of budget and should run again at once. checks bounds the work
+// spent to make the answer less early (conntrack.Table.NextDue).
+func (p *Pipeline) NextDue(checks int) (time.Time, bool) {
+	tick, ok := p.conns.NextDue(checks)
 	if !ok {
 		return time.Time{}, false
 	}

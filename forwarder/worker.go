@@ -47,6 +47,7 @@ type Worker struct {
 	list    *listing // the listing in progress
 	events  chan Event
 
+	lastN    int         // frames in the last batch
 	flushReq atomic.Bool // FlushNodest was called
 	flushing bool        // a flush is waiting for flushAt or running
 	flushAt  time.Time
@@ -112,6 +113,9 @@ const (
 	// queue_delayed_work(..., 1)).
 	FlushSlots = 16384
 	FlushDelay = 10 * time.Millisecond
+	// idleDueChecks is how many timer blocks the worker looks at, after
+	// an empty batch, to set its wake for the next timer less early.
+	idleDueChecks = 64
 	// DefaultControlQueue frames wait for the worker at most: the
 	// announcements and probes of one round for 64 VIPs and servers.
 	DefaultControlQueue = 64
@@ -418,6 +422,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		if w.inPlace != nil {
 			w.inPlace.Release()
 		}
+		w.lastN = n
 	}
 }
 
@@ -444,7 +449,12 @@ func (w *Worker) wait(now time.Time) time.Duration {
 	if w.list != nil || w.flushing && !w.flushAt.After(now) {
 		wait = ListingIdleWake
 	}
-	if due, ok := w.p.NextDue(); ok {
+	checks := 0
+	if w.lastN == 0 {
+		// Idle: spend a little to wake less often in vain.
+		checks = idleDueChecks
+	}
+	if due, ok := w.p.NextDue(checks); ok {
 		wait = min(wait, max(due.Sub(now), 0))
 	}
 	if w.flushing {
