@@ -1,7 +1,7 @@
 # udr's build and test entry points. `make test` is the command CI runs.
 GO ?= go
 
-.PHONY: build test fuzz bench
+.PHONY: build test fuzz bench netbench
 
 build:
 	$(GO) build -o udr ./cmd/udr
@@ -15,3 +15,8 @@ test:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./bench ./sched ./conntrack ./forwarder
+
+# The live benchmark against the kernel's DR path and HAProxy, as root: 3
+# repetitions of 5 s per case; it rewrites the table in bench/README.md.
+netbench:
+	$(GO) run ./bench/netbench

@@ -1,0 +1,65 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "netbench:", err)
+		os.Exit(1)
+	}
+}
+
+// run parses args, runs the benchmark and prints its table to stdout;
+// progress goes to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("netbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.reps, "reps", 3, "interleaved `repetitions` of every case")
+	fs.DurationVar(&o.dur, "dur", 5*time.Second, "measured `duration` of each case")
+	fs.StringVar(&o.mode, "mode", "all", "`mode`: udp, tcp, http, all, or a comma-separated list")
+	fs.BoolVar(&o.short, "short", false, "the CI run: 1 repetition of 2 s per case (-reps and -dur are ignored)")
+	fs.IntVar(&o.flows, "flows", 10240, "flows of the udp and tcp floods (at most 25,400)")
+	fs.StringVar(&o.udr, "udr", "", "udr `binary` to measure (default: go build ./cmd/udr from this module)")
+	fs.StringVar(&o.readme, "readme", "bench/README.md", "`file` (relative to the module root) whose generated table is replaced; empty for none")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.short {
+		o.reps, o.dur = 1, 2*time.Second
+	}
+	o.command = strings.TrimSpace("go run ./bench/netbench " + strings.Join(args, " "))
+	o.log = stderr
+	res, err := bench(ctx, o)
+	if err != nil {
+		return err
+	}
+	table := res.table()
+	fmt.Fprint(stdout, table)
+	if o.readme != "" {
+		return writeReadme(res.root, o.readme, table)
+	}
+	return nil
+}
