@@ -156,6 +156,9 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 	httpCases = append(httpCases, t.haproxyCase(tmp))
 	for _, c := range floodCases {
 		res.floodCases = append(res.floodCases, c.name)
+		if c.half {
+			res.floodCases = append(res.floodCases, halfName(c.name))
+		}
 	}
 	for _, c := range httpCases {
 		res.httpCases = append(res.httpCases, c.name)
@@ -219,12 +222,21 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 					cfg = configs[m][0]
 				}
 				err := runCase(ctx, c, func(pid int) error {
-					s, err := t.flood(ctx, cfg, o.dur, pid)
+					s, err := t.flood(ctx, cfg, o.dur, 0, pid)
 					if err != nil {
 						return err
 					}
 					fmt.Fprintf(o.log, "netbench: rep %d %s %s: %.0f frames/s at the sinks, %d sent, %d received\n", rep, m, c.name, s.pps(), s.sent, s.recv)
 					res.flood[m][c.name] = append(res.flood[m][c.name], s)
+					if !c.half {
+						return nil
+					}
+					h, err := t.flood(ctx, cfg, o.dur, s.pps()/2, pid)
+					if err != nil {
+						return fmt.Errorf("at half rate: %w", err)
+					}
+					fmt.Fprintf(o.log, "netbench: rep %d %s %s: %.0f frames/s at the sinks, %d sent, %d received\n", rep, m, halfName(c.name), h.pps(), h.sent, h.recv)
+					res.flood[m][halfName(c.name)] = append(res.flood[m][halfName(c.name)], h)
 					return nil
 				})
 				if err != nil {

@@ -30,6 +30,9 @@ var workerCounts = []int{1, 2}
 type fwdCase struct {
 	name   string
 	direct bool // the generator sends to the sinks' MACs (wire)
+	// half: each flood is run a second time at half the rate the first
+	// reached, to see whether the case loses frames below its maximum.
+	half bool
 	// start readies the director for the case (nil: nothing to do). It
 	// returns the pid of the forwarding process whose CPU time is
 	// measured (0 for none) and the function that undoes it.
@@ -96,6 +99,9 @@ func rules() string {
 	return b.String()
 }
 
+// halfName is the name of c's run at half its rate.
+func halfName(c string) string { return c + " at ½ its rate" }
+
 // wireCase sends straight to the sinks.
 func wireCase() fwdCase { return fwdCase{name: "wire", direct: true} }
 
@@ -123,7 +129,7 @@ func (t *topo) kernelDRCase() fwdCase {
 
 // udrCase runs binary as `udr run` in the director with variant v's flags.
 func (t *topo) udrCase(binary, rulesFile string, v udrVariant) fwdCase {
-	return fwdCase{name: v.name, start: func(ctx context.Context) (int, func() error, error) {
+	return fwdCase{name: v.name, half: true, start: func(ctx context.Context) (int, func() error, error) {
 		args := append([]string{"run", "--iface", "eth0", "--rules", rulesFile, "--vip-mac", "iface",
 			"--control", "off", "--metrics", "off"}, v.args...)
 		p, err := start(v.name, t.dir.Command(binary, args...))

@@ -18,7 +18,8 @@
 //   - udr: the `udr run` binary built from this tree, in the director, with
 //     one DR service over the sinks; once per I/O backend (`--io`) and worker
 //     count (`--workers`) that the binary offers (see ioBackends and
-//     workerCounts).
+//     workerCounts); each udr flood runs once more at half the rate it
+//     reached, where it should lose nothing.
 //
 // Modes udp and tcp flood 64-byte frames from 10,240 flows (source
 // addresses in 198.51.100.0/24 and 203.0.113.0/24; tcp alternates a SYN and

@@ -191,9 +191,10 @@ func (s floodSample) pps() float64 { return float64(s.recv) / s.secs }
 
 // flood runs trafgen with config cfg in the generator and measures dur of
 // its sending, once it has started: the frames sent, those the sinks
-// received, the CPU time. udrPID, when not 0, is the process whose CPU time
-// is measured too.
-func (t *topo) flood(ctx context.Context, cfg string, dur time.Duration, udrPID int) (floodSample, error) {
+// received, the CPU time. rate, when not 0, limits trafgen to that many
+// frames per second; otherwise it sends as fast as it can. udrPID, when not
+// 0, is the process whose CPU time is measured too.
+func (t *topo) flood(ctx context.Context, cfg string, dur time.Duration, rate float64, udrPID int) (floodSample, error) {
 	var s floodSample
 	if err := t.learn(); err != nil {
 		return s, err
@@ -205,8 +206,12 @@ func (t *topo) flood(ctx context.Context, cfg string, dur time.Duration, udrPID 
 	// The count bounds the run whatever happens to the signal below: 10
 	// Mpps for the whole window and 10 s more.
 	limit := uint64((dur.Seconds() + 10) * 10e6)
-	p, err := start("trafgen", t.gen.Command("trafgen", "--dev", "eth0", "--conf", cfg, "--cpus", "1",
-		"--num", strconv.FormatUint(limit, 10), "--no-sock-mem", "--notouch-irq", "--no-cpu-stats"))
+	args := []string{"--dev", "eth0", "--conf", cfg, "--cpus", "1",
+		"--num", strconv.FormatUint(limit, 10), "--no-sock-mem", "--notouch-irq", "--no-cpu-stats"}
+	if rate > 0 {
+		args = append(args, "--rate", fmt.Sprintf("%.0fpps", rate))
+	}
+	p, err := start("trafgen", t.gen.Command("trafgen", args...))
 	if err != nil {
 		return s, err
 	}

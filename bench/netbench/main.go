@@ -50,7 +50,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.short {
 		o.reps, o.dur = 1, 2*time.Second
 	}
-	o.command = strings.TrimSpace("go run ./bench/netbench " + strings.Join(args, " "))
+	o.command = "go run ./bench/netbench"
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " '\"$") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		o.command += " " + a
+	}
 	o.log = stderr
 	res, err := bench(ctx, o)
 	if err != nil {
