@@ -19,6 +19,7 @@ const (
 	DefaultCapacity         = 1 << 20
 	MaxCapacity             = 1 << 28
 	DefaultConnReuseMode    = 1 // the kernel's conn_reuse_mode default
+	DefaultIO               = "auto"
 )
 
 // File is udr.yaml, udr run's configuration file, checked, with every
@@ -30,6 +31,8 @@ const (
 //	                                 # "iface" the interface's own, or a unicast MAC
 //	control_socket: /run/udr/udr.sock
 //	metrics_address: 127.0.0.1:9780  # host:port; "" or "off" disables the metrics
+//	io: auto                         # how frames are received: ring (TPACKET_V3), socket
+//	                                 # (recvmmsg), or auto, the ring when the kernel gives one
 //	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
 //	capacity: 1048576                # connection table entries
 //	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry
@@ -80,6 +83,7 @@ type File struct {
 	VIPMAC           string // "" (a virtual MAC), "iface", or a unicast MAC address
 	ControlSocket    string
 	MetricsAddress   string // host:port, or "" when disabled
+	IO               string // ring, socket or auto
 	AnnounceInterval time.Duration
 	Capacity         int
 	SloppyTCP        bool

@@ -35,6 +35,7 @@ func TestLoadConfigFull(t *testing.T) {
 		Interface:        "eth1",
 		VIPMAC:           "02:00:5e:00:01:64",
 		ControlSocket:    "/run/udr-test/udr.sock",
+		IO:               "ring",
 		AnnounceInterval: 30 * time.Second,
 		Capacity:         65536,
 		SloppyTCP:        true,
@@ -102,7 +103,7 @@ func TestLoadConfigFull(t *testing.T) {
 	}
 
 	wantWarnings := []string{
-		"testdata/config/full.yaml:32: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80",
+		"testdata/config/full.yaml:33: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80",
 	}
 	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
 		t.Errorf("warnings mismatch (-want +got):\n%s", diff)
@@ -136,6 +137,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Interface:        "eth0",
 		ControlSocket:    DefaultControlSocket,
 		MetricsAddress:   DefaultMetricsAddress,
+		IO:               DefaultIO,
 		AnnounceInterval: DefaultAnnounceInterval,
 		Capacity:         DefaultCapacity,
 		ConnReuseMode:    DefaultConnReuseMode,
@@ -308,6 +310,11 @@ services:
 			name: "unknown health check field",
 			yaml: "interface: eth0\nservices:\n  - {address: 192.0.2.100, port: 80, health_check: {kind: http, url: /}}\n",
 			want: "udr.yaml:3: services[0].health_check.url: unknown field",
+		},
+		{
+			name: "unknown io",
+			yaml: "interface: eth0\nio: xdp\n",
+			want: `udr.yaml:2: io: "xdp" is not ring, socket or auto`,
 		},
 		{
 			name: "syntax error",
@@ -645,7 +652,7 @@ func TestCheckConfigFile(t *testing.T) {
 		path string
 		want string
 	}{
-		{"testdata/config/full.yaml", "testdata/config/full.yaml:32: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80\n" +
+		{"testdata/config/full.yaml", "testdata/config/full.yaml:33: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80\n" +
 			"testdata/config/full.yaml: 4 services, 7 real servers, 6 health checks: ok"},
 		{"testdata/config/with-rules.yaml", "testdata/config/rules:4: -a -t 192.0.2.100:80 -r 192.0.2.12:8080: real server port 8080 ignored: direct routing forwards to the service port 80\n" +
 			"testdata/config/with-rules.yaml: 1 service, 2 real servers, 0 health checks: ok"},

@@ -50,6 +50,10 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 			d.errorf("metrics_address", `%q is not host:port, "" or off`, fc.MetricsAddress)
 		}
 	}
+	fc.IO, ok = d.str("io", doc.IO, DefaultIO)
+	if ok && fc.IO != "ring" && fc.IO != "socket" && fc.IO != "auto" {
+		d.errorf("io", "%q is not ring, socket or auto", fc.IO)
+	}
 	fc.AnnounceInterval, _ = d.duration("announce_interval", doc.AnnounceInterval, time.Second, time.Hour, DefaultAnnounceInterval, false)
 	capacity, _ := d.integer("capacity", doc.Capacity, 1, MaxCapacity, DefaultCapacity)
 	fc.Capacity = int(capacity)

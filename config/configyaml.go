@@ -27,6 +27,7 @@ type fileDoc struct {
 	VIPMAC           ast.Node     `yaml:"vip_mac"`
 	ControlSocket    ast.Node     `yaml:"control_socket"`
 	MetricsAddress   ast.Node     `yaml:"metrics_address"`
+	IO               ast.Node     `yaml:"io"`
 	AnnounceInterval ast.Node     `yaml:"announce_interval"`
 	Capacity         ast.Node     `yaml:"capacity"`
 	SloppyTCP        ast.Node     `yaml:"sloppy_tcp"`

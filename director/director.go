@@ -175,13 +175,14 @@ func New(cfg Config) (_ *Director, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ccfg := forwarder.ConnConfig{Filter: filter}
+	ccfg := forwarder.ConnConfig{Filter: filter, IO: s.IO}
 	if vmac := t.Options().VIPMAC; vmac != d.ifi.MAC {
 		ccfg.ExtraMACs = [][6]byte{vmac}
 	}
 	if d.conn, err = forwarder.Listen(s.Iface, ccfg); err != nil {
 		return nil, err
 	}
+	d.log.Info("receiving frames", "iface", s.Iface, "io", d.conn.IO().String(), "asked", s.IO.String())
 	if d.stopWatch, err = host.WatchNeighbors(d.ifi.Index, d.neighborSeen); err != nil {
 		d.log.Warn("not watching the kernel neighbour table", "err", err)
 		d.stopWatch = func() {}
@@ -417,3 +418,6 @@ func (d *Director) neighborSeen(addr netip.Addr, mac [6]byte) {
 
 // ConnStats returns the socket's counters.
 func (d *Director) ConnStats() forwarder.ConnStats { return d.conn.Stats() }
+
+// IO returns the receive backend in use: forwarder.IORing or IOSocket.
+func (d *Director) IO() forwarder.IO { return d.conn.IO() }

@@ -98,6 +98,7 @@ func (l *lab) start(nServers int, rules ...string) {
 func (l *lab) startWith(nServers int, cfg director.Config) {
 	l.t.Helper()
 	l.log = newLogWatch(l.t)
+	cfg = withTestIO(l.t, cfg)
 	cfg.Logger = slog.New(l.log.handler())
 	err := l.Director.Run(func() error {
 		var err error
@@ -108,6 +109,7 @@ func (l *lab) startWith(nServers int, cfg director.Config) {
 		l.log.stop()
 		l.t.Fatalf("director.New: %v", err)
 	}
+	checkIO(l.t, l.d, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.d.Run(ctx) }()
@@ -326,4 +328,30 @@ func verdicts(st forwarder.Stats) string {
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// withTestIO returns cfg with the receive backend that UDR_TEST_IO names
+// (ring, socket or auto), as if given by --io, unless cfg gives one: the
+// namespace tests run with each backend that way. Unset, cfg is unchanged.
+func withTestIO(t testing.TB, cfg director.Config) director.Config {
+	t.Helper()
+	s := os.Getenv("UDR_TEST_IO")
+	if s == "" || cfg.Given&director.SetIO != 0 {
+		return cfg
+	}
+	io, err := forwarder.ParseIO(s)
+	if err != nil {
+		t.Fatalf("UDR_TEST_IO: %v", err)
+	}
+	cfg.IO = io
+	cfg.Given |= director.SetIO
+	return cfg
+}
+
+// checkIO fails t unless d receives with the backend cfg asked for.
+func checkIO(t testing.TB, d *director.Director, cfg director.Config) {
+	t.Helper()
+	if cfg.Given&director.SetIO != 0 && cfg.IO != forwarder.IOAuto && d.IO() != cfg.IO {
+		t.Fatalf("director receives with %s, asked for %s", d.IO(), cfg.IO)
+	}
 }

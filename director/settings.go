@@ -40,6 +40,10 @@ type Settings struct {
 	// does not use them.
 	ControlSocket  string
 	MetricsAddress string
+	// IO (--io, io) selects how frames are received: forwarder.IORing,
+	// forwarder.IOSocket, or forwarder.IOAuto, the ring when the kernel
+	// gives one. The zero value is IOSocket; udr run's default is IOAuto.
+	IO forwarder.IO
 }
 
 // Setting is a set of Settings' fields, one bit each.
@@ -57,6 +61,7 @@ const (
 	SetExpireQuiescentTemplate
 	SetControlSocket
 	SetMetricsAddress
+	SetIO
 )
 
 // reloadable are the settings that Reload applies. The others hold
@@ -81,6 +86,10 @@ func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
 	if err != nil {
 		return Settings{}, fmt.Errorf("conn_reuse_mode: %w", err)
 	}
+	io, err := forwarder.ParseIO(fc.IO)
+	if err != nil {
+		return Settings{}, err
+	}
 	metrics := fc.MetricsAddress
 	if metrics == "" {
 		metrics = "off"
@@ -96,6 +105,7 @@ func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
 		ExpireQuiescentTemplate: fc.ExpireQuiescentTemplate,
 		ControlSocket:           fc.ControlSocket,
 		MetricsAddress:          metrics,
+		IO:                      io,
 	}
 	return merge(file, flags, given), nil
 }
@@ -132,6 +142,9 @@ func merge(s, from Settings, which Setting) Settings {
 	if which&SetMetricsAddress != 0 {
 		s.MetricsAddress = from.MetricsAddress
 	}
+	if which&SetIO != 0 {
+		s.IO = from.IO
+	}
 	return s
 }
 
@@ -143,7 +156,7 @@ var settingKeys = []struct {
 	{SetIface, "interface"}, {SetVIPMAC, "vip_mac"}, {SetAnnounceInterval, "announce_interval"},
 	{SetCapacity, "capacity"}, {SetSloppyTCP, "sloppy_tcp"}, {SetConnReuseMode, "conn_reuse_mode"},
 	{SetExpireNodestConn, "expire_nodest_conn"}, {SetExpireQuiescentTemplate, "expire_quiescent_template"},
-	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"},
+	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"}, {SetIO, "io"},
 }
 
 // differ returns the settings in which a and b differ.

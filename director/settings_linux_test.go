@@ -37,6 +37,7 @@ type compiled struct {
 	SloppyTCP, ExpireNodestConn, ExpireQuiescentTemplate bool
 	ConnReuseMode                                        int
 	VIPMAC                                               string
+	IO                                                   string // the receive backend in use, when checked
 }
 
 func compiledOf(o forwarder.Options) compiled {
@@ -82,7 +83,8 @@ func TestPrivilegedSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	vmac := arpresponder.VirtualMAC([6]byte(ifMAC), []netip.Addr{drlab.VIP})
-	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String()}
+	// The ring: this kernel has TPACKET_V3.
+	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring"}
 	rows := []struct {
 		name               string
 		given              director.Setting
@@ -110,6 +112,12 @@ func TestPrivilegedSettings(t *testing.T) {
 			func(c *compiled) { c.VIPMAC = "02:00:00:00:00:07" }, func(c *compiled) { c.VIPMAC = "02:00:00:00:00:08" }},
 		{"vip-mac=", director.SetVIPMAC, func(s *director.Settings) { s.VIPMAC = "" }, "vip_mac: 02:00:00:00:00:08",
 			func(c *compiled) { c.VIPMAC = defaults.VIPMAC }, func(c *compiled) { c.VIPMAC = "02:00:00:00:00:08" }},
+		{"io=socket", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IOSocket }, "io: ring",
+			func(c *compiled) { c.IO = "socket" }, func(c *compiled) { c.IO = "ring" }},
+		{"io=ring", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IORing }, "io: socket",
+			func(c *compiled) { c.IO = "ring" }, func(c *compiled) { c.IO = "socket" }},
+		{"io=auto", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IOAuto }, "io: socket",
+			func(c *compiled) { c.IO = "ring" }, func(c *compiled) { c.IO = "socket" }},
 	}
 	path := filepath.Join(t.TempDir(), "udr.yaml")
 	for _, r := range rows {
@@ -118,7 +126,7 @@ func TestPrivilegedSettings(t *testing.T) {
 				name := fmt.Sprintf("%s/flag=%v/key=%v", r.name, flagSet, inFile)
 				// The flags' defaults, as udr run's flag set leaves them.
 				cfg := director.Config{
-					Settings:   director.Settings{ConnReuseMode: reuseMode(t, 1)},
+					Settings:   director.Settings{ConnReuseMode: reuseMode(t, 1), IO: forwarder.IOAuto},
 					ConfigFile: path,
 					Logger:     slog.New(slog.DiscardHandler),
 				}
@@ -143,6 +151,7 @@ func TestPrivilegedSettings(t *testing.T) {
 						return err
 					}
 					got = compiledOf(d.TableOptions())
+					got.IO = d.IO().String()
 					return d.Close()
 				})
 				if err != nil {
@@ -189,7 +198,7 @@ func TestPrivilegedSettingsReload(t *testing.T) {
 		}
 	}
 	write("sloppy_tcp: false", "conn_reuse_mode: 2", "expire_nodest_conn: true", "expire_quiescent_template: true",
-		"vip_mac: 02:00:00:00:00:08", "capacity: 4096", "control_socket: /tmp/a.sock")
+		"vip_mac: 02:00:00:00:00:08", "capacity: 4096", "control_socket: /tmp/a.sock", "io: ring")
 	var log syncBuffer
 	cfg := director.Config{
 		Settings: director.Settings{
@@ -217,23 +226,23 @@ func TestPrivilegedSettingsReload(t *testing.T) {
 	settings := director.Settings{
 		Iface: "eth0", VIPMAC: "02:00:00:00:00:08", AnnounceInterval: 10 * time.Second, Capacity: 4096,
 		SloppyTCP: true, ConnReuseMode: reuseMode(t, 2), ExpireNodestConn: true, ExpireQuiescentTemplate: false,
-		ControlSocket: "/tmp/flag.sock", MetricsAddress: "127.0.0.1:9780",
+		ControlSocket: "/tmp/flag.sock", MetricsAddress: "127.0.0.1:9780", IO: forwarder.IORing,
 	}
 	check("New", compiled{SloppyTCP: true, ConnReuseMode: 2, ExpireNodestConn: true, VIPMAC: "02:00:00:00:00:08"}, settings)
 
 	write("sloppy_tcp: false", "conn_reuse_mode: 0", "expire_nodest_conn: false", "expire_quiescent_template: true",
-		"vip_mac: 02:00:00:00:00:09", "capacity: 8192", "control_socket: /tmp/b.sock")
+		"vip_mac: 02:00:00:00:00:09", "capacity: 8192", "control_socket: /tmp/b.sock", "io: socket")
 	if err := l.Director.Run(d.Reload); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	settings.ConnReuseMode, settings.ExpireNodestConn = reuseMode(t, 0), false
 	check("Reload", compiled{SloppyTCP: true, ConnReuseMode: 0, VIPMAC: "02:00:00:00:00:08"}, settings)
-	if want := `msg="settings changed in the config file apply at the next start" keys="vip_mac, capacity"`; !strings.Contains(log.String(), want) {
+	if want := `msg="settings changed in the config file apply at the next start" keys="vip_mac, capacity, io"`; !strings.Contains(log.String(), want) {
 		t.Errorf("the log has no line with %s:\n%s", want, log.String())
 	}
 
 	// An invalid file changes nothing.
-	write("conn_reuse_mode: 3", "capacity: 0")
+	write("conn_reuse_mode: 3", "capacity: 0", "io: ring")
 	if err := l.Director.Run(d.Reload); err == nil {
 		t.Errorf("Reload of a file with capacity 0: no error")
 	}

@@ -100,6 +100,7 @@ var runFlags = map[string]director.Setting{
 	"expire-quiescent-template": director.SetExpireQuiescentTemplate,
 	"control":                   director.SetControlSocket,
 	"metrics":                   director.SetMetricsAddress,
+	"io":                        director.SetIO,
 }
 
 // parseRun parses udr run's command line into the director's Config: the
@@ -123,6 +124,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
+	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), socket (recvmmsg), or auto (the ring when the kernel gives one)")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -133,6 +135,9 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	var err error
 	if cfg.ConnReuseMode, err = forwarder.ConnReuseMode(*connReuse); err != nil {
 		return nil, usageErrorf("run: --conn-reuse-mode: %v", err)
+	}
+	if cfg.IO, err = forwarder.ParseIO(*ioMode); err != nil {
+		return nil, usageErrorf("run: --io: %v", err)
 	}
 	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
 		return nil, usageErrorf("run: give --rules or --config")

@@ -30,6 +30,7 @@ func TestRunSettings(t *testing.T) {
 		ConnReuseMode:    reuse(1),
 		ControlSocket:    "/run/udr/udr.sock",
 		MetricsAddress:   "127.0.0.1:9780",
+		IO:               forwarder.IOAuto,
 	}
 	// Each row gives a value by flag and another by the file's key; the
 	// settings that have a non-default value by either source appear twice,
@@ -61,6 +62,9 @@ func TestRunSettings(t *testing.T) {
 		{"MetricsAddress", "--metrics=off", "metrics_address: 192.0.2.1:9100", "off", "192.0.2.1:9100"},
 		{"MetricsAddress", "--metrics=127.0.0.1:9780", `metrics_address: ""`, "127.0.0.1:9780", "off"},
 		{"MetricsAddress", "--metrics=127.0.0.1:9000", "metrics_address: off", "127.0.0.1:9000", "off"},
+		{"IO", "--io=socket", "io: ring", forwarder.IOSocket, forwarder.IORing},
+		{"IO", "--io=auto", "io: socket", forwarder.IOAuto, forwarder.IOSocket},
+		{"IO", "--io=ring", "io: auto", forwarder.IORing, forwarder.IOAuto},
 	}
 	dir := t.TempDir()
 	for i, r := range rows {
