@@ -62,14 +62,22 @@ func TestPrivilegedExpiryNoTraffic(t *testing.T) {
 	}
 	c := dialUDP(t, l.Client, vipUDPExpiry)
 	// The new timeout reaches the worker from the control loop: exchange
-	// until the entry has it.
-	var last time.Time
-	var rs string
+	// until the entry has it. The director saw the last datagram between
+	// sent and last: its deadline is 2 s after a moment in between.
+	var sent, last time.Time
+	var dst netip.AddrPort
 	for i := 0; ; i++ {
-		rs = exchange(t, c, fmt.Sprintf("q%d", i))
+		sent = time.Now()
+		rs := exchange(t, c, fmt.Sprintf("q%d", i))
 		last = time.Now()
-		conns, _ := udpConns(t, l.d, true)
-		if len(conns) == 1 && conns[0].Expires <= 2 {
+		dst = netip.MustParseAddrPort(map[string]string{"rs1": rs1, "rs2": rs2}[rs] + ":5300")
+		// The entry and its count come from one reading, taken before
+		// the timeout can have run out even on a loaded machine.
+		conns, infos := udpConns(t, l.d, true)
+		if len(conns) == 1 && conns[0].Expires <= 2 && time.Since(last) < time.Second {
+			if infos[dst].InActConn != 1 {
+				t.Fatalf("%s InActConn %d after the exchange, want 1", dst, infos[dst].InActConn)
+			}
 			break
 		}
 		if i == 50 {
@@ -77,32 +85,28 @@ func TestPrivilegedExpiryNoTraffic(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	dst := netip.MustParseAddrPort(map[string]string{"rs1": rs1, "rs2": rs2}[rs] + ":5300")
-	if _, infos := udpConns(t, l.d, true); infos[dst].InActConn != 1 {
-		t.Fatalf("%s InActConn %d after the exchange, want 1", dst, infos[dst].InActConn)
-	}
-	deadline := last.Add(2 * time.Second)
+	earliest, latest := sent.Add(2*time.Second), last.Add(2*time.Second)
 	for {
+		asked := time.Now()
 		_, infos := udpConns(t, l.d, false)
-		now := time.Now()
+		read := time.Now() // the reading was taken between asked and read
 		if infos[dst].InActConn == 0 && infos[dst].ActiveConn == 0 {
 			if conns, _ := udpConns(t, l.d, true); len(conns) != 0 {
 				t.Fatalf("%s InActConn 0 but %d entries listed", dst, len(conns))
 			}
-			if now.Before(deadline.Add(-20 * time.Millisecond)) {
-				t.Fatalf("expired %v before the deadline", deadline.Sub(now))
+			if read.Before(earliest.Add(-20 * time.Millisecond)) {
+				t.Fatalf("expired %v before the deadline", earliest.Sub(read))
 			}
-			t.Logf("gone %v after the deadline (this poll's time)", now.Sub(deadline))
-			// A loaded machine may delay the poll; the worker wakes
-			// at the tick.
-			if late := now.Sub(deadline); late > 300*time.Millisecond {
-				t.Errorf("gone %v after the deadline", late)
-			}
+			t.Logf("gone at most %v after the deadline", read.Sub(earliest))
 			return
 		}
-		if now.After(deadline.Add(5 * time.Second)) {
+		// Still counted at a reading taken well after the deadline: late,
+		// however slow the polls are. The lazy expiry this replaced left
+		// the entry for minutes; the tick itself is checked with a fake
+		// clock (forwarder.TestWorkerExpiresOnTimeIdle).
+		if late := asked.Sub(latest); late > 500*time.Millisecond {
 			conns, _ := udpConns(t, l.d, true)
-			t.Fatalf("5 s after the deadline: %d entries listed, %s InActConn %d", len(conns), dst, infos[dst].InActConn)
+			t.Fatalf("%v after the deadline: %d entries listed, %s InActConn %d", late.Round(time.Millisecond), len(conns), dst, infos[dst].InActConn)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
