@@ -22,6 +22,9 @@ type received struct {
 	status  uint32
 	tci     uint16
 	tpid    uint16
+	// tight leaves the ring's frame 2 bytes of headroom after its
+	// sockaddr_ll, too few for a tag.
+	tight bool
 }
 
 // keepOne runs keep on m as message 0 of a PacketConn with a 1500-byte MTU.
@@ -53,6 +56,31 @@ func keepOne(t *testing.T, m received) (frame []byte, ok bool, st ConnStats) {
 	return c.r.bufs[0][:n], ok, c.Stats()
 }
 
+// keepRingOne runs keepRing on m laid out in a ring block as the kernel
+// lays out a SOCK_RAW frame, for a PacketConn with a 1500-byte MTU: the
+// caller's buffer size does not apply; trunc is a snaplen shorter than the
+// frame.
+func keepRingOne(t *testing.T, m received) (frame []byte, ok bool, st ConnStats) {
+	t.Helper()
+	c := &PacketConn{mtu: 1500}
+	b := make([]byte, 8192)
+	const off = 48 // a frame after the block header
+	mac := 82      // TPACKET_ALIGN(tp_hdrlen + 16) - 14
+	if m.tight {
+		mac = ringSllEnd + 2
+	}
+	h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&b[off]))
+	copy(b[off+mac:], m.frame)
+	h.Mac, h.Snaplen, h.Len = uint16(mac), uint32(len(m.frame)), uint32(len(m.frame))
+	if m.trunc {
+		h.Len += 100
+	}
+	b[off+ringPktType] = uint8(m.pkttype)
+	h.Status, h.Hv1.Vlan_tci, h.Hv1.Vlan_tpid = m.status, uint32(m.tci), m.tpid
+	f, ok := c.keepRing(b, off, h)
+	return f, ok, c.Stats()
+}
+
 // partial replaces the UDP or TCP checksum of frame with a stand-in for the
 // pseudo-header sum of CHECKSUM_PARTIAL.
 func partial(frame []byte, field int) []byte {
@@ -76,6 +104,9 @@ func TestConnKeep(t *testing.T) {
 		in   received
 		want []byte // nil: dropped
 		st   ConnStats
+		// The socket backend only (a caller's buffer too small), or the
+		// ring's only (its headroom).
+		socket, ring bool
 	}{
 		{name: "plain frame", in: received{frame: udp, bufLen: 2048, aux: true}, want: udp},
 		{name: "no auxdata", in: received{frame: udp, bufLen: 2048}, want: udp},
@@ -100,7 +131,17 @@ func TestConnKeep(t *testing.T) {
 		{
 			name: "no room for the tag",
 			in:   received{frame: udp, bufLen: len(udp) + 3, aux: true, status: unix.TP_STATUS_VLAN_VALID, tci: 100},
-			st:   ConnStats{RxTruncated: 1},
+			st:   ConnStats{RxTruncated: 1}, socket: true,
+		},
+		{
+			name: "no headroom for the tag",
+			in:   received{frame: udp, aux: true, status: unix.TP_STATUS_VLAN_VALID, tci: 100, tight: true},
+			st:   ConnStats{RxTruncated: 1}, ring: true,
+		},
+		{
+			name: "tight headroom, no tag",
+			in:   received{frame: udp, tight: true},
+			want: udp, ring: true,
 		},
 		{name: "largest untagged frame", in: received{frame: max, bufLen: 2048}, want: max},
 		{name: "untagged frame one byte too long", in: received{frame: append(max[:len(max):len(max)], 0), bufLen: 2048}, st: ConnStats{RxOversize: 1}},
@@ -116,21 +157,34 @@ func TestConnKeep(t *testing.T) {
 			want: arp, st: ConnStats{RxChecksumUnfixed: 1},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok, st := keepOne(t, tt.in)
-			if ok != (tt.want != nil) {
-				t.Fatalf("keep = %v, want %v", ok, tt.want != nil)
+	backends := []struct {
+		io   IO
+		keep func(*testing.T, received) ([]byte, bool, ConnStats)
+	}{{IOSocket, keepOne}, {IORing, keepRingOne}}
+	for _, be := range backends {
+		for _, tt := range tests {
+			if tt.socket && be.io != IOSocket || tt.ring && be.io != IORing {
+				continue
 			}
-			if ok {
-				if diff := cmp.Diff(tt.want, got); diff != "" {
-					t.Errorf("frame (-want +got):\n%s", diff)
-				}
-			}
-			if diff := cmp.Diff(tt.st, st); diff != "" {
-				t.Errorf("stats (-want +got):\n%s", diff)
-			}
-		})
+			t.Run("io="+be.io.String()+"/"+tt.name, func(t *testing.T) {
+				testKeep(t, be.keep, tt.in, tt.want, tt.st)
+			})
+		}
+	}
+}
+
+func testKeep(t *testing.T, keep func(*testing.T, received) ([]byte, bool, ConnStats), in received, want []byte, wantSt ConnStats) {
+	got, ok, st := keep(t, in)
+	if ok != (want != nil) {
+		t.Fatalf("keep = %v, want %v", ok, want != nil)
+	}
+	if ok {
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("frame (-want +got):\n%s", diff)
+		}
+	}
+	if diff := cmp.Diff(wantSt, st); diff != "" {
+		t.Errorf("stats (-want +got):\n%s", diff)
 	}
 }
 

@@ -476,3 +476,61 @@ func benchConnStream(b *testing.B, io IO, size int, inPlace bool) {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(got), "rx-cpu-ns/frame")
 	}
 }
+
+// Frames that arrive while the receive buffer (or the ring) is full are
+// dropped by the kernel and counted in RxKernelDrops (PACKET_STATISTICS):
+// every frame sent is either read or counted.
+func TestPrivilegedConnKernelDrops(t *testing.T) {
+	forEachIO(t, func(t *testing.T, io IO) {
+		l := newConnLab(t)
+		filter, err := BuildFilter([]netip.Addr{l.b4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The smallest buffer: a few frames, or a ring of 8 blocks.
+		rx := listenIn(t, l.b, "veth1", ConnConfig{Filter: filter, RecvBuffer: 1, IO: io})
+		noIP, err := BuildFilter(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx := listenIn(t, l.a, "veth0", ConnConfig{Filter: noIP})
+		const batch, batches = 32, 100 // 3200 frames, 4.8 MB
+		out := make([][]byte, batch)
+		for i := range out {
+			out[i] = l.frameTo(t, l.bMAC, append([]byte("drops-"), make([]byte, 1400)...))
+		}
+		for range batches {
+			if n, err := tx.WriteBatch(out); n != batch || err != nil {
+				t.Fatalf("WriteBatch = %d, %v", n, err)
+			}
+		}
+		rx.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		bufs, sizes := connBufs(batch, 2048), make([]int, batch)
+		read := 0
+		for {
+			n, err := rx.ReadBatch(bufs, sizes)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if bytes.Contains(bufs[i][:sizes[i]], []byte("drops-")) {
+					read++
+				}
+			}
+		}
+		st := rx.Stats()
+		sent := uint64(batch * batches)
+		t.Logf("read %d, kernel drops %d of %d", read, st.RxKernelDrops, sent)
+		if st.RxKernelDrops == 0 || uint64(read) >= sent {
+			t.Fatalf("read %d of %d frames with %d kernel drops: the buffer should have overflowed", read, sent, st.RxKernelDrops)
+		}
+		// A few frames besides ours (ARP, neighbour discovery) may be
+		// among the drops.
+		if got := uint64(read) + st.RxKernelDrops; got < sent || got > sent+16 {
+			t.Errorf("read %d + dropped %d = %d, want the %d frames sent", read, st.RxKernelDrops, got, sent)
+		}
+	})
+}
