@@ -20,6 +20,7 @@ import (
 type options struct {
 	reps    int
 	dur     time.Duration
+	warm    time.Duration // of each flood, before the measurement
 	mode    string
 	short   bool
 	flows   int
@@ -166,22 +167,22 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 
 	// The floods' trafgen configurations: to the sinks (wire, one sink
 	// after the other) and to the director.
-	configs := map[string][2]string{}
+	configs := map[string][2]floodConfig{}
 	for _, m := range ms {
 		if m == "http" {
 			continue
 		}
-		var paths [2]string
+		var fl [2]floodConfig
 		for i, dst := range []func(int) net.HardwareAddr{
 			func(f int) net.HardwareAddr { return t.sinkMACs[f%len(t.sinkMACs)] },
 			func(int) net.HardwareAddr { return t.dirMAC },
 		} {
-			paths[i] = filepath.Join(tmp, fmt.Sprintf("%s-%d.cfg", m, i))
-			if err := writeTrafgen(paths[i], floodFrames(m, o.flows, t.genMAC, dst)); err != nil {
+			fl[i] = floodConfig{frames: floodFrames(m, o.flows, t.genMAC, dst), trafgen: filepath.Join(tmp, fmt.Sprintf("%s-%d.cfg", m, i))}
+			if err := writeTrafgen(fl[i].trafgen, fl[i].frames); err != nil {
 				return nil, err
 			}
 		}
-		configs[m] = paths
+		configs[m] = fl
 		res.flood[m] = map[string][]floodSample{}
 	}
 	if slices.Contains(ms, "http") {
@@ -222,7 +223,7 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 					cfg = configs[m][0]
 				}
 				err := runCase(ctx, c, func(pid int) error {
-					s, err := t.flood(ctx, cfg, o.dur, 0, pid)
+					s, err := t.flood(ctx, cfg, o.warm, o.dur, 0, pid)
 					if err != nil {
 						return err
 					}
@@ -231,7 +232,7 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 					if !c.half {
 						return nil
 					}
-					h, err := t.flood(ctx, cfg, o.dur, s.pps()/2, pid)
+					h, err := t.flood(ctx, cfg, o.warm, o.dur, s.pps()/2, pid)
 					if err != nil {
 						return fmt.Errorf("at half rate: %w", err)
 					}

@@ -6,16 +6,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/udr-lb/udr/internal/checksum"
+	"golang.org/x/sys/unix"
 )
 
 // floodSources are the flood's source addresses: RFC 5737's
@@ -181,21 +185,118 @@ func procCPU(pid int) (float64, error) {
 
 // floodSample is one measured flood.
 type floodSample struct {
-	sent, recv uint64  // frames the generator sent, the sinks received
-	secs       float64 // the measured window
-	busy       float64 // the machine's busy CPU seconds in the window
-	udrCPU     float64 // udr's CPU seconds in the window (0: no udr)
+	sent, recv uint64   // frames the generator sent, the sinks received
+	perSink    []uint64 // frames each sink received
+	secs       float64  // the measured window
+	busy       float64  // the machine's busy CPU seconds in the window
+	udrCPU     float64  // udr's CPU seconds in the window (0: no udr)
 }
 
 func (s floodSample) pps() float64 { return float64(s.recv) / s.secs }
 
-// flood runs trafgen with config cfg in the generator and measures dur of
-// its sending, once it has started: the frames sent, those the sinks
-// received, the CPU time. rate, when not 0, limits trafgen to that many
-// frames per second; otherwise it sends as fast as it can. udrPID, when not
-// 0, is the process whose CPU time is measured too.
-func (t *topo) flood(ctx context.Context, cfg string, dur time.Duration, rate float64, udrPID int) (floodSample, error) {
+// A sender puts a flood on the generator's eth0 until stopped.
+type sender struct {
+	done  <-chan struct{} // closed when it ends by itself
+	ended func() string   // why it ended by itself
+	stop  func() error    // ends it; why it failed, if it did
+}
+
+// trafgen sends the frames of configuration cfg at full speed, at most
+// limit of them.
+func (t *topo) trafgen(cfg string, limit uint64) (*sender, error) {
+	p, err := start("trafgen", t.gen.Command("trafgen", "--dev", "eth0", "--conf", cfg, "--cpus", "1",
+		"--num", strconv.FormatUint(limit, 10), "--no-sock-mem", "--notouch-irq", "--no-cpu-stats"))
+	if err != nil {
+		return nil, err
+	}
+	return &sender{
+		done:  p.done,
+		ended: func() string { return fmt.Sprintf("%v: %s", p.err, strings.TrimSpace(p.out.String())) },
+		stop: func() error {
+			out := p.stop(syscall.SIGINT)
+			if p.err != nil && !strings.Contains(p.err.Error(), "signal") && !strings.Contains(p.err.Error(), "exit status 130") {
+				return fmt.Errorf("trafgen: %v: %s", p.err, strings.TrimSpace(out))
+			}
+			return nil
+		},
+	}, nil
+}
+
+// paced sends frames round and round at rate frames per second, at most
+// limit of them, from an AF_PACKET socket of its own (trafgen's --rate
+// sends far below the rate asked, or nothing, below some 20,000 frames/s
+// on this kernel). It catches up every 200 µs: its bursts are small.
+func (t *topo) paced(frames [][]byte, rate float64, limit uint64) (*sender, error) {
+	var fd int
+	err := t.gen.Run(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		// Past the generator's qdisc, as trafgen.
+		return unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	})
+	if err != nil {
+		if fd > 0 {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("generator socket: %w", err)
+	}
+	link, err := t.gen.Netlink().LinkByName("eth0")
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	to := &unix.SockaddrLinklayer{Ifindex: link.Attrs().Index, Protocol: 0x0008 /* ETH_P_IP, network order */, Halen: 6}
+	quit, done := make(chan struct{}), make(chan struct{})
+	var sendErr error
+	go func() {
+		defer close(done)
+		defer unix.Close(fd)
+		begin := time.Now()
+		var sent uint64
+		for sent < limit {
+			select {
+			case <-quit:
+				return
+			default:
+			}
+			due := min(limit, uint64(time.Since(begin).Seconds()*rate))
+			for ; sent < due; sent++ {
+				f := frames[sent%uint64(len(frames))]
+				if err := unix.Sendto(fd, f, 0, to); err == unix.ENOBUFS || err == unix.EAGAIN {
+					break // the device is busy: try again at the next round
+				} else if err != nil {
+					sendErr = fmt.Errorf("send: %w", err)
+					return
+				}
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}()
+	var once sync.Once
+	return &sender{
+		done:  done,
+		ended: func() string { return fmt.Sprint(sendErr) },
+		stop: func() error {
+			once.Do(func() { close(quit) })
+			<-done
+			return sendErr
+		},
+	}, nil
+}
+
+// flood puts a flood on the wire (with trafgen at full speed, or paced at
+// rate frames per second when rate is not 0) and measures dur of it, from
+// warm after its first frames on: the frames sent, those the sinks
+// received, the CPU time. udrPID, when not 0, is the process whose CPU
+// time is measured too.
+func (t *topo) flood(ctx context.Context, fl floodConfig, warm, dur time.Duration, rate float64, udrPID int) (floodSample, error) {
 	var s floodSample
+	if err := t.settle(ctx); err != nil {
+		return s, err
+	}
 	if err := t.learn(); err != nil {
 		return s, err
 	}
@@ -203,30 +304,55 @@ func (t *topo) flood(ctx context.Context, cfg string, dur time.Duration, rate fl
 	if err != nil {
 		return s, err
 	}
-	// The count bounds the run whatever happens to the signal below: 10
+	// The count bounds the run whatever happens to the stop below: 10
 	// Mpps for the whole window and 10 s more.
-	limit := uint64((dur.Seconds() + 10) * 10e6)
-	args := []string{"--dev", "eth0", "--conf", cfg, "--cpus", "1",
-		"--num", strconv.FormatUint(limit, 10), "--no-sock-mem", "--notouch-irq", "--no-cpu-stats"}
+	limit := uint64((warm.Seconds() + dur.Seconds() + 10) * 10e6)
+	var snd *sender
 	if rate > 0 {
-		args = append(args, "--rate", fmt.Sprintf("%.0fpps", rate))
+		snd, err = t.paced(fl.frames, rate, limit)
+	} else {
+		snd, err = t.trafgen(fl.trafgen, limit)
 	}
-	p, err := start("trafgen", t.gen.Command("trafgen", args...))
 	if err != nil {
 		return s, err
 	}
-	defer p.stop(syscall.SIGINT)
+	defer snd.stop()
+	wait := func(d time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-snd.done:
+			return fmt.Errorf("the generator ended early: %s", snd.ended())
+		case <-time.After(d):
+			return nil
+		}
+	}
 	// trafgen parses its configuration first: measure from its first
-	// frames on.
-	if err := waitFor(ctx, p, "frames from trafgen", 30*time.Second, func() bool {
+	// frames on, after the warm-up (the forwarder's first frames touch its
+	// memory for the first time, for one).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		tx, err := t.txPackets()
-		return err == nil && tx > tx0+1000
-	}); err != nil {
+		if err != nil {
+			return s, err
+		}
+		if tx > tx0+100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return s, errors.New("no frames from the generator within 30 s")
+		}
+		if err := wait(10 * time.Millisecond); err != nil {
+			return s, err
+		}
+	}
+	if err := wait(warm); err != nil {
 		return s, err
 	}
 	type snap struct {
 		at       time.Time
-		tx, rx   uint64
+		tx       uint64
+		rx       []uint64
 		busy, pc float64
 	}
 	take := func() (snap, error) {
@@ -253,12 +379,8 @@ func (t *topo) flood(ctx context.Context, cfg string, dur time.Duration, rate fl
 	if err != nil {
 		return s, err
 	}
-	select {
-	case <-ctx.Done():
-		return s, ctx.Err()
-	case <-p.done:
-		return s, fmt.Errorf("trafgen ended early: %v: %s", p.err, strings.TrimSpace(p.out.String()))
-	case <-time.After(dur):
+	if err := wait(dur); err != nil {
+		return s, err
 	}
 	b, err := take()
 	if err != nil {
@@ -266,9 +388,43 @@ func (t *topo) flood(ctx context.Context, cfg string, dur time.Duration, rate fl
 	}
 	// Frames in flight at the second reading (in the bridge, the director)
 	// count as lost; at these rates they are a few hundred.
-	s = floodSample{sent: b.tx - a.tx, recv: b.rx - a.rx, secs: b.at.Sub(a.at).Seconds(), busy: b.busy - a.busy, udrCPU: b.pc - a.pc}
-	if out := p.stop(syscall.SIGINT); p.err != nil && !strings.Contains(p.err.Error(), "signal") && !strings.Contains(p.err.Error(), "exit status 130") {
-		return s, fmt.Errorf("trafgen: %v: %s", p.err, strings.TrimSpace(out))
+	s = floodSample{sent: b.tx - a.tx, secs: b.at.Sub(a.at).Seconds(), busy: b.busy - a.busy, udrCPU: b.pc - a.pc}
+	for i := range b.rx {
+		s.perSink = append(s.perSink, b.rx[i]-a.rx[i])
+		s.recv += b.rx[i] - a.rx[i]
 	}
-	return s, nil
+	return s, snd.stop()
+}
+
+// settle waits until the sinks receive nothing more for 100 ms (at most
+// 10 s): a forwarder left behind by the previous flood may still be
+// working through the frames queued in its socket.
+func (t *topo) settle(ctx context.Context) error {
+	last, err := t.rxPackets()
+	if err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		rx, err := t.rxPackets()
+		if err != nil {
+			return err
+		}
+		if slices.Equal(rx, last) {
+			return nil
+		}
+		last = rx
+	}
+	return errors.New("the sinks still receive frames 10 s after the flood")
+}
+
+// floodConfig is one flood: its frames, and the trafgen configuration
+// that holds them.
+type floodConfig struct {
+	frames  [][]byte
+	trafgen string
 }

@@ -117,12 +117,15 @@ var (
 	wrkNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
+// wrkDuration is how long wrk runs for a case of duration dur: whole
+// seconds, at least one.
+func wrkDuration(dur time.Duration) time.Duration {
+	return max(time.Second, dur.Round(time.Second))
+}
+
 // wrk runs wrk from the generator against the VIP for dur.
 func (t *topo) wrk(ctx context.Context, path string, dur time.Duration) (httpSample, error) {
-	secs := int(dur.Round(time.Second) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
+	secs := int(wrkDuration(dur) / time.Second)
 	url := fmt.Sprintf("http://%s:%d%s", vip, httpPort, path)
 	p, err := start("wrk", t.gen.Command("wrk", "-t2", "-c"+strconv.Itoa(wrkConns), "-d"+strconv.Itoa(secs)+"s", "--timeout", "2s", url))
 	if err != nil {

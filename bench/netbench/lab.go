@@ -148,17 +148,17 @@ func nft(h *netlab.Host, ruleset string) error {
 	return nil
 }
 
-// rxPackets returns the received-frame counters of each sink's eth0.
-func (t *topo) rxPackets() (uint64, error) {
-	var sum uint64
-	for _, h := range t.sinks {
+// rxPackets returns the received-frame counter of each sink's eth0.
+func (t *topo) rxPackets() ([]uint64, error) {
+	rx := make([]uint64, len(t.sinks))
+	for i, h := range t.sinks {
 		l, err := h.Netlink().LinkByName("eth0")
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		sum += l.Attrs().Statistics.RxPackets
+		rx[i] = l.Attrs().Statistics.RxPackets
 	}
-	return sum, nil
+	return rx, nil
 }
 
 // txPackets returns the generator's eth0 sent-frame counter.

@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var o options
 	fs.IntVar(&o.reps, "reps", 3, "interleaved `repetitions` of every case")
 	fs.DurationVar(&o.dur, "dur", 5*time.Second, "measured `duration` of each case")
+	fs.DurationVar(&o.warm, "warmup", 500*time.Millisecond, "`duration` of each flood before its measurement starts")
 	fs.StringVar(&o.mode, "mode", "all", "`mode`: udp, tcp, http, all, or a comma-separated list")
 	fs.BoolVar(&o.short, "short", false, "the CI run: 1 repetition of 2 s per case (-reps and -dur are ignored)")
 	fs.IntVar(&o.flows, "flows", 10240, "flows of the udp and tcp floods (at most 25,400)")

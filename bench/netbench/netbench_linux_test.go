@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func TestPrivilegedNetbench(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := bench(ctx, options{reps: 1, dur: 300 * time.Millisecond, mode: "all", flows: 10240, command: "test", log: io.Discard})
+	res, err := bench(ctx, options{reps: 1, dur: 300 * time.Millisecond, warm: 100 * time.Millisecond, mode: "all", flows: 10240, command: "test", log: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +48,9 @@ func TestPrivilegedNetbench(t *testing.T) {
 			}
 			if s := ss[0]; s.sent == 0 || s.recv == 0 || s.secs <= 0 || s.busy <= 0 {
 				t.Errorf("%s %s: %+v: nothing forwarded or measured", m, c, s)
+			}
+			if len(ss[0].perSink) != numSinks || slices.Contains(ss[0].perSink, 0) {
+				t.Errorf("%s %s: frames per sink %v: every sink should get some", m, c, ss[0].perSink)
 			}
 			if strings.HasPrefix(c, "udr") && ss[0].udrCPU <= 0 {
 				t.Errorf("%s %s: udr's CPU time not measured", m, c)
@@ -129,5 +133,39 @@ func TestFrameChecksums(t *testing.T) {
 		if !checksum.Valid(checksum.Add(checksum.Pseudo(f[26:30], f[30:34], f[23], l4len), f[34:34+l4len])) {
 			t.Errorf("frame %d: the transport checksum does not verify", i)
 		}
+	}
+}
+
+// TestUDRVariants checks the discovery of udr's I/O backends and worker
+// counts from the usage text of `udr run -h`.
+func TestUDRVariants(t *testing.T) {
+	usage := func(flags string) string {
+		bin := filepath.Join(t.TempDir(), "udr")
+		os.WriteFile(bin, []byte("#!/bin/sh\ncat >&2 <<'EOF'\nUsage of udr run:\n  -iface interface\n    \tthe interface\n"+flags+"EOF\nexit 2\n"), 0o755)
+		return bin
+	}
+	names := func(bin string) string {
+		vs, err := udrVariants(context.Background(), bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n []string
+		for _, v := range vs {
+			n = append(n, v.name+strings.Join(append([]string{""}, v.args...), " "))
+		}
+		return strings.Join(n, "; ")
+	}
+	if got, want := names(usage("")), "udr"; got != want {
+		t.Errorf("no --io, no --workers: %q, want %q", got, want)
+	}
+	if got, want := names(usage("  -io string\n    \tbackend (default \"auto\")\n")), "udr-socket --io socket; udr-ring --io ring"; got != want {
+		t.Errorf("--io: %q, want %q", got, want)
+	}
+	if got, want := names(usage("  -io string\n  -workers int\n")),
+		"udr-socket-w1 --io socket --workers 1; udr-socket-w2 --io socket --workers 2; udr-ring-w1 --io ring --workers 1; udr-ring-w2 --io ring --workers 2"; got != want {
+		t.Errorf("--io and --workers: %q, want %q", got, want)
+	}
+	if got, want := names(usage("  -iomode string\n")), "udr"; got != want {
+		t.Errorf("a flag that only starts with io: %q, want %q", got, want)
 	}
 }

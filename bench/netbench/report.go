@@ -104,14 +104,14 @@ func machine() string {
 // table renders the results as Markdown.
 func (r *results) table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Generated %s by `%s` (%d repetition(s), %v per case, interleaved).  \n",
-		r.start.UTC().Format("2006-01-02 15:04 MST"), r.o.command, r.o.reps, r.o.dur)
+	fmt.Fprintf(&b, "Generated %s by `%s`: %d repetition(s), interleaved; each flood measured for %v after %v of warm-up, each wrk run %v.  \n",
+		r.start.UTC().Format("2006-01-02 15:04 MST"), r.o.command, r.o.reps, r.o.dur, r.o.warm, wrkDuration(r.o.dur))
 	fmt.Fprintf(&b, "Machine: %s.  \n", machine())
 	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start: %s, at the end: %s (the machine is shared: whole-machine CPU counts other work too).\n",
 		r.load[0], r.load[1])
 	if len(r.flood) > 0 {
-		b.WriteString("\n| load | case | frames/s at the sinks | × wire | × kernel-dr | loss | busy CPU per frame, machine | udr's CPU per frame | frames/s per repetition |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n| load | case | frames/s at the sinks | × wire | × kernel-dr | loss | sinks' shares | busy CPU per frame, machine | udr's CPU per frame | frames/s per repetition |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, m := range r.modes {
 			byCase := r.flood[m]
 			if byCase == nil {
@@ -124,7 +124,11 @@ func (r *results) table() string {
 				ss := byCase[c]
 				pps := each(ss, floodSample.pps)
 				var sent, recv, busy, own float64
+				shares := make([]float64, numSinks)
 				for _, s := range ss {
+					for i, n := range s.perSink {
+						shares[i] += float64(n)
+					}
 					sent += float64(s.sent)
 					recv += float64(s.recv)
 					busy += s.busy
@@ -144,12 +148,18 @@ func (r *results) table() string {
 				if strings.HasPrefix(c, "udr") {
 					ownCell = perFrame(own)
 				}
+				var split []string
+				for _, n := range shares {
+					if recv > 0 {
+						split = append(split, fmt.Sprintf("%.0f", 100*n/recv))
+					}
+				}
 				var per []string
 				for _, v := range pps {
 					per = append(per, thousands(v))
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", load, c, thousands(median(pps)),
-					ratioCell(pps, wire), ratioCell(pps, kdr), loss, perFrame(busy), ownCell, strings.Join(per, ", "))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s %% | %s | %s | %s |\n", load, c, thousands(median(pps)),
+					ratioCell(pps, wire), ratioCell(pps, kdr), loss, strings.Join(split, " : "), perFrame(busy), ownCell, strings.Join(per, ", "))
 			}
 		}
 	}
