@@ -23,6 +23,9 @@ type Pipeline struct {
 	hz    uint32        // the connection table's ticks per second
 	tick  time.Duration // one tick
 	seen  atomic.Uint64 // the registry epoch read at the last Sweep
+	// serial: other pipelines share the Table; new connections are
+	// scheduled under their service's lock (compiledService.mu).
+	serial bool
 
 	t         *Table // the snapshot in use for the current frame
 	lastNow   time.Time
@@ -52,6 +55,15 @@ type PipelineConfig struct {
 	// Epoch is the time that conntrack's clock counts from; now passed to
 	// Process must not be before it.
 	Epoch time.Time
+	// Shared says that several pipelines (workers) share Table, each with
+	// its own Conns. A new connection is then scheduled under a lock per
+	// service, as the kernel serialises its schedulers: its pick, its
+	// persistence template, its entry and its server's counts are done
+	// before another worker's new connection to the service is picked, so
+	// that the schedulers see the sequence of new connections one worker
+	// would. Frames of established connections take no lock. A single
+	// pipeline leaves it false and takes none.
+	Shared bool
 }
 
 // NewPipeline returns a worker over c. Its clock runs at the connection
@@ -60,7 +72,7 @@ type PipelineConfig struct {
 func NewPipeline(c PipelineConfig) *Pipeline {
 	hz := c.Conns.TicksPerSecond()
 	p := &Pipeline{table: c.Table, conns: c.Conns, neigh: c.Neighbors, reg: c.Registry, epoch: c.Epoch,
-		hz: hz, tick: time.Second / time.Duration(hz)}
+		hz: hz, tick: time.Second / time.Duration(hz), serial: c.Shared}
 	p.frags.ttl = fragTimeout * hz
 	p.unreach.hz = hz
 	return p

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/udr-lb/udr/arpresponder"
 	"github.com/udr-lb/udr/dest"
@@ -93,8 +94,16 @@ type svcKey struct {
 }
 
 type compiledService struct {
-	cfg       *service.Service
-	sched     sched.Scheduler
+	cfg   *service.Service
+	sched sched.Scheduler
+	// mu serialises the scheduling of new connections when several
+	// pipelines share the Table (PipelineConfig.Shared), as the kernel's
+	// per-service lock: the pick, the template, the entry and the server's
+	// counts of one new connection are done before the next one's pick. A
+	// service that stays from one Table to the next keeps its mutex, so
+	// that pipelines still on the old Table and those on the new one
+	// serialise together.
+	mu        *sync.Mutex
 	servers   []sched.Server
 	stateless bool // sh and mh pick from the packet alone: mid-stream packets are scheduled
 }
@@ -174,10 +183,12 @@ func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Op
 	}
 	sopts := sched.Options{Rand: opts.Rand, Now: max(opts.Now, 1), Registry: reg}
 	var prevSched sched.Scheduler
+	cs.mu = new(sync.Mutex)
 	if prev != nil {
 		addr := s.Addr.As16()
 		if i, ok := prev.index.get(&addr, s.Port, uint8(s.Proto)); ok {
 			ps := prev.services[i]
+			cs.mu = ps.mu
 			switch {
 			case ps.cfg.Scheduler != s.Scheduler:
 				// -E with another scheduler: ip_vs_edit_service unbinds

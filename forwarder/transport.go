@@ -22,6 +22,12 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 		if k.CPort == ftpDataPort {
 			return VerdictFTPData, nil // see below
 		}
+		if p.serial {
+			svc.mu.Lock()
+			v, out := p.onePacket(svc, now)
+			svc.mu.Unlock()
+			return v, out
+		}
 		return p.onePacket(svc, now)
 	}
 
@@ -79,6 +85,20 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 		return VerdictNoService, nil
 	}
 	p.last.Stateless = !syn && k.Proto == protoTCP
+	if p.serial {
+		svc.mu.Lock()
+		v, out := p.schedule(svc, now)
+		svc.mu.Unlock()
+		return v, out
+	}
+	return p.schedule(svc, now)
+}
+
+// schedule makes the new connection of the frame (p.f) to svc: through its
+// persistence template or the scheduler's pick. With a shared Table the
+// caller holds svc.mu.
+func (p *Pipeline) schedule(svc *compiledService, now uint32) (Verdict, []byte) {
+	k := &p.f.key
 	if svc.cfg.Persistent {
 		return p.persistent(svc, *k, now)
 	}
@@ -101,7 +121,7 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 // IP_VS_CONN_F_ONE_PACKET) on its own: the kernel makes a connection for
 // it that is never hashed and expires at once, so nothing is tracked. A
 // persistent one-packet service still keeps its client on one server
-// through the template.
+// through the template. With a shared Table the caller holds svc.mu.
 func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte) {
 	var id dest.ID
 	if svc.cfg.Persistent {

@@ -90,6 +90,10 @@ type WorkerConfig struct {
 	// EventQueue is the capacity of the Events channel; 0 means
 	// DefaultEventQueue.
 	EventQueue int
+	// Events, when set, is the channel the worker hands its events to,
+	// instead of one of its own (EventQueue is then unused): Workers that
+	// share one hand the control plane their events in one place.
+	Events chan Event
 	// Observe, when set, is called on the worker after each frame is
 	// decided, with the frame (rewritten when forwarded) and the frame to
 	// send, if any. udr replay explains each frame with it; the live path
@@ -247,7 +251,10 @@ func NewWorker(c WorkerConfig) *Worker {
 	w.control = make(chan []byte, nctl)
 	w.calls = make(chan call, 1)
 	w.lists = make(chan *listing, 1)
-	w.events = make(chan Event, orDefault(c.EventQueue, DefaultEventQueue))
+	w.events = c.Events
+	if w.events == nil {
+		w.events = make(chan Event, orDefault(c.EventQueue, DefaultEventQueue))
+	}
 	w.stats.capacity.Store(int64(w.p.Conns().Cap()))
 	return w
 }
