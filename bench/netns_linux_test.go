@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/director"
+	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/internal/drlab"
 	"github.com/udr-lb/udr/internal/netlab"
 )
@@ -25,7 +26,8 @@ import (
 // veth and a bridge) forwards each to one of two real servers, which echo
 // it straight back to the client, as DR does. One op is one round trip;
 // ns/op is the inverse of the transactions per second through the director.
-// Run as root:
+// UDR_TEST_IO (ring, socket, auto; default socket) selects udr's receive
+// backend. Run as root:
 //
 //	go test -run '^$' -bench NetnsUDP -benchtime 100000x ./bench
 //
@@ -66,8 +68,15 @@ func BenchmarkNetnsUDP(b *testing.B) {
 	reachable := make(chan struct{}, 4)
 	log := slog.New(&watchHandler{Handler: slog.NewTextHandler(io.Discard, nil), match: "real server reachable", hit: reachable})
 	var d *director.Director
+	backend, err := forwarder.ParseIO(os.Getenv("UDR_TEST_IO"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if os.Getenv("UDR_TEST_IO") == "" {
+		backend = forwarder.IOSocket
+	}
 	if err := lab.Director.Run(func() (err error) {
-		d, err = director.New(director.Config{Settings: director.Settings{Iface: "eth0"}, Rules: rules, Logger: log})
+		d, err = director.New(director.Config{Settings: director.Settings{Iface: "eth0", IO: backend}, Rules: rules, Logger: log})
 		return err
 	}); err != nil {
 		b.Fatal(err)
