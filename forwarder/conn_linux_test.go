@@ -472,6 +472,8 @@ func benchConnStream(b *testing.B, io IO, size int, inPlace bool) {
 	}
 	b.ReportMetric(float64(got)/last.Sub(start).Seconds(), "frames/s")
 	b.ReportMetric(100*float64(want-got)/float64(want), "loss-%")
+	// The kernel's count of the frames lost, in the same units.
+	b.ReportMetric(100*float64(rx.Stats().RxKernelDrops)/float64(want), "drops-%")
 	if got > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/float64(got), "rx-cpu-ns/frame")
 	}
