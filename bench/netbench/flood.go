@@ -194,6 +194,15 @@ type floodSample struct {
 
 func (s floodSample) pps() float64 { return float64(s.recv) / s.secs }
 
+// cpuPerFrame is the machine's busy CPU time per frame received, in
+// seconds (0 for no frame).
+func (s floodSample) cpuPerFrame() float64 {
+	if s.recv == 0 {
+		return 0
+	}
+	return s.busy / float64(s.recv)
+}
+
 // A sender puts a flood on the generator's eth0 until stopped.
 type sender struct {
 	done  <-chan struct{} // closed when it ends by itself

@@ -54,7 +54,7 @@ func ratioCell(a, b []float64) string {
 		return "—"
 	}
 	s := fmt.Sprintf("%.2f", median(r))
-	if len(r) > 1 {
+	if lo, hi := slices.Min(r), slices.Max(r); len(r) > 1 && fmt.Sprintf("%.2f", lo) != fmt.Sprintf("%.2f", hi) {
 		s += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(r), slices.Max(r))
 	}
 	return s
@@ -110,8 +110,8 @@ func (r *results) table() string {
 	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start: %s, at the end: %s (the machine is shared: whole-machine CPU counts other work too).\n",
 		r.load[0], r.load[1])
 	if len(r.flood) > 0 {
-		b.WriteString("\n| load | case | frames/s at the sinks | × wire | × kernel-dr | loss | sinks' shares | busy CPU per frame, machine | udr's CPU per frame | frames/s per repetition |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n| load | case | frames/s at the sinks | × wire | × kernel-dr | loss | sinks' shares | busy CPU per frame, machine | its × kernel-dr | udr's CPU per frame | frames/s per repetition |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, m := range r.modes {
 			byCase := r.flood[m]
 			if byCase == nil {
@@ -120,6 +120,7 @@ func (r *results) table() string {
 			load := map[string]string{"udp": "UDP 64 B", "tcp": "TCP 64 B (SYN, ACK)"}[m]
 			wire := each(byCase["wire"], floodSample.pps)
 			kdr := each(byCase["kernel-dr"], floodSample.pps)
+			kdrCPU := each(byCase["kernel-dr"], floodSample.cpuPerFrame)
 			for _, c := range r.floodCases {
 				ss := byCase[c]
 				pps := each(ss, floodSample.pps)
@@ -158,8 +159,9 @@ func (r *results) table() string {
 				for _, v := range pps {
 					per = append(per, thousands(v))
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s %% | %s | %s | %s |\n", load, c, thousands(median(pps)),
-					ratioCell(pps, wire), ratioCell(pps, kdr), loss, strings.Join(split, " : "), perFrame(busy), ownCell, strings.Join(per, ", "))
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s %% | %s | %s | %s | %s |\n", load, c, thousands(median(pps)),
+					ratioCell(pps, wire), ratioCell(pps, kdr), loss, strings.Join(split, " : "), perFrame(busy),
+					ratioCell(each(ss, floodSample.cpuPerFrame), kdrCPU), ownCell, strings.Join(per, ", "))
 			}
 		}
 	}
