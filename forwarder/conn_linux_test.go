@@ -536,3 +536,44 @@ func TestPrivilegedConnKernelDrops(t *testing.T) {
 		}
 	})
 }
+
+// Frames lent by ReadInPlace stay readable after Close, until Release,
+// which unmaps the ring; then reads fail.
+func TestPrivilegedRingCloseWhileLent(t *testing.T) {
+	l := newConnLab(t)
+	filter, err := BuildFilter([]netip.Addr{l.b4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := listenIn(t, l.b, "veth1", ConnConfig{Filter: filter, IO: IORing})
+	noIP, err := BuildFilter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := listenIn(t, l.a, "veth0", ConnConfig{Filter: noIP})
+	frame := l.frameTo(t, l.bMAC, []byte("lent-after-close"))
+	if n, err := tx.WriteBatch([][]byte{frame}); n != 1 || err != nil {
+		t.Fatalf("WriteBatch = %d, %v", n, err)
+	}
+	views := make([][]byte, 4)
+	n, err := rx.ReadInPlace(views)
+	if err != nil || n != 1 {
+		t.Fatalf("ReadInPlace = %d, %v; want 1 frame", n, err)
+	}
+	if err := rx.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(views[0], frame) {
+		t.Fatalf("the lent frame after Close differs:\n got % x\nwant % x", views[0], frame)
+	}
+	rx.Release()
+	if rx.ring.mem != nil {
+		t.Error("the ring is still mapped after Close and Release")
+	}
+	if n, err := rx.ReadInPlace(views); err == nil {
+		t.Errorf("ReadInPlace after Close = %d, nil; want an error", n)
+	}
+	if n, err := rx.ReadBatch(connBufs(1, 2048), make([]int, 1)); err == nil {
+		t.Errorf("ReadBatch after Close = %d, nil; want an error", n)
+	}
+}
