@@ -22,7 +22,10 @@ import (
 // file descriptor with recvmmsg(2) and sendmmsg(2), whose message arrays
 // are allocated once in Listen, so that a batch costs one system call and
 // no allocation (packet.Conn's ReadFrom and WriteTo allocate an address per
-// frame).
+// frame). With ConnConfig.IO IORing, frames are received from a TPACKET_V3
+// ring instead (ring_linux.go): no system call while frames are waiting,
+// and ReadInPlace lends them where the kernel wrote them (InPlaceConn); a
+// frame then waits up to 1 ms on a lightly loaded link (the block timeout).
 //
 // Frames are returned as they were on the wire:
 //   - The socket never sees its own output (PACKET_IGNORE_OUTGOING, with a
