@@ -195,7 +195,7 @@ func (c *PacketConn) setup(ifi *net.Interface, cfg ConnConfig, batch int) error 
 			}
 		}
 		if cfg.IO == IORing {
-			if serr = c.setupRing(s, rcvbuf, batch); serr != nil {
+			if serr = setupRing(c, s, rcvbuf, batch); serr != nil {
 				return
 			}
 		}

@@ -577,3 +577,42 @@ func TestPrivilegedRingCloseWhileLent(t *testing.T) {
 		t.Errorf("ReadBatch after Close = %d, nil; want an error", n)
 	}
 }
+
+// IOAuto falls back to the socket when the kernel refuses the ring; IORing
+// then fails.
+func TestPrivilegedListenAutoFallsBack(t *testing.T) {
+	l := newConnLab(t)
+	filter, err := BuildFilter([]netip.Addr{l.b4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := listenIn(t, l.b, "veth1", ConnConfig{Filter: filter, IO: IOAuto}); c.IO() != IORing {
+		t.Errorf("IOAuto gave %s, want the ring this kernel has", c.IO())
+	}
+	refused := errors.New("set PACKET_RX_RING: refused by the test")
+	setupRing = func(*PacketConn, int, int, int) error { return refused }
+	defer func() { setupRing = (*PacketConn).setupRing }()
+	c := listenIn(t, l.b, "veth1", ConnConfig{Filter: filter, IO: IOAuto})
+	if c.IO() != IOSocket || c.InPlace() {
+		t.Fatalf("IOAuto without a ring gave %s (in place %v), want the socket", c.IO(), c.InPlace())
+	}
+	noIP, err := BuildFilter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := listenIn(t, l.a, "veth0", ConnConfig{Filter: noIP})
+	if n, err := tx.WriteBatch([][]byte{l.frameTo(t, l.bMAC, []byte("fallback"))}); n != 1 || err != nil {
+		t.Fatalf("WriteBatch = %d, %v", n, err)
+	}
+	readUntil(t, c, []byte("fallback"))
+	err = l.b.Run(func() error {
+		c, err := Listen("veth1", ConnConfig{Filter: filter, IO: IORing})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, refused) {
+		t.Errorf("IORing without a ring: error %v, want %v", err, refused)
+	}
+}

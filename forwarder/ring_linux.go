@@ -80,6 +80,9 @@ type rxRing struct {
 	views [][]byte
 }
 
+// setupRing is (*PacketConn).setupRing; tests make it fail.
+var setupRing = (*PacketConn).setupRing
+
 // setupRing switches the socket fd to a TPACKET_V3 receive ring of about
 // size bytes, maps it, and makes the socket bypass the qdisc layer on send.
 func (c *PacketConn) setupRing(fd int, size, batch int) error {
