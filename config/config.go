@@ -20,6 +20,8 @@ const (
 	MaxCapacity             = 1 << 28
 	DefaultConnReuseMode    = 1 // the kernel's conn_reuse_mode default
 	DefaultIO               = "auto"
+	DefaultWorkers          = 1
+	MaxWorkers              = 256
 )
 
 // File is udr.yaml, udr run's configuration file, checked, with every
@@ -33,6 +35,8 @@ const (
 //	metrics_address: 127.0.0.1:9780  # host:port; "" or "off" disables the metrics
 //	io: auto                         # how frames are received: ring (TPACKET_V3), socket
 //	                                 # (recvmmsg), or auto, the ring when the kernel gives one
+//	workers: 1                       # packet workers, 1..256, each with a socket of one
+//	                                 # PACKET_FANOUT group and a share of the capacity
 //	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
 //	capacity: 1048576                # connection table entries
 //	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry
@@ -84,6 +88,7 @@ type File struct {
 	ControlSocket    string
 	MetricsAddress   string // host:port, or "" when disabled
 	IO               string // ring, socket or auto
+	Workers          int    // 1..MaxWorkers
 	AnnounceInterval time.Duration
 	Capacity         int
 	SloppyTCP        bool

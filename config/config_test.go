@@ -36,6 +36,7 @@ func TestLoadConfigFull(t *testing.T) {
 		VIPMAC:           "02:00:5e:00:01:64",
 		ControlSocket:    "/run/udr-test/udr.sock",
 		IO:               "ring",
+		Workers:          2,
 		AnnounceInterval: 30 * time.Second,
 		Capacity:         65536,
 		SloppyTCP:        true,
@@ -103,7 +104,7 @@ func TestLoadConfigFull(t *testing.T) {
 	}
 
 	wantWarnings := []string{
-		"testdata/config/full.yaml:33: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80",
+		"testdata/config/full.yaml:34: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80",
 	}
 	if diff := cmp.Diff(wantWarnings, warnings); diff != "" {
 		t.Errorf("warnings mismatch (-want +got):\n%s", diff)
@@ -138,6 +139,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		ControlSocket:    DefaultControlSocket,
 		MetricsAddress:   DefaultMetricsAddress,
 		IO:               DefaultIO,
+		Workers:          DefaultWorkers,
 		AnnounceInterval: DefaultAnnounceInterval,
 		Capacity:         DefaultCapacity,
 		ConnReuseMode:    DefaultConnReuseMode,
@@ -652,7 +654,7 @@ func TestCheckConfigFile(t *testing.T) {
 		path string
 		want string
 	}{
-		{"testdata/config/full.yaml", "testdata/config/full.yaml:33: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80\n" +
+		{"testdata/config/full.yaml", "testdata/config/full.yaml:34: services[0].servers[1].port: real server port 8080 ignored: direct routing forwards to the service port 80\n" +
 			"testdata/config/full.yaml: 4 services, 7 real servers, 6 health checks: ok"},
 		{"testdata/config/with-rules.yaml", "testdata/config/rules:4: -a -t 192.0.2.100:80 -r 192.0.2.12:8080: real server port 8080 ignored: direct routing forwards to the service port 80\n" +
 			"testdata/config/with-rules.yaml: 1 service, 2 real servers, 0 health checks: ok"},

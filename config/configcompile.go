@@ -54,6 +54,8 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 	if ok && fc.IO != "ring" && fc.IO != "socket" && fc.IO != "auto" {
 		d.errorf("io", "%q is not ring, socket or auto", fc.IO)
 	}
+	workers, _ := d.integer("workers", doc.Workers, 1, MaxWorkers, DefaultWorkers)
+	fc.Workers = int(workers)
 	fc.AnnounceInterval, _ = d.duration("announce_interval", doc.AnnounceInterval, time.Second, time.Hour, DefaultAnnounceInterval, false)
 	capacity, _ := d.integer("capacity", doc.Capacity, 1, MaxCapacity, DefaultCapacity)
 	fc.Capacity = int(capacity)

@@ -28,6 +28,7 @@ type fileDoc struct {
 	ControlSocket    ast.Node     `yaml:"control_socket"`
 	MetricsAddress   ast.Node     `yaml:"metrics_address"`
 	IO               ast.Node     `yaml:"io"`
+	Workers          ast.Node     `yaml:"workers"`
 	AnnounceInterval ast.Node     `yaml:"announce_interval"`
 	Capacity         ast.Node     `yaml:"capacity"`
 	SloppyTCP        ast.Node     `yaml:"sloppy_tcp"`

@@ -100,8 +100,8 @@ func (d *Director) State(conns bool) (*admin.State, error) {
 func (d *Director) connList() ([]admin.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	list := make([]admin.Conn, 0, d.w.Stats().Conns)
-	err := d.w.ListConns(ctx, func(chunk []conntrack.Listed) {
+	list := make([]admin.Conn, 0, d.ws.Stats().Conns)
+	err := d.ws.ListConns(ctx, func(chunk []conntrack.Listed) {
 		list = admin.AppendConns(list, chunk, d.reg)
 	})
 	if err != nil {

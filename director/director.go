@@ -4,6 +4,7 @@ package director
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"github.com/udr-lb/udr/internal/nsrun"
 	"github.com/udr-lb/udr/service"
 	"github.com/udr-lb/udr/stats"
+	"golang.org/x/net/bpf"
 )
 
 // Config is what a director needs to start.
@@ -48,21 +50,26 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Director runs udr's data plane on one interface: one forwarder.Worker
-// that moves the frames of the AF_PACKET socket and owns the pipeline and
-// the connection table, and a control side (the control loop, Reload, the
-// neighbour watcher) that queues frames for it and swaps compiled tables
-// in.
+// Director runs udr's data plane on one interface: the forwarder.Workers
+// (one by default, Settings.Workers) that move the frames of the AF_PACKET
+// sockets, each owning its pipeline and connection table, and a control
+// side (the control loop, Reload, the neighbour watcher) that queues
+// frames for them and swaps compiled tables in. Several workers read
+// sockets of one PACKET_FANOUT group (forwarder.ListenGroup), which hands
+// all the frames of a client to one of them.
 type Director struct {
 	cfg   Config
 	log   *slog.Logger
 	ifi   host.Interface
-	conn  *forwarder.PacketConn
+	conns []*forwarder.PacketConn // one per worker
 	reg   *dest.Registry
 	neigh *forwarder.Neighbors
 	table atomic.Pointer[forwarder.Table]
-	p     *forwarder.Pipeline
-	w     *forwarder.Worker // the packet worker: owns p and its connection table
+	ps    []*forwarder.Pipeline // one per worker
+	ws    forwarder.Workers     // the packet workers: each owns its pipeline and connection table
+	// fanout4 and fanout6 are the prefix lengths the fanout program hashes
+	// client addresses with (forwarder.FanoutMasks), with several workers.
+	fanout4, fanout6 int
 
 	mu      sync.Mutex      // serialises changes: Reload, Apply
 	running *service.Config // the configuration as the operator made it
@@ -123,8 +130,8 @@ func New(cfg Config) (_ *Director, err error) {
 	defer func() {
 		if err != nil {
 			d.ns.Close()
-			if d.conn != nil {
-				d.conn.Close()
+			for _, c := range d.conns {
+				c.Close()
 			}
 			if d.checker != nil {
 				d.checker.Close()
@@ -179,10 +186,18 @@ func New(cfg Config) (_ *Director, err error) {
 	if vmac := t.Options().VIPMAC; vmac != d.ifi.MAC {
 		ccfg.ExtraMACs = [][6]byte{vmac}
 	}
-	if d.conn, err = forwarder.Listen(s.Iface, ccfg); err != nil {
+	n := max(s.Workers, 1)
+	var fanout []bpf.RawInstruction
+	if n > 1 {
+		d.fanout4, d.fanout6 = forwarder.FanoutMasks(t)
+		if fanout, err = forwarder.BuildFanout(d.fanout4, d.fanout6); err != nil {
+			return nil, err
+		}
+	}
+	if d.conns, err = forwarder.ListenGroup(s.Iface, ccfg, n, fanout); err != nil {
 		return nil, err
 	}
-	d.log.Info("receiving frames", "iface", s.Iface, "io", d.conn.IO().String(), "asked", s.IO.String())
+	d.log.Info("receiving frames", "iface", s.Iface, "io", d.conns[0].IO().String(), "asked", s.IO.String(), "workers", n)
 	if d.stopWatch, err = host.WatchNeighbors(d.ifi.Index, d.neighborSeen); err != nil {
 		d.log.Warn("not watching the kernel neighbour table", "err", err)
 		d.stopWatch = func() {}
@@ -191,9 +206,14 @@ func New(cfg Config) (_ *Director, err error) {
 	d.reg.Publish(t.DestIDs())
 	d.running = rules
 	d.timeouts = rules.Timeouts
-	conns := conntrack.New(capacityOr(s.Capacity), d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
-	d.p = forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh, Registry: d.reg, Epoch: time.Now()})
-	d.w = d.newWorker()
+	// The workers share the capacity: the memory bound stays the same.
+	per, epoch := max(capacityOr(s.Capacity)/n, 1), time.Now()
+	for range n {
+		conns := conntrack.New(per, d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
+		d.ps = append(d.ps, forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh,
+			Registry: d.reg, Epoch: epoch, Shared: n > 1}))
+	}
+	d.ws = d.newWorkers()
 	d.logTable(t)
 	return d, nil
 }
@@ -270,10 +290,10 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table, edited 
 		}
 		opts.VIPMAC = [6]byte(hw)
 	}
-	if d.p != nil {
+	if d.ps != nil {
 		// The change's time on the connection table's clock: the lblc
 		// and lblcr services it creates start their timers then.
-		opts.Now = d.p.Clock(time.Now())
+		opts.Now = d.ps[0].Clock(time.Now())
 	}
 	return forwarder.Compile(rules, d.reg, d.neigh, prev, opts)
 }
@@ -340,14 +360,21 @@ func (d *Director) install(cfg *service.Config, edited ...dest.Key) error {
 			if err != nil {
 				return err
 			}
-			if err := d.conn.SetFilter(filter); err != nil {
-				return err
+			for _, c := range d.conns {
+				if err := c.SetFilter(filter); err != nil {
+					return err
+				}
 			}
 		}
 		if vmac := t.Options().VIPMAC; vmac != prev.Options().VIPMAC && vmac != d.ifi.MAC {
-			if err := d.conn.AddUnicastMAC(vmac); err != nil {
-				return err
+			for _, c := range d.conns {
+				if err := c.AddUnicastMAC(vmac); err != nil {
+					return err
+				}
 			}
+		}
+		if err := d.widenFanout(t); err != nil {
+			return err
 		}
 		d.table.Store(t)
 		d.reg.Publish(t.DestIDs())
@@ -355,7 +382,7 @@ func (d *Director) install(cfg *service.Config, edited ...dest.Key) error {
 			// expire_nodest_conn=1: __ip_vs_del_dest queues the flush
 			// of the deleted servers' connections, a jiffy later
 			// (ip_vs_enqueue_expire_nodest_conns).
-			d.w.FlushNodest()
+			d.ws.FlushNodest()
 		}
 		d.reap(time.Now())
 		d.running = cfg
@@ -366,6 +393,32 @@ func (d *Director) install(cfg *service.Config, edited ...dest.Key) error {
 		d.logTable(t)
 		return nil
 	})
+}
+
+// widenFanout re-programs the fanout group when t has a persistent
+// service whose netmask is wider than the program hashes with, so that
+// the clients of one template keep reaching one worker
+// (forwarder.FanoutMasks). It never narrows the mask: that would move
+// clients, and their connections, to other workers for nothing.
+func (d *Director) widenFanout(t *forwarder.Table) error {
+	if len(d.conns) < 2 {
+		return nil
+	}
+	v4, v6 := forwarder.FanoutMasks(t)
+	v4, v6 = min(v4, d.fanout4), min(v6, d.fanout6)
+	if v4 == d.fanout4 && v6 == d.fanout6 {
+		return nil
+	}
+	prog, err := forwarder.BuildFanout(v4, v6)
+	if err != nil {
+		return err
+	}
+	if err := d.conns[0].SetFanout(prog); err != nil {
+		return err
+	}
+	d.log.Warn("a persistence netmask is wider than the workers' fanout hashed: clients now reach the workers by a wider prefix, and those that moved lose their connections", "ipv4_prefix", v4, "ipv6_prefix", v6)
+	d.fanout4, d.fanout6 = v4, v6
+	return nil
 }
 
 // destRemoved reports whether a real server of prev is not in next.
@@ -391,16 +444,21 @@ func (d *Director) logTable(t *forwarder.Table) {
 	d.log.Info("virtual server table loaded", "services", len(t.Config().Services), "vips", strings.Join(vips, ","), "vip_mac", net.HardwareAddr(vmac[:]).String())
 }
 
-// Close releases the socket and stops following the neighbour table.
+// Close releases the sockets and stops following the neighbour table.
 func (d *Director) Close() error {
 	d.stopWatch()
 	d.checker.Close()
 	d.ns.Close()
-	return d.conn.Close()
+	var errs []error
+	for _, c := range d.conns {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
-// Stats returns the worker's verdict counters. Call it after Run returned.
-func (d *Director) Stats() forwarder.Stats { return *d.p.Stats() }
+// Stats returns the workers' verdict counters, summed. Call it after Run
+// returned.
+func (d *Director) Stats() forwarder.Stats { return d.ws.PipelineStats() }
 
 // Run forwards frames until ctx is done.
 func (d *Director) Run(ctx context.Context) error {
@@ -416,8 +474,26 @@ func (d *Director) neighborSeen(addr netip.Addr, mac [6]byte) {
 	}
 }
 
-// ConnStats returns the socket's counters.
-func (d *Director) ConnStats() forwarder.ConnStats { return d.conn.Stats() }
+// ConnStats returns the sockets' counters, summed.
+func (d *Director) ConnStats() forwarder.ConnStats {
+	var sum forwarder.ConnStats
+	for _, c := range d.conns {
+		sum.Add(c.Stats())
+	}
+	return sum
+}
 
 // IO returns the receive backend in use: forwarder.IORing or IOSocket.
-func (d *Director) IO() forwarder.IO { return d.conn.IO() }
+func (d *Director) IO() forwarder.IO { return d.conns[0].IO() }
+
+// Workers returns the number of packet workers.
+func (d *Director) Workers() int { return len(d.ws) }
+
+// WorkerStats returns each worker's counters as last published.
+func (d *Director) WorkerStats() []forwarder.WorkerStats {
+	out := make([]forwarder.WorkerStats, len(d.ws))
+	for i, w := range d.ws {
+		out[i] = w.Stats()
+	}
+	return out
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,7 +99,7 @@ func (l *lab) start(nServers int, rules ...string) {
 func (l *lab) startWith(nServers int, cfg director.Config) {
 	l.t.Helper()
 	l.log = newLogWatch(l.t)
-	cfg = withTestIO(l.t, cfg)
+	cfg = withTestWorkers(l.t, withTestIO(l.t, cfg))
 	cfg.Logger = slog.New(l.log.handler())
 	err := l.Director.Run(func() error {
 		var err error
@@ -110,6 +111,9 @@ func (l *lab) startWith(nServers int, cfg director.Config) {
 		l.t.Fatalf("director.New: %v", err)
 	}
 	checkIO(l.t, l.d, cfg)
+	if want := max(cfg.Workers, 1); l.d.Workers() != want {
+		l.t.Fatalf("director runs %d workers, asked for %d", l.d.Workers(), want)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.d.Run(ctx) }()
@@ -345,6 +349,25 @@ func withTestIO(t testing.TB, cfg director.Config) director.Config {
 	}
 	cfg.IO = io
 	cfg.Given |= director.SetIO
+	return cfg
+}
+
+// withTestWorkers returns cfg with the number of workers that
+// UDR_TEST_WORKERS gives, as if by --workers, unless cfg gives one: the
+// namespace tests run with one worker and with several that way. Unset,
+// cfg is unchanged.
+func withTestWorkers(t testing.TB, cfg director.Config) director.Config {
+	t.Helper()
+	s := os.Getenv("UDR_TEST_WORKERS")
+	if s == "" || cfg.Given&director.SetWorkers != 0 {
+		return cfg
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("UDR_TEST_WORKERS=%q: want a number of workers, 1 or more", s)
+	}
+	cfg.Workers = n
+	cfg.Given |= director.SetWorkers
 	return cfg
 }
 

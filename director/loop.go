@@ -29,18 +29,25 @@ const (
 	publishInterval = time.Second
 )
 
-// newWorker returns the packet worker over the director's socket.
-func (d *Director) newWorker() *forwarder.Worker {
-	return forwarder.NewWorker(forwarder.WorkerConfig{
-		Conn:            d.conn,
-		Pipeline:        d.p,
-		FrameSize:       d.ifi.MTU + 14 + 4 + 4, // Ethernet header, one VLAN tag, slack
-		IdleWake:        idleWake,
-		PublishInterval: publishInterval,
-	})
+// newWorkers returns the packet workers, one over each socket and
+// pipeline; they hand their events to one channel.
+func (d *Director) newWorkers() forwarder.Workers {
+	events := make(chan forwarder.Event, forwarder.DefaultEventQueue)
+	ws := make(forwarder.Workers, len(d.conns))
+	for i, c := range d.conns {
+		ws[i] = forwarder.NewWorker(forwarder.WorkerConfig{
+			Conn:            c,
+			Pipeline:        d.ps[i],
+			FrameSize:       d.ifi.MTU + 14 + 4 + 4, // Ethernet header, one VLAN tag, slack
+			IdleWake:        idleWake,
+			PublishInterval: publishInterval,
+			Events:          events,
+		})
+	}
+	return ws
 }
 
-// loop runs the packet worker and, beside it, the control loop, until ctx
+// loop runs the packet workers and, beside them, the control loop, until ctx
 // is done.
 func (d *Director) loop(ctx context.Context) error {
 	cctx, stop := context.WithCancel(ctx)
@@ -49,7 +56,7 @@ func (d *Director) loop(ctx context.Context) error {
 		defer close(done)
 		d.control(cctx)
 	}()
-	err := d.w.Run(ctx)
+	err := d.ws.Run(ctx)
 	stop()
 	<-done
 	return err
@@ -75,9 +82,9 @@ func (d *Director) control(ctx context.Context) {
 				// ipvsadm --set: the new timeouts apply from each
 				// connection's next packet, as in the kernel.
 				d.timeouts = to
-				d.w.Do(ctx, func(p *forwarder.Pipeline, _ time.Time) { p.Conns().SetTimeouts(to) })
+				d.ws.Do(ctx, func(p *forwarder.Pipeline, _ time.Time) { p.Conns().SetTimeouts(to) })
 			}
-		case e := <-d.w.Events():
+		case e := <-d.ws[0].Events():
 			now = e.Time
 			switch e.Kind {
 			case forwarder.EventARPConflict:
@@ -98,7 +105,7 @@ func (d *Director) periodic(now time.Time) {
 		vmac := t.Options().VIPMAC
 		for _, vip := range t.VIPs() {
 			if f, err := announce(vmac, vip); err == nil {
-				d.w.Send(f)
+				d.ws.Send(f)
 			}
 		}
 	}
@@ -106,7 +113,7 @@ func (d *Director) periodic(now time.Time) {
 		d.lastProbe = now
 		for _, rip := range t.RealServers() {
 			if f, err := arpresponder.Probe(arpresponder.VLAN{}, d.ifi.MAC, rip); err == nil {
-				d.w.Send(f)
+				d.ws.Send(f)
 			}
 		}
 	}
@@ -116,11 +123,11 @@ func (d *Director) periodic(now time.Time) {
 	}
 	if now.Sub(d.lastDrops) >= dropsInterval {
 		d.lastDrops = now
-		if drops := d.conn.Stats().RxKernelDrops; drops > d.drops {
+		if drops := d.ConnStats().RxKernelDrops; drops > d.drops {
 			d.log.Warn("the kernel dropped frames: udr's receive buffer was full", "dropped", drops-d.drops, "total", drops)
 			d.drops = drops
 		}
-		st := d.w.Stats()
+		st := d.ws.Stats()
 		if st.TxErrors > d.txErrors {
 			d.log.Warn("frames could not be sent", "failed_writes", st.TxErrors-d.txErrors, "unsent_frames", st.TxUnsent-d.txUnsent)
 			d.txErrors, d.txUnsent = st.TxErrors, st.TxUnsent

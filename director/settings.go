@@ -44,6 +44,10 @@ type Settings struct {
 	// forwarder.IOSocket, or forwarder.IOAuto, the ring when the kernel
 	// gives one. The zero value is IOSocket; udr run's default is IOAuto.
 	IO forwarder.IO
+	// Workers (--workers, workers) is the number of packet workers, each
+	// with its own socket of one PACKET_FANOUT group, pipeline and share
+	// of Capacity (forwarder.ListenGroup, forwarder.Workers); 0 means 1.
+	Workers int
 }
 
 // Setting is a set of Settings' fields, one bit each.
@@ -62,6 +66,7 @@ const (
 	SetControlSocket
 	SetMetricsAddress
 	SetIO
+	SetWorkers
 )
 
 // reloadable are the settings that Reload applies. The others hold
@@ -106,6 +111,7 @@ func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
 		ControlSocket:           fc.ControlSocket,
 		MetricsAddress:          metrics,
 		IO:                      io,
+		Workers:                 fc.Workers,
 	}
 	return merge(file, flags, given), nil
 }
@@ -145,6 +151,9 @@ func merge(s, from Settings, which Setting) Settings {
 	if which&SetIO != 0 {
 		s.IO = from.IO
 	}
+	if which&SetWorkers != 0 {
+		s.Workers = from.Workers
+	}
 	return s
 }
 
@@ -157,6 +166,7 @@ var settingKeys = []struct {
 	{SetCapacity, "capacity"}, {SetSloppyTCP, "sloppy_tcp"}, {SetConnReuseMode, "conn_reuse_mode"},
 	{SetExpireNodestConn, "expire_nodest_conn"}, {SetExpireQuiescentTemplate, "expire_quiescent_template"},
 	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"}, {SetIO, "io"},
+	{SetWorkers, "workers"},
 }
 
 // differ returns the settings in which a and b differ.

@@ -35,7 +35,7 @@ func (d *Director) estimate(ctx context.Context) {
 // director keeps by them. The control plane calls it after each table swap
 // and every stats.Period; the worker is never held up by it.
 func (d *Director) reap(now time.Time) {
-	d.reg.Reap(d.p.Seen(), now, func(id dest.ID, st *dest.State) {
+	d.reg.Reap(d.ws.Seen(), now, func(id dest.ID, st *dest.State) {
 		d.neigh.Unbind(id)
 		d.stats.Forget(id, st)
 	})
@@ -104,11 +104,11 @@ func (d *Director) MetricsSnapshot() metrics.Snapshot {
 		}
 		snap.Services = append(snap.Services, ms)
 	}
-	// The worker publishes its counters about once a second: the scrape
+	// The workers publish their counters about once a second: the scrape
 	// never touches the packet path.
-	ws := d.w.Stats()
+	ws := d.ws.Stats()
 	snap.Frames = ws.Frames
 	snap.Conntrack = metrics.Conntrack{Entries: ws.Conns, Capacity: ws.Capacity, Expired: ws.Expired, Evicted: ws.Evicted, Full: ws.Full}
-	snap.Socket = d.conn.Stats()
+	snap.Socket = d.ConnStats()
 	return snap
 }

@@ -172,3 +172,19 @@ type ConnStats struct {
 	// queue was full (ENOBUFS).
 	TxNoBuffers uint64
 }
+
+// Add adds o's counts to s: the sockets of several workers.
+func (s *ConnStats) Add(o ConnStats) {
+	s.RxFrames += o.RxFrames
+	s.RxKernelDrops += o.RxKernelDrops
+	s.RxOutgoing += o.RxOutgoing
+	s.RxTruncated += o.RxTruncated
+	s.RxOversize += o.RxOversize
+	s.RxChecksumFixed += o.RxChecksumFixed
+	s.RxChecksumUnfixed += o.RxChecksumUnfixed
+	s.RxVLANRestored += o.RxVLANRestored
+	s.TxFrames += o.TxFrames
+	s.TxOversize += o.TxOversize
+	s.TxRunt += o.TxRunt
+	s.TxNoBuffers += o.TxNoBuffers
+}

@@ -60,3 +60,13 @@ func (c *PacketConn) ReadInPlace(frames [][]byte) (int, error) { return 0, errUn
 
 // Release implements InPlaceConn.
 func (c *PacketConn) Release() {}
+
+// ListenGroup returns an error: AF_PACKET sockets are only available on
+// Linux.
+func ListenGroup(ifname string, cfg ConnConfig, n int, fanout []bpf.RawInstruction) ([]*PacketConn, error) {
+	return nil, errUnimplemented
+}
+
+// SetFanout implements nothing: AF_PACKET sockets are only available on
+// Linux.
+func (c *PacketConn) SetFanout(prog []bpf.RawInstruction) error { return errUnimplemented }

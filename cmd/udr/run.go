@@ -101,6 +101,7 @@ var runFlags = map[string]director.Setting{
 	"control":                   director.SetControlSocket,
 	"metrics":                   director.SetMetricsAddress,
 	"io":                        director.SetIO,
+	"workers":                   director.SetWorkers,
 }
 
 // parseRun parses udr run's command line into the director's Config: the
@@ -125,6 +126,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
 	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), socket (recvmmsg), or auto (the ring when the kernel gives one)")
+	fs.IntVar(&cfg.Workers, "workers", config.DefaultWorkers, "`number` of packet workers (1..256): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -138,6 +140,9 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	}
 	if cfg.IO, err = forwarder.ParseIO(*ioMode); err != nil {
 		return nil, usageErrorf("run: --io: %v", err)
+	}
+	if cfg.Workers < 1 || cfg.Workers > config.MaxWorkers {
+		return nil, usageErrorf("run: --workers %d: want 1..%d", cfg.Workers, config.MaxWorkers)
 	}
 	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
 		return nil, usageErrorf("run: give --rules or --config")

@@ -31,6 +31,7 @@ func TestRunSettings(t *testing.T) {
 		ControlSocket:    "/run/udr/udr.sock",
 		MetricsAddress:   "127.0.0.1:9780",
 		IO:               forwarder.IOAuto,
+		Workers:          1,
 	}
 	// Each row gives a value by flag and another by the file's key; the
 	// settings that have a non-default value by either source appear twice,
@@ -65,6 +66,8 @@ func TestRunSettings(t *testing.T) {
 		{"IO", "--io=socket", "io: ring", forwarder.IOSocket, forwarder.IORing},
 		{"IO", "--io=auto", "io: socket", forwarder.IOAuto, forwarder.IOSocket},
 		{"IO", "--io=ring", "io: auto", forwarder.IORing, forwarder.IOAuto},
+		{"Workers", "--workers=2", "workers: 3", 2, 3},
+		{"Workers", "--workers=1", "workers: 4", 1, 4},
 	}
 	dir := t.TempDir()
 	for i, r := range rows {
@@ -175,6 +178,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, "no such file"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--conn-reuse-mode", "4"}, "--conn-reuse-mode"},
 		{[]string{"--rules", "r", "--iface", "eth0", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "0"}, "--workers 0: want 1..256"},
 	} {
 		cfg, err := parseRun(tt.args, io.Discard)
 		var ee *exitError
