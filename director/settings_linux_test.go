@@ -38,6 +38,7 @@ type compiled struct {
 	ConnReuseMode                                        int
 	VIPMAC                                               string
 	IO                                                   string // the receive backend in use, when checked
+	Workers                                              int    // the packet workers, when checked
 }
 
 func compiledOf(o forwarder.Options) compiled {
@@ -84,7 +85,7 @@ func TestPrivilegedSettings(t *testing.T) {
 	}
 	vmac := arpresponder.VirtualMAC([6]byte(ifMAC), []netip.Addr{drlab.VIP})
 	// The ring: this kernel has TPACKET_V3.
-	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring"}
+	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring", Workers: 1}
 	rows := []struct {
 		name               string
 		given              director.Setting
@@ -118,6 +119,10 @@ func TestPrivilegedSettings(t *testing.T) {
 			func(c *compiled) { c.IO = "ring" }, func(c *compiled) { c.IO = "socket" }},
 		{"io=auto", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IOAuto }, "io: socket",
 			func(c *compiled) { c.IO = "ring" }, func(c *compiled) { c.IO = "socket" }},
+		{"workers=2", director.SetWorkers, func(s *director.Settings) { s.Workers = 2 }, "workers: 3",
+			func(c *compiled) { c.Workers = 2 }, func(c *compiled) { c.Workers = 3 }},
+		{"workers=1", director.SetWorkers, func(s *director.Settings) { s.Workers = 1 }, "workers: 2",
+			func(c *compiled) { c.Workers = 1 }, func(c *compiled) { c.Workers = 2 }},
 	}
 	path := filepath.Join(t.TempDir(), "udr.yaml")
 	for _, r := range rows {
@@ -126,7 +131,7 @@ func TestPrivilegedSettings(t *testing.T) {
 				name := fmt.Sprintf("%s/flag=%v/key=%v", r.name, flagSet, inFile)
 				// The flags' defaults, as udr run's flag set leaves them.
 				cfg := director.Config{
-					Settings:   director.Settings{ConnReuseMode: reuseMode(t, 1), IO: forwarder.IOAuto},
+					Settings:   director.Settings{ConnReuseMode: reuseMode(t, 1), IO: forwarder.IOAuto, Workers: 1},
 					ConfigFile: path,
 					Logger:     slog.New(slog.DiscardHandler),
 				}
@@ -152,6 +157,7 @@ func TestPrivilegedSettings(t *testing.T) {
 					}
 					got = compiledOf(d.TableOptions())
 					got.IO = d.IO().String()
+					got.Workers = d.Workers()
 					return d.Close()
 				})
 				if err != nil {
@@ -198,7 +204,7 @@ func TestPrivilegedSettingsReload(t *testing.T) {
 		}
 	}
 	write("sloppy_tcp: false", "conn_reuse_mode: 2", "expire_nodest_conn: true", "expire_quiescent_template: true",
-		"vip_mac: 02:00:00:00:00:08", "capacity: 4096", "control_socket: /tmp/a.sock", "io: ring")
+		"vip_mac: 02:00:00:00:00:08", "capacity: 4096", "control_socket: /tmp/a.sock", "io: ring", "workers: 2")
 	var log syncBuffer
 	cfg := director.Config{
 		Settings: director.Settings{
@@ -226,18 +232,18 @@ func TestPrivilegedSettingsReload(t *testing.T) {
 	settings := director.Settings{
 		Iface: "eth0", VIPMAC: "02:00:00:00:00:08", AnnounceInterval: 10 * time.Second, Capacity: 4096,
 		SloppyTCP: true, ConnReuseMode: reuseMode(t, 2), ExpireNodestConn: true, ExpireQuiescentTemplate: false,
-		ControlSocket: "/tmp/flag.sock", MetricsAddress: "127.0.0.1:9780", IO: forwarder.IORing,
+		ControlSocket: "/tmp/flag.sock", MetricsAddress: "127.0.0.1:9780", IO: forwarder.IORing, Workers: 2,
 	}
 	check("New", compiled{SloppyTCP: true, ConnReuseMode: 2, ExpireNodestConn: true, VIPMAC: "02:00:00:00:00:08"}, settings)
 
 	write("sloppy_tcp: false", "conn_reuse_mode: 0", "expire_nodest_conn: false", "expire_quiescent_template: true",
-		"vip_mac: 02:00:00:00:00:09", "capacity: 8192", "control_socket: /tmp/b.sock", "io: socket")
+		"vip_mac: 02:00:00:00:00:09", "capacity: 8192", "control_socket: /tmp/b.sock", "io: socket", "workers: 3")
 	if err := l.Director.Run(d.Reload); err != nil {
 		t.Fatalf("Reload: %v", err)
 	}
 	settings.ConnReuseMode, settings.ExpireNodestConn = reuseMode(t, 0), false
 	check("Reload", compiled{SloppyTCP: true, ConnReuseMode: 0, VIPMAC: "02:00:00:00:00:08"}, settings)
-	if want := `msg="settings changed in the config file apply at the next start" keys="vip_mac, capacity, io"`; !strings.Contains(log.String(), want) {
+	if want := `msg="settings changed in the config file apply at the next start" keys="vip_mac, capacity, io, workers"`; !strings.Contains(log.String(), want) {
 		t.Errorf("the log has no line with %s:\n%s", want, log.String())
 	}
 
