@@ -211,7 +211,7 @@ func New(cfg Config) (_ *Director, err error) {
 	for range n {
 		conns := conntrack.New(per, d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
 		d.ps = append(d.ps, forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh,
-			Registry: d.reg, Epoch: epoch, Shared: n > 1}))
+			Registry: d.reg, Epoch: epoch, Shared: n > 1, UnreachShare: max(forwarder.UnreachPerSecond/n, 1)}))
 	}
 	d.ws = d.newWorkers()
 	d.logTable(t)

@@ -64,6 +64,10 @@ type PipelineConfig struct {
 	// would. Frames of established connections take no lock. A single
 	// pipeline leaves it false and takes none.
 	Shared bool
+	// UnreachShare is this pipeline's part of the ICMP port unreachables
+	// a second (UnreachPerSecond), when several share the budget; 0 means
+	// all of it.
+	UnreachShare int
 }
 
 // NewPipeline returns a worker over c. Its clock runs at the connection
@@ -75,6 +79,10 @@ func NewPipeline(c PipelineConfig) *Pipeline {
 		hz: hz, tick: time.Second / time.Duration(hz), serial: c.Shared}
 	p.frags.ttl = fragTimeout * hz
 	p.unreach.hz = hz
+	p.unreach.max = unreachMaxPerSec
+	if c.UnreachShare > 0 {
+		p.unreach.max = c.UnreachShare
+	}
 	return p
 }
 

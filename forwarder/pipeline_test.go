@@ -184,21 +184,26 @@ func TestProcessDoesNotAllocate(t *testing.T) {
 			t.Fatalf("verdict %v, want %v", v, want)
 		}
 	}
-	for _, tc := range []struct {
-		name string
-		fn   func()
-	}{
-		{"established", func() { process(est, VerdictForward) }},
-		{"arp", func() { process(arp, VerdictReply) }},
-		{"syn", func() {
-			port++
-			syn[14+20] = byte(port >> 8) // a new source port: a new connection
-			syn[14+20+1] = byte(port)
-			process(syn, VerdictForward)
-		}},
-	} {
-		if a := testing.AllocsPerRun(1000, tc.fn); a != 0 {
-			t.Errorf("%s: Process allocs = %v, want 0", tc.name, a)
+	// Alone, and sharing the Table with other workers (the service's
+	// lock on new connections).
+	for _, shared := range []bool{false, true} {
+		h.p.serial = shared
+		for _, tc := range []struct {
+			name string
+			fn   func()
+		}{
+			{"established", func() { process(est, VerdictForward) }},
+			{"arp", func() { process(arp, VerdictReply) }},
+			{"syn", func() {
+				port++
+				syn[14+20] = byte(port >> 8) // a new source port: a new connection
+				syn[14+20+1] = byte(port)
+				process(syn, VerdictForward)
+			}},
+		} {
+			if a := testing.AllocsPerRun(1000, tc.fn); a != 0 {
+				t.Errorf("%s (shared %v): Process allocs = %v, want 0", tc.name, shared, a)
+			}
 		}
 	}
 }

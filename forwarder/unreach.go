@@ -9,10 +9,13 @@ import (
 // When no real server is available the kernel answers the client with ICMP
 // port unreachable (ip_vs_leave → icmp_send, icmpv6_send), even for TCP,
 // and drops the packet. udr does the same, from the VIP and the VIP MAC,
-// within a global budget of unreachMaxPerSec messages a second, the
-// kernel's net.ipv4.icmp_msgs_per_sec default.
+// within a global budget of UnreachPerSecond messages a second, the
+// kernel's net.ipv4.icmp_msgs_per_sec default; several workers share it
+// (PipelineConfig.UnreachShare).
 const (
-	unreachMaxPerSec = 1000
+	// UnreachPerSecond is the budget of ICMP port unreachables a second.
+	UnreachPerSecond = 1000
+	unreachMaxPerSec = UnreachPerSecond
 
 	// RFC 1812 4.3.2.3: an ICMPv4 error carries as much of the offending
 	// datagram as fits in 576 bytes; RFC 4443 2.4 (c): an ICMPv6 error as
@@ -25,6 +28,7 @@ const (
 type unreachLimiter struct {
 	second uint32
 	sent   int
+	max    int    // the budget of a second
 	hz     uint32 // ticks per second
 }
 
@@ -34,7 +38,7 @@ func (l *unreachLimiter) allow(now uint32) bool {
 	if now /= l.hz; now != l.second {
 		l.second, l.sent = now, 0
 	}
-	if l.sent >= unreachMaxPerSec {
+	if l.sent >= l.max {
 		return false
 	}
 	l.sent++

@@ -80,7 +80,7 @@ func TestNoBackendAnswersPortUnreachable(t *testing.T) {
 }
 
 func TestUnreachableIsRateLimited(t *testing.T) {
-	l := unreachLimiter{hz: 100}
+	l := unreachLimiter{hz: 100, max: unreachMaxPerSec}
 	for i := range unreachMaxPerSec {
 		if !l.allow(750) {
 			t.Fatalf("message %d refused within the budget", i)

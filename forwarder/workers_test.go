@@ -189,3 +189,13 @@ func TestCompileKeepsServiceLock(t *testing.T) {
 		}
 	}
 }
+
+// Workers sharing the ICMP budget each get their part of it.
+func TestUnreachShare(t *testing.T) {
+	h := newHarness(t, workersRules, 64)
+	p := NewPipeline(PipelineConfig{Table: &h.cur, Conns: conntrack.New(64, h.reg, conntrack.Options{}), Neighbors: h.neigh,
+		Registry: h.reg, Epoch: epoch, Shared: true, UnreachShare: UnreachPerSecond / 4})
+	if p.unreach.max != 250 || h.p.unreach.max != UnreachPerSecond {
+		t.Errorf("budgets %d and %d, want 250 with a quarter share and %d alone", p.unreach.max, h.p.unreach.max, UnreachPerSecond)
+	}
+}
