@@ -129,7 +129,11 @@ func TestWorkersScheduleAsOne(t *testing.T) {
 			t.Errorf("a worker read no batch")
 		}
 	}
+	// Each worker publishes its counters after the batch it wrote.
 	st := r.ws.Stats()
+	for deadline := time.Now().Add(testTimeout); st.Conns != one.p.Conns().Len() && time.Now().Before(deadline); st = r.ws.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	if st.Conns != one.p.Conns().Len() {
 		t.Errorf("Workers.Stats().Conns = %d, want %d as one pipeline's table", st.Conns, one.p.Conns().Len())
 	}
