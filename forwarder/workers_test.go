@@ -203,3 +203,43 @@ func TestUnreachShare(t *testing.T) {
 		t.Errorf("budgets %d and %d, want 250 with a quarter share and %d alone", p.unreach.max, h.p.unreach.max, UnreachPerSecond)
 	}
 }
+
+// Workers creating connections at the same time never take a server past
+// its upper threshold: the pick and the count it raises are one step under
+// the service's lock. (Without the lock the window between them is short:
+// this test would fail only sometimes; TestWorkersLockNewConnectionsOnly
+// shows the lock is taken.)
+func TestWorkersThresholdConcurrent(t *testing.T) {
+	const rules = `-A -t 192.0.2.100:443 -s wlc
+-a -t 192.0.2.100:443 -r 192.0.2.11:443 -g -w 1 -x 2
+-a -t 192.0.2.100:443 -r 192.0.2.12:443 -g -w 1 -x 2
+`
+	for round := range 20 {
+		r := startWorkers(t, rules, 2, 1<<10)
+		vip := netip.AddrPortFrom(udrtest.VIP, 443)
+		for w := range r.ws {
+			var batch [][]byte
+			for i := range 32 {
+				from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(w)}), uint16(10000+i))
+				batch = append(batch, udrtest.TCP(r.h.toVIP(), from, vip, udrtest.SYN, nil))
+			}
+			r.conns[w].In <- batch
+		}
+		forwarded := 0
+		for w := range r.ws {
+			select {
+			case out := <-r.conns[w].Out:
+				for _, f := range out {
+					if mac := net.HardwareAddr(f[0:6]).String(); mac == udrtest.RS1MAC.String() || mac == udrtest.RS2MAC.String() {
+						forwarded++
+					}
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("a worker wrote nothing")
+			}
+		}
+		if forwarded != 4 {
+			t.Fatalf("round %d: %d connections forwarded, want 4: two per server, their upper threshold", round, forwarded)
+		}
+	}
+}
