@@ -26,7 +26,7 @@ import (
 // veth and a bridge) forwards each to one of two real servers, which echo
 // it straight back to the client, as DR does. One op is one round trip;
 // ns/op is the inverse of the transactions per second through the director.
-// UDR_TEST_IO (ring, socket, auto; default socket) selects udr's receive
+// UDR_TEST_IO (ring, ring-v2, socket, auto; default socket) selects udr's receive
 // backend. Run as root:
 //
 //	go test -run '^$' -bench NetnsUDP -benchtime 100000x ./bench

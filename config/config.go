@@ -33,8 +33,9 @@ const (
 //	                                 # "iface" the interface's own, or a unicast MAC
 //	control_socket: /run/udr/udr.sock
 //	metrics_address: 127.0.0.1:9780  # host:port; "" or "off" disables the metrics
-//	io: auto                         # how frames are received: ring (TPACKET_V3), socket
-//	                                 # (recvmmsg), or auto, the ring when the kernel gives one
+//	io: auto                         # how frames are received: ring (TPACKET_V3), ring-v2
+//	                                 # (TPACKET_V2), socket (recvmmsg), or auto, the ring
+//	                                 # when the kernel gives one
 //	workers: 1                       # packet workers, 1..256, each with a socket of one
 //	                                 # PACKET_FANOUT group and a share of the capacity
 //	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
@@ -87,7 +88,7 @@ type File struct {
 	VIPMAC           string // "" (a virtual MAC), "iface", or a unicast MAC address
 	ControlSocket    string
 	MetricsAddress   string // host:port, or "" when disabled
-	IO               string // ring, socket or auto
+	IO               string // ring, ring-v2, socket or auto
 	Workers          int    // 1..MaxWorkers
 	AnnounceInterval time.Duration
 	Capacity         int

@@ -316,7 +316,7 @@ services:
 		{
 			name: "unknown io",
 			yaml: "interface: eth0\nio: xdp\n",
-			want: `udr.yaml:2: io: "xdp" is not ring, socket or auto`,
+			want: `udr.yaml:2: io: "xdp" is not ring, ring-v2, socket or auto`,
 		},
 		{
 			name: "syntax error",

@@ -51,8 +51,8 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 		}
 	}
 	fc.IO, ok = d.str("io", doc.IO, DefaultIO)
-	if ok && fc.IO != "ring" && fc.IO != "socket" && fc.IO != "auto" {
-		d.errorf("io", "%q is not ring, socket or auto", fc.IO)
+	if ok && fc.IO != "ring" && fc.IO != "ring-v2" && fc.IO != "socket" && fc.IO != "auto" {
+		d.errorf("io", "%q is not ring, ring-v2, socket or auto", fc.IO)
 	}
 	workers, _ := d.integer("workers", doc.Workers, 1, MaxWorkers, DefaultWorkers)
 	fc.Workers = int(workers)

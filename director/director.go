@@ -483,7 +483,8 @@ func (d *Director) ConnStats() forwarder.ConnStats {
 	return sum
 }
 
-// IO returns the receive backend in use: forwarder.IORing or IOSocket.
+// IO returns the receive backend in use: forwarder.IORing, IORingV2 or
+// IOSocket.
 func (d *Director) IO() forwarder.IO { return d.conns[0].IO() }
 
 // Workers returns the number of packet workers.

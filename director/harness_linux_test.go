@@ -335,7 +335,7 @@ func verdicts(st forwarder.Stats) string {
 }
 
 // withTestIO returns cfg with the receive backend that UDR_TEST_IO names
-// (ring, socket or auto), as if given by --io, unless cfg gives one: the
+// (ring, ring-v2, socket or auto), as if given by --io, unless cfg gives one: the
 // namespace tests run with each backend that way. Unset, cfg is unchanged.
 func withTestIO(t testing.TB, cfg director.Config) director.Config {
 	t.Helper()

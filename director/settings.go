@@ -41,8 +41,9 @@ type Settings struct {
 	ControlSocket  string
 	MetricsAddress string
 	// IO (--io, io) selects how frames are received: forwarder.IORing,
-	// forwarder.IOSocket, or forwarder.IOAuto, the ring when the kernel
-	// gives one. The zero value is IOSocket; udr run's default is IOAuto.
+	// forwarder.IORingV2, forwarder.IOSocket, or forwarder.IOAuto, the
+	// ring when the kernel gives one. The zero value is IOSocket; udr
+	// run's default is IOAuto.
 	IO forwarder.IO
 	// Workers (--workers, workers) is the number of packet workers, each
 	// with its own socket of one PACKET_FANOUT group, pipeline and share

@@ -117,6 +117,8 @@ func TestPrivilegedSettings(t *testing.T) {
 			func(c *compiled) { c.IO = "socket" }, func(c *compiled) { c.IO = "ring" }},
 		{"io=ring", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IORing }, "io: socket",
 			func(c *compiled) { c.IO = "ring" }, func(c *compiled) { c.IO = "socket" }},
+		{"io=ring-v2", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IORingV2 }, "io: ring",
+			func(c *compiled) { c.IO = "ring-v2" }, func(c *compiled) { c.IO = "ring" }},
 		{"io=auto", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IOAuto }, "io: socket",
 			func(c *compiled) { c.IO = "ring" }, func(c *compiled) { c.IO = "socket" }},
 		{"workers=2", director.SetWorkers, func(s *director.Settings) { s.Workers = 2 }, "workers: 3",

@@ -54,9 +54,14 @@ const (
 	// IOAuto is IORing when the kernel sets up the ring, IOSocket
 	// otherwise.
 	IOAuto
+	// IORingV2 reads from a TPACKET_V2 ring, in place too: each frame is
+	// handed over as soon as the kernel wrote it, where IORing's V3 blocks
+	// wait to be full or for their 1 ms timeout; a waiting reader is
+	// woken per frame rather than per block (bench/README.md).
+	IORingV2
 )
 
-// ParseIO parses "socket", "ring" or "auto" ("" is "auto").
+// ParseIO parses "socket", "ring", "ring-v2" or "auto" ("" is "auto").
 func ParseIO(s string) (IO, error) {
 	switch s {
 	case "socket":
@@ -65,8 +70,10 @@ func ParseIO(s string) (IO, error) {
 		return IORing, nil
 	case "auto", "":
 		return IOAuto, nil
+	case "ring-v2":
+		return IORingV2, nil
 	}
-	return 0, fmt.Errorf("io %q: want ring, socket or auto", s)
+	return 0, fmt.Errorf("io %q: want ring, ring-v2, socket or auto", s)
 }
 
 func (m IO) String() string {
@@ -77,6 +84,8 @@ func (m IO) String() string {
 		return "ring"
 	case IOAuto:
 		return "auto"
+	case IORingV2:
+		return "ring-v2"
 	}
 	return fmt.Sprintf("IO(%d)", uint8(m))
 }

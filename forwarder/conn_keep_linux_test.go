@@ -81,6 +81,27 @@ func keepRingOne(t *testing.T, m received) (frame []byte, ok bool, st ConnStats)
 	return f, ok, c.Stats()
 }
 
+// keepRingV2One is keepRingOne for a slot of a TPACKET_V2 ring.
+func keepRingV2One(t *testing.T, m received) (frame []byte, ok bool, st ConnStats) {
+	t.Helper()
+	c := &PacketConn{mtu: 1500}
+	b := make([]byte, 2048)
+	mac := 66 // TPACKET_ALIGN(tp_hdrlen + 16) - 14
+	if m.tight {
+		mac = ringV2SllOff + unix.SizeofSockaddrLinklayer + 2
+	}
+	h := (*unix.Tpacket2Hdr)(unsafe.Pointer(&b[0]))
+	copy(b[mac:], m.frame)
+	h.Mac, h.Snaplen, h.Len = uint16(mac), uint32(len(m.frame)), uint32(len(m.frame))
+	if m.trunc {
+		h.Len += 100
+	}
+	b[ringV2SllOff+ringSllPktType] = uint8(m.pkttype)
+	h.Status, h.Vlan_tci, h.Vlan_tpid = m.status|unix.TP_STATUS_USER, m.tci, m.tpid
+	f, ok := c.keepFields(b, 0, ringV2SllOff, int(h.Mac), int(h.Snaplen), int(h.Len), h.Status, h.Vlan_tci, h.Vlan_tpid)
+	return f, ok, c.Stats()
+}
+
 // partial replaces the UDP or TCP checksum of frame with a stand-in for the
 // pseudo-header sum of CHECKSUM_PARTIAL.
 func partial(frame []byte, field int) []byte {
@@ -160,10 +181,10 @@ func TestConnKeep(t *testing.T) {
 	backends := []struct {
 		io   IO
 		keep func(*testing.T, received) ([]byte, bool, ConnStats)
-	}{{IOSocket, keepOne}, {IORing, keepRingOne}}
+	}{{IOSocket, keepOne}, {IORing, keepRingOne}, {IORingV2, keepRingV2One}}
 	for _, be := range backends {
 		for _, tt := range tests {
-			if tt.socket && be.io != IOSocket || tt.ring && be.io != IORing {
+			if tt.socket && be.io != IOSocket || tt.ring && be.io == IOSocket {
 				continue
 			}
 			t.Run("io="+be.io.String()+"/"+tt.name, func(t *testing.T) {

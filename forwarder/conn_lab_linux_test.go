@@ -195,7 +195,7 @@ func readUntil(t *testing.T, c *PacketConn, marks ...[]byte) ([][]byte, []PktTyp
 }
 
 // ioBackends are the receive backends every PacketConn test runs with.
-var ioBackends = []IO{IOSocket, IORing}
+var ioBackends = []IO{IOSocket, IORing, IORingV2}
 
 // forEachIO runs f as a subtest with each receive backend.
 func forEachIO(t *testing.T, f func(t *testing.T, io IO)) {

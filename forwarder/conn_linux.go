@@ -194,10 +194,14 @@ func (c *PacketConn) setup(ifi *net.Interface, cfg ConnConfig, batch int) error 
 				return
 			}
 		}
-		if cfg.IO == IORing {
-			if serr = setupRing(c, s, rcvbuf, batch); serr != nil {
-				return
-			}
+		switch cfg.IO {
+		case IORing:
+			serr = setupRing(c, s, rcvbuf, batch)
+		case IORingV2:
+			serr = c.setupRingV2(s, rcvbuf, batch)
+		}
+		if serr != nil {
+			return
 		}
 		for _, mac := range cfg.ExtraMACs {
 			mreq := unix.PacketMreq{Ifindex: int32(ifi.Index), Type: unix.PACKET_MR_UNICAST, Alen: 6}

@@ -325,7 +325,7 @@ func BenchmarkPrivilegedConnBatch(b *testing.B) {
 	for _, size := range []int{1514, 60} {
 		for _, io := range ioBackends {
 			for _, inPlace := range []bool{false, true} {
-				if inPlace && io != IORing {
+				if inPlace && io == IOSocket {
 					continue
 				}
 				name := fmt.Sprintf("size=%d/io=%s", size, io)
@@ -392,7 +392,7 @@ func BenchmarkPrivilegedConnStream(b *testing.B) {
 	for _, size := range []int{60, 1514} {
 		for _, io := range ioBackends {
 			for _, inPlace := range []bool{false, true} {
-				if inPlace && io != IORing {
+				if inPlace && io == IOSocket {
 					continue
 				}
 				name := fmt.Sprintf("size=%d/io=%s", size, io)

@@ -44,19 +44,22 @@ func ringBlockFor(mtu int) int {
 	return bs
 }
 
-// tpacket3_hdr is followed by the frame's sockaddr_ll at
-// TPACKET_ALIGN(sizeof(struct tpacket3_hdr)).
+// tpacket3_hdr (tpacket2_hdr) is followed by the frame's sockaddr_ll at
+// TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) (of tpacket2_hdr).
 const (
-	ringSllOff   = (unix.SizeofTpacket3Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
-	ringSllEnd   = ringSllOff + unix.SizeofSockaddrLinklayer
-	ringPktType  = ringSllOff + int(unsafe.Offsetof(unix.RawSockaddrLinklayer{}.Pkttype))
-	ringBlockHdr = int(unsafe.Offsetof(unix.TpacketBlockDesc{}.Hdr))
+	ringSllOff     = (unix.SizeofTpacket3Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
+	ringV2SllOff   = (unix.SizeofTpacket2Hdr + unix.TPACKET_ALIGNMENT - 1) &^ (unix.TPACKET_ALIGNMENT - 1)
+	ringSllEnd     = ringSllOff + unix.SizeofSockaddrLinklayer
+	ringSllPktType = int(unsafe.Offsetof(unix.RawSockaddrLinklayer{}.Pkttype))
+	ringPktType    = ringSllOff + ringSllPktType
+	ringBlockHdr   = int(unsafe.Offsetof(unix.TpacketBlockDesc{}.Hdr))
 )
 
 // rxRing is a PacketConn's TPACKET_V3 receive ring and where reading is in
 // it. It is guarded by the PacketConn's rmu.
 type rxRing struct {
 	mem       []byte // nil once unmapped
+	v2        bool   // TPACKET_V2: each "block" is one frame's slot
 	blocks    int
 	blockSize int
 
@@ -113,16 +116,55 @@ func (c *PacketConn) setupRing(fd int, size, batch int) error {
 	return nil
 }
 
+// setupRingV2 is setupRing with a TPACKET_V2 ring: fixed slots of one
+// frame each, each handed to udr as soon as the kernel wrote it, so that no
+// frame waits for a block to fill or time out; the reader is woken per frame
+// when it waits, which costs CPU on a lightly loaded link.
+func (c *PacketConn) setupRingV2(fd int, size, batch int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V2); err != nil {
+		return fmt.Errorf("set PACKET_VERSION TPACKET_V2: %w", err)
+	}
+	bs := ringBlockFor(c.mtu)
+	fs := ringSlotFor(c.mtu)
+	blocks := max(size/bs, ringMinBlocks)
+	req := unix.TpacketReq{Block_size: uint32(bs), Block_nr: uint32(blocks), Frame_size: uint32(fs), Frame_nr: uint32(blocks * (bs / fs))}
+	if err := unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fmt.Errorf("set PACKET_RX_RING: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, blocks*bs, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("map the receive ring: %w", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
+	c.ring = &rxRing{mem: mem, v2: true, blocks: blocks * (bs / fs), blockSize: fs, views: make([][]byte, batch)}
+	c.ring.fn = c.ringFrames
+	return nil
+}
+
+// ringSlotFor returns the V2 slot size for an MTU: a power of two that
+// holds a frame of that MTU with a VLAN tag and the kernel's headers, at
+// most ringBlockFor's block.
+func ringSlotFor(mtu int) int {
+	fs := ringFrameSize
+	for fs < mtu+ethHdrLen+vlanLen+ringOverhead {
+		fs <<= 1
+	}
+	return min(fs, ringBlockFor(mtu))
+}
+
 // InPlace implements InPlaceConn: it reports whether the PacketConn reads
 // from a receive ring.
 func (c *PacketConn) InPlace() bool { return c.ring != nil }
 
-// IO returns the receive backend in use, IORing or IOSocket.
+// IO returns the receive backend in use, IORing, IORingV2 or IOSocket.
 func (c *PacketConn) IO() IO {
-	if c.ring != nil {
-		return IORing
+	switch {
+	case c.ring == nil:
+		return IOSocket
+	case c.ring.v2:
+		return IORingV2
 	}
-	return IOSocket
+	return IORing
 }
 
 // ReadInPlace implements InPlaceConn; it fails on a PacketConn without a
@@ -231,6 +273,28 @@ func (c *PacketConn) readRing(frames [][]byte, types []PktType, want int) (int, 
 func (c *PacketConn) ringFrames(fd uintptr) bool {
 	r := c.ring
 	for r.n < r.want {
+		if r.v2 {
+			b := r.block(r.cur)
+			if atomic.LoadUint32(r.status(b))&unix.TP_STATUS_USER == 0 {
+				if r.n > 0 {
+					return true
+				}
+				r.giveBack() // slots whose frames were all dropped
+				return false
+			}
+			h := (*unix.Tpacket2Hdr)(unsafe.Pointer(&b[0]))
+			f, ok := c.keepFields(b, 0, ringV2SllOff, int(h.Mac), int(h.Snaplen), int(h.Len), h.Status, h.Vlan_tci, h.Vlan_tpid)
+			if ok {
+				r.frames[r.n] = f
+				if r.types != nil {
+					r.types[r.n] = PktType(b[ringV2SllOff+ringSllPktType])
+				}
+				r.n++
+			}
+			// The slot is given back with the frames lent.
+			r.cur = (r.cur + 1) % r.blocks
+			continue
+		}
 		if !r.open {
 			b := r.block(r.cur)
 			if atomic.LoadUint32(r.status(b))&unix.TP_STATUS_USER == 0 {
@@ -270,28 +334,34 @@ func (c *PacketConn) ringFrames(fd uintptr) bool {
 // keepRing is keep for the frame at off in block b, described by h: it
 // returns the finished frame in place, or false when it is dropped.
 func (c *PacketConn) keepRing(b []byte, off int, h *unix.Tpacket3Hdr) ([]byte, bool) {
-	if PktType(b[off+ringPktType]) == PktOutgoing {
+	return c.keepFields(b, off, ringSllOff, int(h.Mac), int(h.Snaplen), int(h.Len), h.Status, uint16(h.Hv1.Vlan_tci), h.Hv1.Vlan_tpid)
+}
+
+// keepFields is keepRing for a frame of either version, from its header's
+// fields: its header at off in b, the header's sockaddr_ll at off+sll, the
+// frame at off+macOff, snap of its n bytes in the ring.
+func (c *PacketConn) keepFields(b []byte, off, sll, macOff, snap, n int, status uint32, tci, tpid uint16) ([]byte, bool) {
+	if PktType(b[off+sll+ringSllPktType]) == PktOutgoing {
 		c.stats.rxOutgoing.Add(1)
 		return nil, false
 	}
-	mac, n := off+int(h.Mac), int(h.Len)
-	if int(h.Snaplen) < n || n < ethHdrLen || mac+n > len(b) {
+	mac := off + macOff
+	if snap < n || n < ethHdrLen || mac+n > len(b) {
 		c.stats.rxTruncated.Add(1)
 		return nil, false
 	}
-	status := h.Status
 	tagged := status&unix.TP_STATUS_VLAN_VALID != 0
 	if tagged {
 		// Move the MAC addresses down into the headroom the kernel
 		// leaves in front of the frame, and insert the tag.
-		if mac-vlanLen < off+ringSllEnd {
+		if mac-vlanLen < off+sll+unix.SizeofSockaddrLinklayer {
 			c.stats.rxTruncated.Add(1)
 			return nil, false
 		}
 		copy(b[mac-vlanLen:mac-vlanLen+ethType], b[mac:mac+ethType])
 		mac -= vlanLen
 		n += vlanLen
-		putTag(b[mac:mac+n], status, uint16(h.Hv1.Vlan_tci), h.Hv1.Vlan_tpid)
+		putTag(b[mac:mac+n], status, tci, tpid)
 	}
 	f := b[mac : mac+n : mac+n]
 	if !c.finish(f, status, tagged) {
@@ -305,8 +375,12 @@ func (r *rxRing) block(i int) []byte {
 	return r.mem[i*r.blockSize : (i+1)*r.blockSize : (i+1)*r.blockSize]
 }
 
-// status returns the block_status word of block b.
+// status returns the block_status word of block b, or the tp_status of a
+// V2 slot.
 func (r *rxRing) status(b []byte) *uint32 {
+	if r.v2 {
+		return (*uint32)(unsafe.Pointer(&b[0]))
+	}
 	return (*uint32)(unsafe.Pointer(&b[ringBlockHdr]))
 }
 

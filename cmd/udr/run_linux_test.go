@@ -68,6 +68,7 @@ func TestRunSettings(t *testing.T) {
 		{"IO", "--io=ring", "io: auto", forwarder.IORing, forwarder.IOAuto},
 		{"Workers", "--workers=2", "workers: 3", 2, 3},
 		{"Workers", "--workers=1", "workers: 4", 1, 4},
+		{"IO", "--io=ring-v2", "io: ring", forwarder.IORingV2, forwarder.IORing},
 	}
 	dir := t.TempDir()
 	for i, r := range rows {
