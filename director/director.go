@@ -416,7 +416,7 @@ func (d *Director) widenFanout(t *forwarder.Table) error {
 	if err := d.conns[0].SetFanout(prog); err != nil {
 		return err
 	}
-	d.log.Warn("a persistence netmask is wider than the workers' fanout hashed: clients now reach the workers by a wider prefix, and those that moved lose their connections", "ipv4_prefix", v4, "ipv6_prefix", v6)
+	d.log.Warn("the workers' fanout now hashes clients by a persistence netmask: clients moved to another worker lose their connections", "ipv4_prefix", v4, "ipv6_prefix", v6)
 	d.fanout4, d.fanout6 = v4, v6
 	return nil
 }

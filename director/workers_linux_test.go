@@ -25,7 +25,9 @@ import (
 // forwards frames, yet the order of new connections gives the sequences
 // of one worker (wrr 1:1, then 2:1 after a reload); then each client
 // follows its persistence template, whichever worker owns it, and the
-// connection listing holds every client's connections.
+// connection listing holds every client's connections; a persistence
+// netmask wider than a host re-programs the fanout, and the clients of
+// one template follow it.
 func TestPrivilegedWorkers(t *testing.T) {
 	netlab.Privileged(t)
 	l := newLab(t, "workers", drlab.Options{})
@@ -130,6 +132,25 @@ func TestPrivilegedWorkers(t *testing.T) {
 	for _, a := range addrs {
 		if conns[a] < 3 || templates[a] != 1 {
 			t.Errorf("listing: client %v has %d connections and %d templates, want at least 3 (5 or 6 were made) and 1", a, conns[a], templates[a])
+		}
+	}
+
+	// -M 255.255.255.0: the eight clients share one template. The fanout
+	// hashed /32s, which spread them over both workers: the reload widens
+	// its mask to /24, so that one worker owns their template and every
+	// connection follows it.
+	l.reload(
+		"-A -t "+vipPort+" -s rr -p 60 -M 255.255.255.0",
+		"-a -t "+vipPort+" -r "+rs1+":80 -g -w 1",
+		"-a -t "+vipPort+" -r "+rs2+":80 -g -w 1",
+	)
+	if err := l.log.await("the workers' fanout now hashes clients by a persistence netmask: clients moved to another worker lose their connections", 1, 0); err != nil {
+		t.Error(err)
+	}
+	got = getRound(16)
+	for i, body := range got {
+		if body != got[0] {
+			t.Fatalf("-M 255.255.255.0: request %d from %v went to %s, request 0 to %s: one template covers them all\ngot %v", i, addrs[i%len(addrs)], body, got[0], got)
 		}
 	}
 }
