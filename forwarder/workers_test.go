@@ -243,3 +243,28 @@ func TestWorkersThresholdConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// The registry may free only what no worker can still hold: Workers.Seen
+// is the lowest epoch of theirs. A flush of deleted servers' connections
+// goes to every worker.
+func TestWorkersSeenAndFlush(t *testing.T) {
+	h := newHarness(t, workersRules, 64)
+	var ws Workers
+	for range 3 {
+		p := NewPipeline(PipelineConfig{Table: &h.cur, Conns: conntrack.New(16, h.reg, conntrack.Options{}), Neighbors: h.neigh,
+			Registry: h.reg, Epoch: epoch, Shared: true})
+		ws = append(ws, NewWorker(WorkerConfig{Conn: forwardertest.NewConn(1), Pipeline: p}))
+	}
+	for i, seen := range []uint64{7, 3, 9} {
+		ws[i].p.seen.Store(seen)
+	}
+	if got := ws.Seen(); got != 3 {
+		t.Errorf("Workers.Seen() = %d, want 3, the lowest", got)
+	}
+	ws.FlushNodest()
+	for i, w := range ws {
+		if !w.flushReq.Load() {
+			t.Errorf("worker %d got no flush request", i)
+		}
+	}
+}
