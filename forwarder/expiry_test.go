@@ -25,8 +25,17 @@ func TestWorkerExpiresOnTimeIdle(t *testing.T) {
 	st := r.h.reg.State(r.h.p.Decision().Dest)
 	r.run(t)
 	deadline := sent.Add(time.Second)
-	for st.Inactive.Load() != 0 {
-		if clock().After(deadline.Add(2 * time.Second)) {
+	// The count is still there at seen at the latest, and gone at gone:
+	// a reading that began well after the deadline and still finds it is
+	// late, however long the test itself waited for a CPU.
+	var seen time.Time
+	for {
+		asked := clock()
+		if st.Inactive.Load() == 0 {
+			break
+		}
+		seen = asked
+		if asked.After(deadline.Add(2 * time.Second)) {
 			t.Fatalf("InActConn %d, %d entries 3 s after the datagram (timeout 1 s)", st.Inactive.Load(), r.w.Stats().Conns)
 		}
 		time.Sleep(time.Millisecond)
@@ -38,10 +47,10 @@ func TestWorkerExpiresOnTimeIdle(t *testing.T) {
 		t.Fatalf("expired %v after the datagram, before its 1 s timeout", gone.Sub(sent))
 	}
 	// Generous for a loaded machine; the worker itself wakes at the tick.
-	if late := gone.Sub(deadline); late > 100*time.Millisecond {
-		t.Errorf("expired %v after its deadline", late)
+	if late := seen.Sub(deadline); late > 100*time.Millisecond {
+		t.Errorf("still counted %v after its deadline", late)
 	}
-	t.Logf("expired %v after its deadline", gone.Sub(deadline))
+	t.Logf("expired between %v and %v after its deadline", seen.Sub(deadline), gone.Sub(deadline))
 	for r.w.Stats().Conns != 0 {
 		if clock().After(deadline.Add(2 * time.Second)) {
 			t.Fatalf("%d entries published after the expiry", r.w.Stats().Conns)
