@@ -42,7 +42,7 @@ type Settings struct {
 	MetricsAddress string
 	// IO (--io, io) selects how frames are received: forwarder.IORing,
 	// forwarder.IORingV2, forwarder.IOSocket, or forwarder.IOAuto, the
-	// ring when the kernel gives one. The zero value is IOSocket; udr
+	// V2 ring when the kernel gives one. The zero value is IOSocket; udr
 	// run's default is IOAuto.
 	IO forwarder.IO
 	// Workers (--workers, workers) is the number of packet workers, each

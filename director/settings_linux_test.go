@@ -85,7 +85,7 @@ func TestPrivilegedSettings(t *testing.T) {
 	}
 	vmac := arpresponder.VirtualMAC([6]byte(ifMAC), []netip.Addr{drlab.VIP})
 	// The ring: this kernel has TPACKET_V3.
-	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring", Workers: 1}
+	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring-v2", Workers: 1}
 	rows := []struct {
 		name               string
 		given              director.Setting
@@ -120,7 +120,7 @@ func TestPrivilegedSettings(t *testing.T) {
 		{"io=ring-v2", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IORingV2 }, "io: ring",
 			func(c *compiled) { c.IO = "ring-v2" }, func(c *compiled) { c.IO = "ring" }},
 		{"io=auto", director.SetIO, func(s *director.Settings) { s.IO = forwarder.IOAuto }, "io: socket",
-			func(c *compiled) { c.IO = "ring" }, func(c *compiled) { c.IO = "socket" }},
+			func(c *compiled) { c.IO = "ring-v2" }, func(c *compiled) { c.IO = "socket" }},
 		{"workers=2", director.SetWorkers, func(s *director.Settings) { s.Workers = 2 }, "workers: 3",
 			func(c *compiled) { c.Workers = 2 }, func(c *compiled) { c.Workers = 3 }},
 		{"workers=1", director.SetWorkers, func(s *director.Settings) { s.Workers = 1 }, "workers: 2",

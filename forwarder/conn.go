@@ -51,7 +51,7 @@ const (
 	// IORing reads from a TPACKET_V3 receive ring shared with the
 	// kernel, where frames can be decided in place (InPlaceConn).
 	IORing
-	// IOAuto is IORing when the kernel sets up the ring, IOSocket
+	// IOAuto is IORingV2 when the kernel sets up the ring, IOSocket
 	// otherwise.
 	IOAuto
 	// IORingV2 reads from a TPACKET_V2 ring, in place too: each frame is

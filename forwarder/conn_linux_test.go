@@ -590,12 +590,13 @@ func TestPrivilegedListenAutoFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := listenIn(t, l.b, "veth1", ConnConfig{Filter: filter, IO: IOAuto}); c.IO() != IORing {
+	if c := listenIn(t, l.b, "veth1", ConnConfig{Filter: filter, IO: IOAuto}); c.IO() != IORingV2 {
 		t.Errorf("IOAuto gave %s, want the ring this kernel has", c.IO())
 	}
 	refused := errors.New("set PACKET_RX_RING: refused by the test")
 	setupRing = func(*PacketConn, int, int, int) error { return refused }
-	defer func() { setupRing = (*PacketConn).setupRing }()
+	setupRingV2 = setupRing
+	defer func() { setupRing, setupRingV2 = (*PacketConn).setupRing, (*PacketConn).setupRingV2 }()
 	c := listenIn(t, l.b, "veth1", ConnConfig{Filter: filter, IO: IOAuto})
 	if c.IO() != IOSocket || c.InPlace() {
 		t.Fatalf("IOAuto without a ring gave %s (in place %v), want the socket", c.IO(), c.InPlace())

@@ -83,8 +83,12 @@ type rxRing struct {
 	views [][]byte
 }
 
-// setupRing is (*PacketConn).setupRing; tests make it fail.
-var setupRing = (*PacketConn).setupRing
+// setupRing and setupRingV2 are the methods of those names; tests make
+// them fail.
+var (
+	setupRing   = (*PacketConn).setupRing
+	setupRingV2 = (*PacketConn).setupRingV2
+)
 
 // setupRing switches the socket fd to a TPACKET_V3 receive ring of about
 // size bytes, maps it, and makes the socket bypass the qdisc layer on send.

@@ -20,7 +20,7 @@ import (
 // ioBackends are the udr I/O backends measured when `udr run` has --io,
 // each as a case of its own (udr-<backend>). A new backend is one more
 // name here.
-var ioBackends = []string{"socket", "ring"}
+var ioBackends = []string{"socket", "ring", "ring-v2"}
 
 // workerCounts are the worker counts measured when `udr run` has
 // --workers, each with every backend (udr-<backend>-w<n>).

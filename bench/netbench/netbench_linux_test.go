@@ -158,11 +158,11 @@ func TestUDRVariants(t *testing.T) {
 	if got, want := names(usage("")), "udr"; got != want {
 		t.Errorf("no --io, no --workers: %q, want %q", got, want)
 	}
-	if got, want := names(usage("  -io string\n    \tbackend (default \"auto\")\n")), "udr-socket --io socket; udr-ring --io ring"; got != want {
+	if got, want := names(usage("  -io string\n    \tbackend (default \"auto\")\n")), "udr-socket --io socket; udr-ring --io ring; udr-ring-v2 --io ring-v2"; got != want {
 		t.Errorf("--io: %q, want %q", got, want)
 	}
 	if got, want := names(usage("  -io string\n  -workers int\n")),
-		"udr-socket-w1 --io socket --workers 1; udr-socket-w2 --io socket --workers 2; udr-ring-w1 --io ring --workers 1; udr-ring-w2 --io ring --workers 2"; got != want {
+		"udr-socket-w1 --io socket --workers 1; udr-socket-w2 --io socket --workers 2; udr-ring-w1 --io ring --workers 1; udr-ring-w2 --io ring --workers 2; udr-ring-v2-w1 --io ring-v2 --workers 1; udr-ring-v2-w2 --io ring-v2 --workers 2"; got != want {
 		t.Errorf("--io and --workers: %q, want %q", got, want)
 	}
 	if got, want := names(usage("  -iomode string\n")), "udr"; got != want {

@@ -125,7 +125,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
-	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), ring-v2 (a TPACKET_V2 ring: no wait for a block to fill), socket (recvmmsg), or auto (the ring when the kernel gives one)")
+	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), ring-v2 (a TPACKET_V2 ring: no wait for a block to fill), socket (recvmmsg), or auto (the ring-v2 ring when the kernel gives one, else the socket)")
 	fs.IntVar(&cfg.Workers, "workers", config.DefaultWorkers, "`number` of packet workers (1..256): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
