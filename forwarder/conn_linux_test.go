@@ -322,7 +322,13 @@ func TestPrivilegedConnDrops(t *testing.T) {
 // with each receive backend; with the ring, ReadInPlace is measured too
 // (the frames are not copied).
 func BenchmarkPrivilegedConnBatch(b *testing.B) {
-	for _, size := range []int{1514, 60} {
+	eachBackend(b, []int{1514, 60}, benchConnBatch)
+}
+
+// eachBackend runs bench for every frame size, receive backend and, for
+// the rings, with and without in-place reads.
+func eachBackend(b *testing.B, sizes []int, bench func(b *testing.B, io IO, size int, inPlace bool)) {
+	for _, size := range sizes {
 		for _, io := range ioBackends {
 			for _, inPlace := range []bool{false, true} {
 				if inPlace && io == IOSocket {
@@ -332,7 +338,7 @@ func BenchmarkPrivilegedConnBatch(b *testing.B) {
 				if inPlace {
 					name += "/in-place"
 				}
-				b.Run(name, func(b *testing.B) { benchConnBatch(b, io, size, inPlace) })
+				b.Run(name, func(b *testing.B) { bench(b, io, size, inPlace) })
 			}
 		}
 	}
@@ -389,20 +395,7 @@ func benchConnBatch(b *testing.B, io IO, size int, inPlace bool) {
 // with are lost (the kernel drops them) and reported as loss-%; the
 // reader's CPU time per frame is rx-cpu-ns/frame.
 func BenchmarkPrivilegedConnStream(b *testing.B) {
-	for _, size := range []int{60, 1514} {
-		for _, io := range ioBackends {
-			for _, inPlace := range []bool{false, true} {
-				if inPlace && io == IOSocket {
-					continue
-				}
-				name := fmt.Sprintf("size=%d/io=%s", size, io)
-				if inPlace {
-					name += "/in-place"
-				}
-				b.Run(name, func(b *testing.B) { benchConnStream(b, io, size, inPlace) })
-			}
-		}
-	}
+	eachBackend(b, []int{60, 1514}, benchConnStream)
 }
 
 func benchConnStream(b *testing.B, io IO, size int, inPlace bool) {
