@@ -344,26 +344,36 @@ func eachBackend(b *testing.B, sizes []int, bench func(b *testing.B, io IO, size
 	}
 }
 
-func benchConnBatch(b *testing.B, io IO, size int, inPlace bool) {
+// benchBatch is the number of frames the I/O benchmarks write per batch.
+const benchBatch = 32
+
+// newBenchPair returns a receiving PacketConn with the backend io on one
+// end of a veth pair, a sender on the other, a batch of frames of size
+// bytes to send, and buffers to read a batch into.
+func newBenchPair(b *testing.B, io IO, size int) (rx, tx *PacketConn, out, bufs [][]byte, sizes []int) {
 	l := newConnLab(b)
 	filter, err := BuildFilter([]netip.Addr{l.b4})
 	if err != nil {
 		b.Fatal(err)
 	}
-	rx := listenIn(b, l.b, "veth1", ConnConfig{Filter: filter, IO: io})
+	rx = listenIn(b, l.b, "veth1", ConnConfig{Filter: filter, IO: io})
 	noIP, err := BuildFilter(nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tx := listenIn(b, l.a, "veth0", ConnConfig{Filter: noIP})
-	const batch = 32
-	out := make([][]byte, batch)
+	tx = listenIn(b, l.a, "veth0", ConnConfig{Filter: noIP})
+	out = make([][]byte, benchBatch)
 	for i := range out {
 		out[i] = l.frameTo(b, l.bMAC, make([]byte, size-14-28))
 	}
-	bufs, sizes := connBufs(batch, 2048), make([]int, batch)
-	b.SetBytes(batch * int64(len(out[0])))
+	b.SetBytes(benchBatch * int64(len(out[0])))
 	b.ReportAllocs()
+	return rx, tx, out, connBufs(benchBatch, 2048), make([]int, benchBatch)
+}
+
+func benchConnBatch(b *testing.B, io IO, size int, inPlace bool) {
+	rx, tx, out, bufs, sizes := newBenchPair(b, io, size)
+	const batch = benchBatch
 	for b.Loop() {
 		if n, err := tx.WriteBatch(out); n != batch || err != nil {
 			b.Fatalf("WriteBatch = %d, %v", n, err)
@@ -399,25 +409,9 @@ func BenchmarkPrivilegedConnStream(b *testing.B) {
 }
 
 func benchConnStream(b *testing.B, io IO, size int, inPlace bool) {
-	l := newConnLab(b)
-	filter, err := BuildFilter([]netip.Addr{l.b4})
-	if err != nil {
-		b.Fatal(err)
-	}
-	rx := listenIn(b, l.b, "veth1", ConnConfig{Filter: filter, IO: io})
-	noIP, err := BuildFilter(nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	tx := listenIn(b, l.a, "veth0", ConnConfig{Filter: noIP})
-	const batch = 32
-	out := make([][]byte, batch)
-	for i := range out {
-		out[i] = l.frameTo(b, l.bMAC, make([]byte, size-14-28))
-	}
-	bufs, sizes := connBufs(batch, 2048), make([]int, batch)
-	b.SetBytes(batch * int64(len(out[0])))
-	b.ReportAllocs()
+	rx, tx, out, bufs, sizes := newBenchPair(b, io, size)
+	const batch = benchBatch
+	var err error
 	rx.SetReadDeadline(time.Time{})
 	sent := make(chan error, 1)
 	b.ResetTimer()
