@@ -13,22 +13,26 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/udr-lb/udr/internal/drlab"
 	"github.com/udr-lb/udr/internal/host"
 	"github.com/udr-lb/udr/internal/netlab"
 )
 
-// The lab's addresses: all RFC 5737.
+// The lab's addresses are the walkthrough's (drlab), all RFC 5737: the
+// generator is its client.
 var (
-	vip       = netip.MustParseAddr("192.0.2.100")
-	genAddr   = netip.MustParsePrefix("192.0.2.50/24")
-	dirAddr   = netip.MustParsePrefix("192.0.2.2/24")
+	vip       = drlab.VIP
+	genAddr   = drlab.Client
+	dirAddr   = drlab.Director
 	floodPort = 5300 // the udp and tcp floods' destination port
 	httpPort  = 80
 )
 
-// sinkAddr is sink i's address (i from 0): 192.0.2.11, .12, ...
+// sinkAddr is sink i's address (i from 0): the walkthrough's rs<i+1>,
+// 192.0.2.11, .12, ...
 func sinkAddr(i int) netip.Prefix {
-	return netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(11 + i)}), 24)
+	a4, _ := drlab.RealServerAddr(i + 1)
+	return a4
 }
 
 // numSinks is the number of sinks (real servers).
