@@ -18,21 +18,26 @@ import (
 // connections drain) or removed, as its check's on_failure says; when it
 // recovers the table is compiled again with its configured weight.
 type healthState struct {
-	checks map[admin.DestKey]health.CheckConfig // the servers that have a check
-	down   map[admin.DestKey]bool
-	flips  map[admin.DestKey]uint64
-	count  uint64 // transitions, all servers
+	checks  map[admin.DestKey]health.CheckConfig // the servers that have a check
+	down    map[admin.DestKey]bool
+	flips   map[admin.DestKey]uint64
+	unknown map[admin.DestKey]uint64 // checks the checker could not run (health.LocalError)
+	count   uint64                   // transitions, all servers
 }
 
 // newChecker starts the health checker, in the director's namespace (its
 // dr-mode socket is opened there).
 func (d *Director) newChecker() error {
 	d.health = healthState{
-		checks: make(map[admin.DestKey]health.CheckConfig),
-		down:   make(map[admin.DestKey]bool),
-		flips:  make(map[admin.DestKey]uint64),
+		checks:  make(map[admin.DestKey]health.CheckConfig),
+		down:    make(map[admin.DestKey]bool),
+		flips:   make(map[admin.DestKey]uint64),
+		unknown: make(map[admin.DestKey]uint64),
 	}
-	cfg := health.Config{DR: health.DRConfig{Iface: d.settings.Iface, NeighborMAC: d.neigh.Lookup}}
+	cfg := health.Config{
+		DR:      health.DRConfig{Iface: d.settings.Iface, NeighborMAC: d.neigh.Lookup},
+		Unknown: d.healthUnknown,
+	}
 	var err error
 	d.checker, err = health.New(cfg, d.healthChanged)
 	return err
@@ -95,6 +100,19 @@ func (d *Director) healthChanged(t health.Target, up bool, reason string) {
 	}
 }
 
+// healthUnknown is the checker's report of a check it could not run (out
+// of descriptors, buffers, memory): the server's state stays, the result
+// is counted, and the first of a run is logged.
+func (d *Director) healthUnknown(t health.Target, err error, run uint64) {
+	d.mu.Lock()
+	d.health.unknown[admin.DestKey{Service: t.Service, Dest: t.Server}]++
+	d.mu.Unlock()
+	if run == 1 {
+		d.log.Warn("health check could not run: the director is short of resources; the real server's state stays as it was",
+			"service", t.Service.String(), "rs", t.Server, "err", err)
+	}
+}
+
 // overlay returns cfg with the servers that are down quiesced or removed.
 // cfg itself is not changed.
 func (d *Director) overlay(cfg *service.Config) *service.Config {
@@ -125,5 +143,5 @@ func (d *Director) healthOf(svc service.Key, addr netip.AddrPort) *metrics.Healt
 	if _, ok := d.health.checks[k]; !ok {
 		return nil
 	}
-	return &metrics.Health{Up: !d.health.down[k], Transitions: d.health.flips[k]}
+	return &metrics.Health{Up: !d.health.down[k], Transitions: d.health.flips[k], Unknown: d.health.unknown[k]}
 }

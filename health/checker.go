@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/udr-lb/udr/internal/nsrun"
@@ -15,6 +16,11 @@ import (
 type Config struct {
 	// DR enables dr mode checks.
 	DR DRConfig
+	// Unknown, when set, is told of every check whose result is unknown
+	// (LocalError: the checker could not run it); run counts the unknown
+	// results in a row, 1 for the first after a known one. It is called
+	// from probe goroutines and must not block for long.
+	Unknown func(t Target, err error, run uint64)
 }
 
 // DRConfig is what dr mode needs: the interface the real servers are on,
@@ -37,17 +43,19 @@ type Status struct {
 	Target      Target
 	Up          bool
 	Transitions uint64 // state changes since the target was first Set
-	Checks      uint64 // checks completed
-	LastError   string // the last failure, or "" if the last check passed
+	Checks      uint64 // checks completed, with a known result
+	Unknown     uint64 // checks the checker could not run (LocalError): no result
+	LastError   string // the last failure or unknown result, or "" if the last check passed
 }
 
 // Checker runs the checks of a set of targets.
 type Checker struct {
-	report func(Target, bool, string)
-	probe  func(context.Context, Target) error // real probes; fakes in tests
-	now    func() time.Time
-	ns     nsrun.Namespace
-	dr     *drProber // nil without dr mode
+	report  func(Target, bool, string)
+	unknown func(Target, error, uint64)
+	probe   func(context.Context, Target) error // real probes; fakes in tests
+	now     func() time.Time
+	ns      nsrun.Namespace
+	dr      *drProber // nil without dr mode
 
 	mu      sync.Mutex
 	targets map[key]*tracked
@@ -61,6 +69,7 @@ type tracked struct {
 	next    time.Time // when its next check starts; zero: at once
 	running bool
 	status  Status
+	unknown uint64 // unknown results in a row
 }
 
 // New returns a Checker that reports every transition to report (which
@@ -73,6 +82,7 @@ func New(cfg Config, report func(t Target, up bool, reason string)) (*Checker, e
 	}
 	c := &Checker{
 		report:  report,
+		unknown: cfg.Unknown,
 		now:     time.Now,
 		targets: make(map[key]*tracked),
 		wake:    make(chan struct{}, 1),
@@ -241,6 +251,21 @@ func (c *Checker) finish(t Target, err error) {
 		return
 	}
 	tr.running = false
+	if err != nil && LocalError(err) {
+		// The checker's own failure says nothing of the server: its
+		// state and its run of results stay as they are.
+		tr.unknown++
+		tr.status.Unknown++
+		tr.status.LastError = "unknown: " + err.Error()
+		run := tr.unknown
+		c.mu.Unlock()
+		if c.unknown != nil {
+			c.unknown(t, err, run)
+		}
+		c.wakeRun()
+		return
+	}
+	tr.unknown = 0
 	tr.status.Checks++
 	tr.status.LastError = ""
 	if err != nil {
@@ -257,8 +282,28 @@ func (c *Checker) finish(t Target, err error) {
 	if changed {
 		c.report(t, up, reason)
 	}
+	c.wakeRun()
+}
+
+// wakeRun tells Run that a check ended: one that outlasted its interval is
+// due.
+func (c *Checker) wakeRun() {
 	select {
-	case c.wake <- struct{}{}: // a check that outlasted its interval is due
+	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// LocalError reports whether err is the checker's own failure to run a
+// check rather than the real server's answer or silence: the director is
+// out of descriptors (EMFILE, ENFILE), socket buffers (ENOBUFS), kernel
+// memory (ENOMEM) or local ports (EADDRNOTAVAIL from connect). Such a
+// check has no result: it neither fails nor passes the server.
+func LocalError(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.EADDRNOTAVAIL} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -29,7 +29,7 @@ type descs struct {
 	svcCPS, svcPPS, svcBPS                      *prometheus.Desc
 	srvConns, srvWeight, srvConnsTotal, srvPkts *prometheus.Desc
 	srvBytes, srvCPS, srvPPS, srvBPS            *prometheus.Desc
-	srvUp, srvTransitions                       *prometheus.Desc
+	srvUp, srvTransitions, srvUnknown           *prometheus.Desc
 	forwarded, replied, dropped                 *prometheus.Desc
 	ctEntries, ctCapacity, ctExpired, ctEvicted *prometheus.Desc
 	ctFull, kernelDrops                         *prometheus.Desc
@@ -66,6 +66,8 @@ func NewCollector(snapshot func() Snapshot, opts *Options) *Collector {
 		srvUp:         d("server_up", "Whether the real server's health check considers it up (1) or down (0).", srv),
 		srvTransitions: d("server_health_transitions_total",
 			"Changes of the real server's health state.", srv),
+		srvUnknown: d("server_health_unknown_total",
+			"Health checks of the real server that could not run for the director's own want of resources (descriptors, buffers, memory): no result, the state stays.", srv),
 		forwarded:   d("frames_forwarded_total", "Frames rewritten and sent to a real server.", nil),
 		replied:     d("frames_replied_total", "Frames answered by udr (ARP replies, neighbor advertisements, ICMP unreachables).", nil),
 		dropped:     d("frames_dropped_total", "Frames dropped, by the forwarder's verdict.", []string{"reason"}),
@@ -85,7 +87,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
 		d.svcConns, d.svcConnsTotal, d.svcPkts, d.svcBytes,
 		d.srvConns, d.srvWeight, d.srvConnsTotal, d.srvPkts, d.srvBytes,
-		d.srvUp, d.srvTransitions, d.forwarded, d.replied, d.dropped,
+		d.srvUp, d.srvTransitions, d.srvUnknown, d.forwarded, d.replied, d.dropped,
 		d.ctEntries, d.ctCapacity, d.ctExpired, d.ctEvicted, d.ctFull, d.kernelDrops,
 	} {
 		ch <- x
@@ -139,6 +141,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				}
 				gauge(d.srvUp, up, sl, rl)
 				counter(d.srvTransitions, h.Transitions, sl, rl)
+				counter(d.srvUnknown, h.Unknown, sl, rl)
 			}
 		}
 		gauge(d.svcConns, float64(active), sl, "active")

@@ -50,7 +50,7 @@ func fakeSnapshot() Snapshot {
 			{
 				Key: service.Key{Proto: service.UDP, Addr: netip.MustParseAddr("2001:db8::100"), Port: 53},
 				Servers: []Server{
-					{Addr: netip.MustParseAddrPort("[2001:db8::11]:53"), Inactive: 4, Health: &Health{Up: true}},
+					{Addr: netip.MustParseAddrPort("[2001:db8::11]:53"), Inactive: 4, Health: &Health{Up: true, Unknown: 7}},
 				},
 			},
 		},
@@ -154,7 +154,7 @@ udr_server_packets_total{server="[2001:db8::11]:53",service="UDP [2001:db8::100]
 		},
 		{
 			name:  "health only for checked servers",
-			names: []string{"udr_server_up", "udr_server_health_transitions_total"},
+			names: []string{"udr_server_up", "udr_server_health_transitions_total", "udr_server_health_unknown_total"},
 			want: `
 # HELP udr_server_up Whether the real server's health check considers it up (1) or down (0).
 # TYPE udr_server_up gauge
@@ -164,6 +164,10 @@ udr_server_up{server="[2001:db8::11]:53",service="UDP [2001:db8::100]:53"} 1
 # TYPE udr_server_health_transitions_total counter
 udr_server_health_transitions_total{server="192.0.2.11:80",service="TCP 192.0.2.100:80"} 2
 udr_server_health_transitions_total{server="[2001:db8::11]:53",service="UDP [2001:db8::100]:53"} 0
+# HELP udr_server_health_unknown_total Health checks of the real server that could not run for the director's own want of resources (descriptors, buffers, memory): no result, the state stays.
+# TYPE udr_server_health_unknown_total counter
+udr_server_health_unknown_total{server="192.0.2.11:80",service="TCP 192.0.2.100:80"} 0
+udr_server_health_unknown_total{server="[2001:db8::11]:53",service="UDP [2001:db8::100]:53"} 7
 `,
 		},
 		{
@@ -253,8 +257,8 @@ func TestCollectorDrops(t *testing.T) {
 // TestCollectorLint runs promlint over every metric, rates included.
 func TestCollectorLint(t *testing.T) {
 	mfs := gatherFamilies(t, NewCollector(fakeSnapshot, &Options{Rates: true}))
-	if len(mfs) != 26 {
-		t.Fatalf("%d metric families, want 26", len(mfs))
+	if len(mfs) != 27 {
+		t.Fatalf("%d metric families, want 27", len(mfs))
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {

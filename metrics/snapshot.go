@@ -47,6 +47,7 @@ type Server struct {
 type Health struct {
 	Up          bool
 	Transitions uint64 // up→down and down→up changes since the check started
+	Unknown     uint64 // checks that could not run for the director's own want of resources
 }
 
 // Conntrack is a copy of the connection table's size and counters
