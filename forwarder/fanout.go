@@ -169,3 +169,36 @@ func fanoutProgram(v4, v6 int, vm bool) ([]bpf.Instruction, error) {
 	p = append(p, v6blk...)
 	return p, nil
 }
+
+// FanoutWorker returns the worker of n that the fanout program (BuildFanout
+// with prefixes v4 and v6) hands the frames of client to: the kernel takes
+// the program's result modulo the group's size, and udr joins the workers'
+// sockets in order. client is 16 bytes, IPv4 v4-mapped, as in
+// conntrack.Key; a template's masked client gives the worker of all its
+// clients. A restart places each entry it takes over with it.
+func FanoutWorker(client [16]byte, v4, v6, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	be := func(off int) uint32 {
+		return uint32(client[off])<<24 | uint32(client[off+1])<<16 | uint32(client[off+2])<<8 | uint32(client[off+3])
+	}
+	mask := func(bits, word int) uint32 {
+		b := min(max(bits-32*word, 0), 32)
+		if b == 0 {
+			return 0
+		}
+		return ^uint32(0) << (32 - b)
+	}
+	var a uint32
+	if [12]byte(client[:12]) == v4InV6Prefix {
+		a = be(12) & mask(v4, 0)
+	} else {
+		for w := range 4 {
+			a ^= be(4*w) & mask(v6, w)
+		}
+	}
+	return int((a*0x9e3779b1)>>16) % n
+}
+
+var v4InV6Prefix = [12]byte{10: 0xff, 11: 0xff}

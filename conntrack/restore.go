@@ -1,0 +1,88 @@
+package conntrack
+
+import (
+	"errors"
+	"fmt"
+)
+
+// errDuplicate is returned by Restore for a key already in the table.
+var errDuplicate = errors.New("entry already in the table")
+
+// Restore adds an entry carried over from another table (a state file a
+// stopped udr left, package handoff): key k bound to real server e.Dest in
+// state e.State, with e.Flags and e.Netmask, expiring left ticks from now.
+// The server's counts are bound as if the entry's packets had come here:
+// InActConn or PersistConn, and ActiveConn for a TCP connection in an
+// active state (FlagActive follows the state, whatever e says). e.Expiry
+// and e.Controlled are ignored: a template's count of controlled
+// connections is rebuilt as its connections are restored, so restore
+// templates first. A controlled connection whose template is not in the
+// table is restored uncontrolled.
+//
+// Restore never evicts: on a full table it fails with ErrTableFull. It
+// refuses an entry that no table could hold (a state that does not fit the
+// protocol or the kind of entry, a template flag that disagrees with the
+// key, DestID 0, no time left) and a key already present.
+func (t *Table) Restore(k Key, e Entry, left, now uint32) error {
+	if err := restorable(k, e, left); err != nil {
+		return err
+	}
+	if t.find(&k) >= 0 {
+		return errDuplicate
+	}
+	if t.n >= t.capacity {
+		return ErrTableFull
+	}
+	i, err := t.place(&k, now)
+	if err != nil {
+		return err
+	}
+	s := &t.slots[i]
+	s.dest = e.Dest
+	s.expiry = now + left
+	s.state = e.State
+	if k.Template {
+		s.flags |= e.Flags & FlagRearmed
+	} else {
+		s.flags |= e.Flags & (FlagControlled | FlagAllPorts)
+		if s.flags&FlagControlled != 0 {
+			s.netmask = e.Netmask
+		}
+	}
+	t.lower(i, s.expiry)
+	t.bind(s)
+	if !k.Template && e.State.Active() {
+		t.moveActive(s, true)
+	}
+	if s.flags&FlagControlled != 0 {
+		if j := t.templateOf(s); j >= 0 {
+			t.slots[j].controlled++
+		} else {
+			s.flags &^= FlagControlled | FlagAllPorts
+			s.netmask = 0
+		}
+	}
+	t.hint = i
+	return nil
+}
+
+// restorable checks that an entry to restore is one a table could hold.
+func restorable(k Key, e Entry, left uint32) error {
+	switch {
+	case e.Dest == 0:
+		return errors.New("restore: DestID 0")
+	case left == 0:
+		return errors.New("restore: no time left")
+	case k.Template != (e.Flags&FlagTemplate != 0):
+		return errors.New("restore: template flag and key disagree")
+	case k.Template && e.State != StateNone && e.State != StateAssured:
+		return fmt.Errorf("restore: template in state %v", e.State)
+	case !k.Template && k.Proto == protoTCP && e.State >= numTCPStates:
+		return fmt.Errorf("restore: TCP connection in state %v", e.State)
+	case !k.Template && k.Proto != protoTCP && e.State != StateUDP:
+		return fmt.Errorf("restore: protocol %d connection in state %v", k.Proto, e.State)
+	case !k.Template && e.Flags&FlagRearmed != 0:
+		return errors.New("restore: re-armed flag on a connection")
+	}
+	return nil
+}
