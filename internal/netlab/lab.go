@@ -253,6 +253,11 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 			return
 		}
 		defer orig.Close()
+		if err := sharedNetnsDir(); err != nil {
+			runtime.UnlockOSThread()
+			c <- result{netns.None(), err}
+			return
+		}
 		h, err := netns.NewNamed(name)
 		if serr := netns.Set(orig); serr != nil {
 			// The thread stays locked and dies with this goroutine, so
@@ -270,6 +275,35 @@ func newNamedNS(name string) (netns.NsHandle, error) {
 	}
 	return r.h, r.err
 }
+
+// sharedNetnsDir makes /run/netns a shared mount point, as `ip netns add`
+// does (netns_add in iproute2). If it is not one when a namespace is
+// bound there, a later `ip netns add` binds the directory over itself and
+// hides every namespace bound before: they can no longer be removed, and
+// every later lab fails to clean them up as stale.
+func sharedNetnsDir() error {
+	netnsDirOnce.Do(func() {
+		if err := os.MkdirAll(netnsDir, 0o755); err != nil {
+			netnsDirErr = err
+			return
+		}
+		err := unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if errors.Is(err, unix.EINVAL) { // not a mount point yet
+			if err = unix.Mount(netnsDir, netnsDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+				err = unix.Mount("", netnsDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+			}
+		}
+		if err != nil {
+			netnsDirErr = fmt.Errorf("make %s a shared mount point: %w", netnsDir, err)
+		}
+	})
+	return netnsDirErr
+}
+
+var (
+	netnsDirOnce sync.Once
+	netnsDirErr  error
+)
 
 // hardwareAddr is a helper for Host.MAC: the address of an interface.
 func hardwareAddr(nl *netlink.Handle, ifname string) (net.HardwareAddr, error) {
