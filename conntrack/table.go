@@ -240,14 +240,18 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	if changed && next.Active() != (s.flags&FlagActive != 0) {
 		t.moveActive(s, next.Active())
 	}
+	expiry := now + t.timeouts[next]
 	s.state = next
-	s.expiry = now + t.timeouts[next]
+	s.expiry = expiry
 	// t.lower(i, s.expiry), by hand for the packet path: s's block is
 	// filed, so one compare.
-	if b := i >> blockShift; int32(s.expiry-t.w.blocks[b].min) < 0 {
-		t.w.refile(int32(b), s.expiry)
+	if b := i >> blockShift; int32(expiry-t.w.blocks[b].min) < 0 {
+		t.w.refile(int32(b), expiry)
 	}
-	e := s.entry()
+	// The entry is built from the values just stored, field by field: a
+	// copy of the slot's 16 entry bytes right after the narrower stores
+	// to state and expiry cannot be forwarded from the store buffer.
+	e := Entry{Dest: s.dest, Expiry: expiry, Controlled: s.controlled, State: next, Flags: s.flags, Netmask: s.netmask}
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
 		t.assure(s)
 	}

@@ -311,3 +311,7 @@ func (r *Registry) Len() int {
 // State is id's while id is held: the caller holds id through a table or a
 // counted entry.
 func (r *Registry) State(id ID) *State { return &r.states[id.Index()] }
+
+// Cap returns the most real servers the registry holds at once: the
+// largest Index of any ID it hands out.
+func (r *Registry) Cap() int { return len(r.states) - 1 }

@@ -113,11 +113,18 @@ func (n *Neighbors) Unbind(id dest.ID) {
 
 // mac returns the MAC of real server id. It does not lock or allocate.
 func (n *Neighbors) mac(id dest.ID) ([6]byte, bool) {
-	v := n.byDest[id.Index()].Load()
-	if v&validBit == 0 {
+	v, ok := n.packed(id)
+	if !ok {
 		return [6]byte{}, false
 	}
 	return [6]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}, true
+}
+
+// packed returns the MAC of real server id in the low 48 bits of a word,
+// its first byte the most significant.
+func (n *Neighbors) packed(id dest.ID) (uint64, bool) {
+	v := n.byDest[id.Index()].Load()
+	return v &^ validBit, v&validBit != 0
 }
 
 func packMAC(m [6]byte) uint64 {

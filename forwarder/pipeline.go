@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,7 @@ type Pipeline struct {
 	unreach   unreachLimiter
 	last      Decision
 	stats     Stats
+	counts    destCounts
 	reply     [MaxReplyLen]byte
 }
 
@@ -77,6 +79,7 @@ func NewPipeline(c PipelineConfig) *Pipeline {
 	hz := c.Conns.TicksPerSecond()
 	p := &Pipeline{table: c.Table, conns: c.Conns, neigh: c.Neighbors, reg: c.Registry, epoch: c.Epoch,
 		hz: hz, tick: time.Second / time.Duration(hz), serial: c.Shared}
+	p.counts.init(c.Registry)
 	p.frags.ttl = fragTimeout * hz
 	p.unreach.hz = hz
 	p.unreach.max = unreachMaxPerSec
@@ -167,11 +170,19 @@ func (p *Pipeline) Clock(now time.Time) uint32 {
 // Sweep runs the connection table's timers up to now, scanning at most
 // budget slots (conntrack.Table.Sweep); the owner calls it before each
 // batch and when NextDue comes. It also records that the pipeline holds no
-// table older than the registry's current epoch (Seen).
+// table older than the registry's current epoch (Seen), and flushes the
+// real servers' counters first (FlushCounters).
 func (p *Pipeline) Sweep(now time.Time, budget int) int {
+	p.counts.flush()
 	p.seen.Store(p.reg.Epoch())
 	return p.conns.Sweep(p.Ticks(now), budget)
 }
+
+// FlushCounters adds the InPkts and InBytes that Process counted for each
+// real server since the last flush to the registry's State. The owner
+// calls it after each batch; Sweep calls it too, so that no count is added
+// after its server's ID could be reaped.
+func (p *Pipeline) FlushCounters() { p.counts.flush() }
 
 // NextDue returns when Sweep next has a timer to run, and false when no
 // entry is left. A time not after the last Sweep's means that Sweep ran
@@ -226,6 +237,13 @@ func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
 	if group {
 		return VerdictMulticast, nil
 	}
+	if (f.key.Proto == protoTCP || f.key.Proto == protoUDP) && f.fragOff == 0 {
+		// The common case: a service of the frame's own protocol, VIP
+		// and port, which also says that the address is a VIP.
+		if i, ok := p.t.index.get(&f.key.VIP, f.key.VPort, f.key.Proto); ok {
+			return p.transportTo(&p.t.services[i], now)
+		}
+	}
 	if !p.t.index.isVIP(&f.key.VIP) {
 		return VerdictNotVIP, nil
 	}
@@ -244,16 +262,19 @@ func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
 // server's, source MAC = the director's. Nothing else changes.
 func (p *Pipeline) forward(id dest.ID) (Verdict, []byte) {
 	p.last.Dest = id
-	mac, ok := p.neigh.mac(id)
+	mac, ok := p.neigh.packed(id)
 	if !ok {
 		return VerdictNoNeighbor, nil
 	}
 	b := p.f.b
-	copy(b[ethDst:ethDst+6], mac[:])
+	// The MAC goes from the register it was loaded into straight to the
+	// frame: a [6]byte built on the stack and copied would be read back
+	// with wider loads than the stores that wrote it, which the store
+	// buffer cannot forward.
+	binary.BigEndian.PutUint32(b[ethDst:], uint32(mac>>16))
+	binary.BigEndian.PutUint16(b[ethDst+4:], uint16(mac))
 	copy(b[ethSrc:ethSrc+6], p.t.opts.IfMAC[:])
-	st := p.reg.State(id)
-	st.InPkts.Add(1)
-	st.InBytes.Add(uint64(p.f.ipLen))
+	p.counts.add(id, p.f.ipLen)
 	return VerdictForward, b
 }
 

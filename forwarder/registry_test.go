@@ -173,6 +173,7 @@ func TestReaddAfterTrashPeriod(t *testing.T) {
 			}
 		}
 		rs2 := h.cur.Load().services[0].servers[0].ID
+		h.p.FlushCounters()
 		if got := h.reg.State(rs2).InPkts.Load(); got != 2 {
 			t.Fatalf("rs2 InPkts %d, want 2", got)
 		}

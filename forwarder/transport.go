@@ -15,6 +15,12 @@ func (p *Pipeline) transport(now uint32) (Verdict, []byte) {
 	if !ok {
 		return VerdictNoService, nil
 	}
+	return p.transportTo(svc, now)
+}
+
+// transportTo is transport once the frame's service, svc, is found.
+func (p *Pipeline) transportTo(svc *compiledService, now uint32) (Verdict, []byte) {
+	f := &p.f
 	p.last.Service = svc.cfg
 	k := &f.key
 	syn := k.Proto == protoTCP && f.tcpFlags&tcpSYN != 0

@@ -499,6 +499,7 @@ func (w *Worker) batch(n int, now time.Time) {
 			w.obs(b, v, frame)
 		}
 	}
+	w.p.FlushCounters()
 	if n > 0 {
 		w.stats.batchesW++
 	}

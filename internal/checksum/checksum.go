@@ -98,14 +98,22 @@ func Pseudo(src, dst []byte, proto uint8, length int) uint64 {
 
 // IPv4HeaderValid reports whether hdr, a whole IPv4 header (RFC 791: the
 // 20 fixed bytes and any options, IHL 32-bit words), has a correct header
-// checksum; bytes past the last whole 32-bit word are not read. Every IPv4
-// frame the forwarder takes passes here, so it is kept small enough to be
-// inlined: 32-bit words summed into 64 bits need no carry handling.
+// checksum; bytes past the last whole 32-bit word are not read, and a
+// header shorter than 20 bytes is not valid. Every IPv4 frame the
+// forwarder takes passes here: 32-bit words summed into 64 bits need no
+// carry handling.
 func IPv4HeaderValid(hdr []byte) bool {
-	var s uint64
-	for len(hdr) >= 4 {
-		s += uint64(binary.BigEndian.Uint32(hdr))
-		hdr = hdr[4:]
+	if len(hdr) < 20 {
+		return false
+	}
+	// The 20 fixed bytes at once, as little-endian words: the one's
+	// complement sum does not depend on byte order, and 0xffff reads the
+	// same both ways. Options, rare, take the loop.
+	le := binary.LittleEndian
+	s := uint64(le.Uint32(hdr)) + uint64(le.Uint32(hdr[4:])) + uint64(le.Uint32(hdr[8:])) +
+		uint64(le.Uint32(hdr[12:])) + uint64(le.Uint32(hdr[16:]))
+	for hdr = hdr[20:]; len(hdr) >= 4; hdr = hdr[4:] {
+		s += uint64(le.Uint32(hdr))
 	}
 	return fold64(s) == 0xffff
 }

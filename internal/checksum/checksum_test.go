@@ -169,6 +169,33 @@ func TestIPv4HeaderValid(t *testing.T) {
 	}
 }
 
+func TestIPv4HeaderValidOptions(t *testing.T) {
+	// Every header length from 20 to 60 bytes, with random contents: valid
+	// with its checksum filled in, invalid with one bit changed.
+	r := rand.New(rand.NewPCG(1, 2))
+	for ihl := 5; ihl <= 15; ihl++ {
+		for range 100 {
+			hdr := make([]byte, ihl*4+3) // trailing bytes that must not be read
+			for i := range hdr {
+				hdr[i] = byte(r.Uint32())
+			}
+			h := hdr[:ihl*4]
+			binary.BigEndian.PutUint16(h[10:], 0)
+			binary.BigEndian.PutUint16(h[10:], Checksum(h))
+			if !IPv4HeaderValid(hdr[:ihl*4]) {
+				t.Fatalf("IHL %d: header %x with its checksum is not valid", ihl, h)
+			}
+			h[r.IntN(len(h))] ^= 1 << r.IntN(8)
+			if IPv4HeaderValid(h) {
+				t.Fatalf("IHL %d: header %x with a bit changed is still valid", ihl, h)
+			}
+		}
+	}
+	if IPv4HeaderValid(make([]byte, 16)) {
+		t.Fatal("a 16-byte header is valid")
+	}
+}
+
 func TestAllocs(t *testing.T) {
 	b := make([]byte, 1500)
 	if a := testing.AllocsPerRun(1000, func() { _ = Valid(Add(Pseudo(b[:16], b[16:32], 6, len(b)), b)) }); a != 0 {
