@@ -20,8 +20,11 @@ const (
 	MaxCapacity             = 1 << 28
 	DefaultConnReuseMode    = 1 // the kernel's conn_reuse_mode default
 	DefaultIO               = "auto"
-	DefaultWorkers          = 1
+	DefaultWorkers          = WorkersAuto
 	MaxWorkers              = 256
+	// WorkersAuto asks for one packet worker per CPU that udr may run on
+	// (director.WorkersAuto): workers: auto, --workers auto.
+	WorkersAuto = -1
 )
 
 // File is udr.yaml, udr run's configuration file, checked, with every
@@ -36,8 +39,9 @@ const (
 //	io: auto                         # how frames are received: ring (TPACKET_V3), ring-v2
 //	                                 # (TPACKET_V2), socket (recvmmsg), or auto, the ring
 //	                                 # when the kernel gives one
-//	workers: 1                       # packet workers, 1..256, each with a socket of one
-//	                                 # PACKET_FANOUT group and a share of the capacity
+//	workers: auto                    # packet workers, 1..256 or auto (one per CPU udr may
+//	                                 # run on), each with a socket of one PACKET_FANOUT
+//	                                 # group and a share of the capacity
 //	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
 //	capacity: 1048576                # connection table entries
 //	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry
@@ -89,7 +93,7 @@ type File struct {
 	ControlSocket    string
 	MetricsAddress   string // host:port, or "" when disabled
 	IO               string // ring, ring-v2, socket or auto
-	Workers          int    // 1..MaxWorkers
+	Workers          int    // 1..MaxWorkers, or WorkersAuto
 	AnnounceInterval time.Duration
 	Capacity         int
 	SloppyTCP        bool

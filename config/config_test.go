@@ -319,6 +319,16 @@ services:
 			want: `udr.yaml:2: io: "xdp" is not ring, ring-v2, socket or auto`,
 		},
 		{
+			name: "workers not a number",
+			yaml: "interface: eth0\nworkers: all\n",
+			want: `udr.yaml:2: workers: "all" is not a number of workers (1..256) or auto`,
+		},
+		{
+			name: "no workers",
+			yaml: "interface: eth0\nworkers: 0\n",
+			want: `udr.yaml:2: workers: 0 out of range 1..256`,
+		},
+		{
 			name: "syntax error",
 			yaml: "interface: eth0\nservices: [\n",
 			want: "udr.yaml:2: sequence end token ']' not found",

@@ -54,8 +54,15 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 	if ok && fc.IO != "ring" && fc.IO != "ring-v2" && fc.IO != "socket" && fc.IO != "auto" {
 		d.errorf("io", "%q is not ring, ring-v2, socket or auto", fc.IO)
 	}
-	workers, _ := d.integer("workers", doc.Workers, 1, MaxWorkers, DefaultWorkers)
-	fc.Workers = int(workers)
+	fc.Workers = DefaultWorkers
+	if s, ok := doc.Workers.(*ast.StringNode); ok {
+		if s.Value != "auto" {
+			d.errorf("workers", "%q is not a number of workers (1..%d) or auto", s.Value, MaxWorkers)
+		}
+	} else {
+		workers, _ := d.integer("workers", doc.Workers, 1, MaxWorkers, DefaultWorkers)
+		fc.Workers = int(workers)
+	}
 	fc.AnnounceInterval, _ = d.duration("announce_interval", doc.AnnounceInterval, time.Second, time.Hour, DefaultAnnounceInterval, false)
 	capacity, _ := d.integer("capacity", doc.Capacity, 1, MaxCapacity, DefaultCapacity)
 	fc.Capacity = int(capacity)

@@ -51,7 +51,7 @@ type Config struct {
 }
 
 // Director runs udr's data plane on one interface: the forwarder.Workers
-// (one by default, Settings.Workers) that move the frames of the AF_PACKET
+// (Settings.Workers; udr run: one per CPU) that move the frames of the AF_PACKET
 // sockets, each owning its pipeline and connection table, and a control
 // side (the control loop, Reload, the neighbour watcher) that queues
 // frames for them and swaps compiled tables in. Several workers read
@@ -186,7 +186,7 @@ func New(cfg Config) (_ *Director, err error) {
 	if vmac := t.Options().VIPMAC; vmac != d.ifi.MAC {
 		ccfg.ExtraMACs = [][6]byte{vmac}
 	}
-	n := max(s.Workers, 1)
+	n := workerCount(s.Workers)
 	var fanout []bpf.RawInstruction
 	if n > 1 {
 		d.fanout4, d.fanout6 = forwarder.FanoutMasks(t)
@@ -197,7 +197,7 @@ func New(cfg Config) (_ *Director, err error) {
 	if d.conns, err = forwarder.ListenGroup(s.Iface, ccfg, n, fanout); err != nil {
 		return nil, err
 	}
-	d.log.Info("receiving frames", "iface", s.Iface, "io", d.conns[0].IO().String(), "asked", s.IO.String(), "workers", n)
+	d.log.Info("receiving frames", "iface", s.Iface, "io", d.conns[0].IO().String(), "asked", s.IO.String(), "workers", n, "auto", s.Workers == WorkersAuto)
 	if d.stopWatch, err = host.WatchNeighbors(d.ifi.Index, d.neighborSeen); err != nil {
 		d.log.Warn("not watching the kernel neighbour table", "err", err)
 		d.stopWatch = func() {}

@@ -20,6 +20,7 @@ import (
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/internal/netlab"
+	"golang.org/x/sys/unix"
 )
 
 // specDir holds the admin package's specification: one ipvsadm case a file
@@ -182,6 +183,14 @@ func TestPrivilegedAdminAgainstDaemon(t *testing.T) {
 	sock := filepath.Join(bin.dir, "udr.sock")
 	d := startDaemon(t, lab, bin, sock, "--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", daemonMetrics)
 	directorAddrs := hostAddrs(t, lab.Director)
+	// No --workers: one worker per CPU udr may run on.
+	var cpus unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &cpus); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("workers=%d auto=true", cpus.Count()); !strings.Contains(d.log.String(), want) {
+		t.Errorf("udr run with no --workers: no %q in its log:\n%s", want, d.log)
+	}
 
 	start := time.Now()
 	ran, errorCases := 0, 0

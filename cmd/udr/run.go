@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/udr-lb/udr/config"
@@ -126,7 +127,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
 	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), ring-v2 (a TPACKET_V2 ring: no wait for a block to fill), socket (recvmmsg), or auto (the ring-v2 ring when the kernel gives one, else the socket)")
-	fs.IntVar(&cfg.Workers, "workers", config.DefaultWorkers, "`number` of packet workers (1..256): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
+	workers := fs.String("workers", "auto", "`number` of packet workers (1..256), or auto (one per CPU udr may run on): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
 	}
@@ -141,8 +142,13 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	if cfg.IO, err = forwarder.ParseIO(*ioMode); err != nil {
 		return nil, usageErrorf("run: --io: %v", err)
 	}
-	if cfg.Workers < 1 || cfg.Workers > config.MaxWorkers {
-		return nil, usageErrorf("run: --workers %d: want 1..%d", cfg.Workers, config.MaxWorkers)
+	cfg.Workers = config.WorkersAuto
+	if *workers != "auto" {
+		n, err := strconv.Atoi(*workers)
+		if err != nil || n < 1 || n > config.MaxWorkers {
+			return nil, usageErrorf("run: --workers %q: want 1..%d or auto", *workers, config.MaxWorkers)
+		}
+		cfg.Workers = n
 	}
 	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
 		return nil, usageErrorf("run: give --rules or --config")

@@ -31,7 +31,7 @@ func TestRunSettings(t *testing.T) {
 		ControlSocket:    "/run/udr/udr.sock",
 		MetricsAddress:   "127.0.0.1:9780",
 		IO:               forwarder.IOAuto,
-		Workers:          1,
+		Workers:          director.WorkersAuto,
 	}
 	// Each row gives a value by flag and another by the file's key; the
 	// settings that have a non-default value by either source appear twice,
@@ -68,6 +68,8 @@ func TestRunSettings(t *testing.T) {
 		{"IO", "--io=ring", "io: auto", forwarder.IORing, forwarder.IOAuto},
 		{"Workers", "--workers=2", "workers: 3", 2, 3},
 		{"Workers", "--workers=1", "workers: 4", 1, 4},
+		{"Workers", "--workers=auto", "workers: 1", director.WorkersAuto, 1},
+		{"Workers", "--workers=2", "workers: auto", 2, director.WorkersAuto},
 		{"IO", "--io=ring-v2", "io: ring", forwarder.IORingV2, forwarder.IORing},
 	}
 	dir := t.TempDir()
@@ -179,7 +181,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, "no such file"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--conn-reuse-mode", "4"}, "--conn-reuse-mode"},
 		{[]string{"--rules", "r", "--iface", "eth0", "extra"}, `unexpected argument "extra"`},
-		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "0"}, "--workers 0: want 1..256"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "0"}, `--workers "0": want 1..256 or auto`},
+		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "all"}, `--workers "all": want 1..256 or auto`},
 	} {
 		cfg, err := parseRun(tt.args, io.Discard)
 		var ee *exitError
