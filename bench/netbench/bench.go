@@ -26,6 +26,7 @@ type options struct {
 	flows   int
 	udr     string
 	readme  string
+	profile string    // directory for udr's CPU profiles; "" for none
 	command string    // the command line, for the table
 	log     io.Writer // progress
 }
@@ -147,6 +148,7 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 		return nil, fmt.Errorf("build the lab: %w", err)
 	}
 
+	t.profileDir, t.profileSeq = o.profile, make(map[string]int)
 	var floodCases, httpCases []fwdCase
 	floodCases = append(floodCases, wireCase(), t.kernelDRCase())
 	httpCases = append(httpCases, t.kernelDRCase())

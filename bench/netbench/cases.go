@@ -132,7 +132,14 @@ func (t *topo) udrCase(binary, rulesFile string, v udrVariant) fwdCase {
 	return fwdCase{name: v.name, half: true, start: func(ctx context.Context) (int, func() error, error) {
 		args := append([]string{"run", "--iface", "eth0", "--rules", rulesFile, "--vip-mac", "iface",
 			"--control", "off", "--metrics", "off"}, v.args...)
-		p, err := start(v.name, t.dir.Command(binary, args...))
+		cmd := t.dir.Command(binary, args...)
+		if t.profileDir != "" {
+			// Runs are numbered in the order the progress log shows them.
+			n := t.profileSeq[v.name]
+			t.profileSeq[v.name]++
+			cmd.Env = append(os.Environ(), fmt.Sprintf("UDR_CPUPROFILE=%s/%s-%d.pprof", t.profileDir, v.name, n))
+		}
+		p, err := start(v.name, cmd)
 		if err != nil {
 			return 0, nil, err
 		}

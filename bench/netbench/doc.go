@@ -33,6 +33,10 @@
 // The table (medians over the repetitions; ratios are taken within each
 // repetition, then their median) goes to standard output and, unless
 // -readme is empty, into bench/README.md between its netbench markers.
+// With -profile DIR every udr run writes a CPU profile of itself there
+// (UDR_CPUPROFILE), named after its case and numbered in the order of the
+// progress log: `go tool pprof udr DIR/udr-ring-v2-w1-0.pprof`.
+//
 // It needs trafgen, nft, wrk, nginx and haproxy:
 //
 //	apt-get install -y netsniff-ng nftables wrk nginx-light haproxy

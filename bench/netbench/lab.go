@@ -49,6 +49,9 @@ type topo struct {
 	genMAC, dirMAC net.HardwareAddr
 	sinkMACs       []net.HardwareAddr
 	dirIfindex     int
+
+	profileDir string         // where udr writes CPU profiles; "" for none
+	profileSeq map[string]int // the next profile's number, by case name
 }
 
 // newTopo builds the lab. The caller closes t.lab, also when newTopo fails

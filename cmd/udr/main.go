@@ -67,6 +67,7 @@ func main() {
 }
 
 func run(argv []string, stdout, stderr io.Writer) int {
+	defer startProfile(stderr)()
 	args := argv[1:]
 	if filepath.Base(argv[0]) == "ipvsadm" {
 		// Installed as ipvsadm (a symlink): behave as `udr admin`.
