@@ -35,6 +35,8 @@ const (
 //	vip_mac: ""                      # the MAC that VIPs answer with: "" a virtual MAC,
 //	                                 # "iface" the interface's own, or a unicast MAC
 //	control_socket: /run/udr/udr.sock
+//	state_file: ""                   # where SIGTERM leaves the connection table for the next
+//	                                 # start: "" = udr.state next to the control socket, off = none
 //	metrics_address: 127.0.0.1:9780  # host:port; "" or "off" disables the metrics
 //	io: auto                         # how frames are received: ring (TPACKET_V3), ring-v2
 //	                                 # (TPACKET_V2), socket (recvmmsg), or auto, the ring
@@ -91,6 +93,7 @@ type File struct {
 	Interface        string
 	VIPMAC           string // "" (a virtual MAC), "iface", or a unicast MAC address
 	ControlSocket    string
+	StateFile        string // "" = udr.state next to the control socket; "off" = none
 	MetricsAddress   string // host:port, or "" when disabled
 	IO               string // ring, ring-v2, socket or auto
 	Workers          int    // 1..MaxWorkers, or WorkersAuto

@@ -35,6 +35,7 @@ func TestLoadConfigFull(t *testing.T) {
 		Interface:        "eth1",
 		VIPMAC:           "02:00:5e:00:01:64",
 		ControlSocket:    "/run/udr-test/udr.sock",
+		StateFile:        "/run/udr-test/conns.state",
 		IO:               "ring",
 		Workers:          2,
 		AnnounceInterval: 30 * time.Second,

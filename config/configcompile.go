@@ -40,6 +40,10 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 	if ok && (fc.ControlSocket == "" || len(fc.ControlSocket) > 107) {
 		d.errorf("control_socket", "%q is not a unix socket path of 1..107 bytes", fc.ControlSocket)
 	}
+	fc.StateFile, ok = d.str("state_file", doc.StateFile, "")
+	if ok && strings.ContainsRune(fc.StateFile, 0) {
+		d.errorf("state_file", "%q is not a file path", fc.StateFile)
+	}
 	fc.MetricsAddress, ok = d.str("metrics_address", doc.MetricsAddress, DefaultMetricsAddress)
 	if fc.MetricsAddress == "off" {
 		fc.MetricsAddress = ""

@@ -26,6 +26,7 @@ type fileDoc struct {
 	Interface        ast.Node     `yaml:"interface"`
 	VIPMAC           ast.Node     `yaml:"vip_mac"`
 	ControlSocket    ast.Node     `yaml:"control_socket"`
+	StateFile        ast.Node     `yaml:"state_file"`
 	MetricsAddress   ast.Node     `yaml:"metrics_address"`
 	IO               ast.Node     `yaml:"io"`
 	Workers          ast.Node     `yaml:"workers"`

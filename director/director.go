@@ -213,6 +213,7 @@ func New(cfg Config) (_ *Director, err error) {
 		d.ps = append(d.ps, forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh,
 			Registry: d.reg, Epoch: epoch, Shared: n > 1, UnreachShare: max(forwarder.UnreachPerSecond/n, 1)}))
 	}
+	d.loadState(t)
 	d.ws = d.newWorkers()
 	d.logTable(t)
 	return d, nil

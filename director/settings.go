@@ -41,6 +41,11 @@ type Settings struct {
 	// does not use them.
 	ControlSocket  string
 	MetricsAddress string
+	// StateFile (--state, state_file) is where a stopping udr leaves its
+	// connection table and scheduler positions, and where a starting one
+	// takes them from: "" for udr.state next to the control socket (none
+	// when that is off), "off" for none (StatePath).
+	StateFile string
 	// IO (--io, io) selects how frames are received: forwarder.IORing,
 	// forwarder.IORingV2, forwarder.IOSocket, or forwarder.IOAuto, the
 	// V2 ring when the kernel gives one. The zero value is IOSocket; udr
@@ -88,6 +93,7 @@ const (
 	SetMetricsAddress
 	SetIO
 	SetWorkers
+	SetStateFile
 )
 
 // reloadable are the settings that Reload applies. The others hold
@@ -133,6 +139,7 @@ func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
 		MetricsAddress:          metrics,
 		IO:                      io,
 		Workers:                 fc.Workers,
+		StateFile:               fc.StateFile,
 	}
 	return merge(file, flags, given), nil
 }
@@ -175,6 +182,9 @@ func merge(s, from Settings, which Setting) Settings {
 	if which&SetWorkers != 0 {
 		s.Workers = from.Workers
 	}
+	if which&SetStateFile != 0 {
+		s.StateFile = from.StateFile
+	}
 	return s
 }
 
@@ -187,7 +197,7 @@ var settingKeys = []struct {
 	{SetCapacity, "capacity"}, {SetSloppyTCP, "sloppy_tcp"}, {SetConnReuseMode, "conn_reuse_mode"},
 	{SetExpireNodestConn, "expire_nodest_conn"}, {SetExpireQuiescentTemplate, "expire_quiescent_template"},
 	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"}, {SetIO, "io"},
-	{SetWorkers, "workers"},
+	{SetWorkers, "workers"}, {SetStateFile, "state_file"},
 }
 
 // differ returns the settings in which a and b differ.

@@ -84,6 +84,10 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	sdNotify("READY=1")
 	err = d.Run(ctx)
 	sdNotify("STOPPING=1")
+	// The workers have stopped: hand their tables to the next start.
+	if serr := d.SaveState(); serr != nil {
+		log.Error("state not saved: the next start begins with an empty connection table", "state", set.StatePath(), "err", serr)
+	}
 	st, cs := d.Stats(), d.ConnStats()
 	log.Info("udr stopped", "forwarded", st.Verdicts[0], "replies", st.Verdicts[1], "rx", cs.RxFrames, "kernel_drops", cs.RxKernelDrops)
 	return err
@@ -103,6 +107,7 @@ var runFlags = map[string]director.Setting{
 	"metrics":                   director.SetMetricsAddress,
 	"io":                        director.SetIO,
 	"workers":                   director.SetWorkers,
+	"state":                     director.SetStateFile,
 }
 
 // parseRun parses udr run's command line into the director's Config: the
@@ -127,6 +132,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
 	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), ring-v2 (a TPACKET_V2 ring: no wait for a block to fill), socket (recvmmsg), or auto (the ring-v2 ring when the kernel gives one, else the socket)")
+	fs.StringVar(&cfg.StateFile, "state", "", "`file` where SIGTERM leaves the connection table and scheduler positions for the next start, which takes them over; empty for "+director.StateFileName+" next to the control socket, \"off\" for none")
 	workers := fs.String("workers", "auto", "`number` of packet workers (1..256), or auto (one per CPU udr may run on): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
