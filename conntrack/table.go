@@ -87,7 +87,6 @@ func New(capacity int, reg *dest.Registry, opts Options) *Table {
 		hz = DefaultTicksPerSecond
 	}
 	t := &Table{
-		slots:     make([]slot, nslots),
 		capacity:  capacity,
 		reg:       reg,
 		seed:      seed,
@@ -96,6 +95,7 @@ func New(capacity int, reg *dest.Registry, opts Options) *Table {
 		rearm:     templateRearm * hz,
 		secureTCP: opts.SecureTCP,
 	}
+	t.slots = allocSlots(t, nslots)
 	t.w.init(nslots)
 	t.SetTimeouts(opts.Timeouts)
 	return t
