@@ -1,7 +1,7 @@
 # udr's build and test entry points. `make test` is the command CI runs.
 GO ?= go
 
-.PHONY: build test fuzz bench netbench
+.PHONY: build test fuzz bench netbench matrix
 
 build:
 	$(GO) build -o udr ./cmd/udr
@@ -16,6 +16,14 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime 30s ./forwarder
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./bench/netbench -short -readme ''; \
 	else echo "bench/netbench: skipped, it needs root (network namespaces)"; fi
+
+# The director's namespace tests with every receive backend and with one and
+# two workers (as root): what `make test` runs once with the socket and one.
+matrix:
+	@for io in socket ring ring-v2; do for w in 1 2; do \
+		echo "== UDR_TEST_IO=$$io UDR_TEST_WORKERS=$$w"; \
+		UDR_TEST_IO=$$io UDR_TEST_WORKERS=$$w $(GO) test -count=1 -timeout 30m -run Privileged ./director || exit 1; \
+	done; done
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./bench ./sched ./conntrack ./forwarder
