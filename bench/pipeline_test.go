@@ -36,7 +36,7 @@ func newPipeline(b *testing.B, capacity int) (*forwarder.Pipeline, []byte) {
 	neigh.Set(udrtest.RS1, [6]byte(udrtest.RS1MAC))
 	neigh.Set(udrtest.RS2, [6]byte(udrtest.RS2MAC))
 	opts := forwarder.Options{IfMAC: [6]byte(udrtest.DirectorMAC)}
-	opts.VIPMAC = arpresponder.VirtualMAC(opts.IfMAC, []netip.Addr{udrtest.VIP})
+	opts.VIPMAC = arpresponder.VirtualMAC(opts.IfMAC)
 	t, err := forwarder.Compile(cfg, reg, neigh, nil, opts)
 	if err != nil {
 		b.Fatal(err)

@@ -281,7 +281,7 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table, edited 
 	}
 	switch s.VIPMAC {
 	case "":
-		opts.VIPMAC = arpresponder.VirtualMAC(d.ifi.MAC, vips)
+		opts.VIPMAC = arpresponder.VirtualMAC(d.ifi.MAC)
 	case "iface":
 		opts.VIPMAC = d.ifi.MAC
 	default:

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -52,7 +51,7 @@ func TestPrivilegedWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vmac := arpresponder.VirtualMAC([6]byte(dirMAC), []netip.Addr{drlab.VIP})
+	vmac := arpresponder.VirtualMAC([6]byte(dirMAC))
 	if got, ok := neighborMAC(t, l.Client, drlab.VIP); !ok || !bytes.Equal(got, vmac[:]) {
 		t.Errorf("client's neighbour entry for %s = %v (found %v), want udr's virtual MAC %v", drlab.VIP, got, ok, net.HardwareAddr(vmac[:]))
 	}
@@ -157,7 +156,7 @@ func TestPrivilegedRoutedClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vmac := arpresponder.VirtualMAC([6]byte(dirMAC), []netip.Addr{drlab.VIP})
+	vmac := arpresponder.VirtualMAC([6]byte(dirMAC))
 	if got, ok := neighborMAC(t, l.Router, drlab.VIP); !ok || !bytes.Equal(got, vmac[:]) {
 		t.Errorf("router's neighbour entry for %s = %v (found %v), want udr's virtual MAC %v", drlab.VIP, got, ok, net.HardwareAddr(vmac[:]))
 	}
@@ -190,7 +189,7 @@ func TestPrivilegedIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vmac := arpresponder.VirtualMAC([6]byte(dirMAC), []netip.Addr{drlab.VIP6})
+	vmac := arpresponder.VirtualMAC([6]byte(dirMAC))
 	if got, ok := neighborMAC(t, l.Client, drlab.VIP6); !ok || !bytes.Equal(got, vmac[:]) {
 		t.Errorf("client's NDP entry for %s = %v (found %v), want udr's virtual MAC %v", drlab.VIP6, got, ok, net.HardwareAddr(vmac[:]))
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,7 +82,7 @@ func TestPrivilegedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vmac := arpresponder.VirtualMAC([6]byte(ifMAC), []netip.Addr{drlab.VIP})
+	vmac := arpresponder.VirtualMAC([6]byte(ifMAC))
 	// The ring: this kernel has TPACKET_V3.
 	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring-v2", Workers: 1}
 	rows := []struct {

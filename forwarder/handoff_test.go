@@ -76,7 +76,7 @@ func newDirector(t *testing.T, rules string, n int) *director {
 	d.neigh.Set(udrtest.RS1, [6]byte(udrtest.RS1MAC))
 	d.neigh.Set(udrtest.RS2, [6]byte(udrtest.RS2MAC))
 	opts := Options{IfMAC: [6]byte(udrtest.DirectorMAC)}
-	opts.VIPMAC = arpresponder.VirtualMAC(opts.IfMAC, []netip.Addr{udrtest.VIP})
+	opts.VIPMAC = arpresponder.VirtualMAC(opts.IfMAC)
 	d.vmac = opts.VIPMAC
 	tb, err := Compile(cfg, d.reg, d.neigh, nil, opts)
 	if err != nil {

@@ -38,7 +38,7 @@ func newHarness(tb testing.TB, rules string, capacity int) *harness {
 	h.neigh.Set(udrtest.RS1, [6]byte(udrtest.RS1MAC))
 	h.neigh.Set(udrtest.RS2, [6]byte(udrtest.RS2MAC))
 	h.opts = Options{IfMAC: [6]byte(udrtest.DirectorMAC)}
-	h.opts.VIPMAC = arpresponder.VirtualMAC(h.opts.IfMAC, []netip.Addr{udrtest.VIP})
+	h.opts.VIPMAC = arpresponder.VirtualMAC(h.opts.IfMAC)
 	h.vmac = h.opts.VIPMAC
 	t, err := Compile(cfg, h.reg, h.neigh, nil, h.opts)
 	if err != nil {

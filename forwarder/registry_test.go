@@ -108,7 +108,7 @@ func TestFragmentAfterIDFreed(t *testing.T) {
 	// A registry of 2: every ID freed is soon needed again.
 	h := &harness{reg: dest.NewRegistry(2), neigh: NewNeighbors(2)}
 	h.opts = Options{IfMAC: [6]byte(udrtest.DirectorMAC)}
-	h.opts.VIPMAC = arpresponder.VirtualMAC(h.opts.IfMAC, []netip.Addr{mustAddr("2001:db8::100")})
+	h.opts.VIPMAC = arpresponder.VirtualMAC(h.opts.IfMAC)
 	h.vmac = h.opts.VIPMAC
 	conns := conntrack.New(64, h.reg, conntrack.Options{Seed: 1, Timeouts: service.Timeouts{UDP: 1}})
 	h.p = NewPipeline(PipelineConfig{Table: &h.cur, Conns: conns, Neighbors: h.neigh, Registry: h.reg, Epoch: epoch})

@@ -89,7 +89,7 @@ func TestReplayExpiryCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	opts := forwarder.Options{IfMAC: directorMAC, VIPMAC: arpresponder.VirtualMAC(directorMAC, vipsOf(cfg))}
+	opts := forwarder.Options{IfMAC: directorMAC, VIPMAC: arpresponder.VirtualMAC(directorMAC)}
 	res, err := capture.Replay(capture.ReplayConfig{Config: cfg, Options: opts, In: in})
 	if err != nil {
 		t.Fatal(err)

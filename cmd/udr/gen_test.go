@@ -363,11 +363,11 @@ type generated struct {
 
 // generate builds the input files of case gc.
 func generate(gc goldenCase) (generated, error) {
-	cfg, _, err := admin.ParseRules(strings.NewReader(gc.rules), gc.name+".rules")
+	_, _, err := admin.ParseRules(strings.NewReader(gc.rules), gc.name+".rules")
 	if err != nil {
 		return generated{}, err
 	}
-	c := newCapture(arpresponder.VirtualMAC(directorMAC, vipsOf(cfg)))
+	c := newCapture(arpresponder.VirtualMAC(directorMAC))
 	gc.build(c)
 	return generated{
 		in:    pcapBytes(c.frames),

@@ -107,7 +107,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	switch *vipMAC {
 	case "":
-		opts.VIPMAC = arpresponder.VirtualMAC(ifMAC, vipsOf(cfg))
+		opts.VIPMAC = arpresponder.VirtualMAC(ifMAC)
 	case "iface":
 		opts.VIPMAC = ifMAC
 	default:
@@ -190,14 +190,6 @@ func (r replayState) State(conns bool) (*admin.State, error) {
 		st.Conns = admin.Conns(p.Conns(), p.Registry(), p.Ticks(r.res.Last))
 	}
 	return st, nil
-}
-
-func vipsOf(cfg *service.Config) []netip.Addr {
-	var vips []netip.Addr
-	for _, s := range cfg.Services {
-		vips = append(vips, s.Addr)
-	}
-	return vips
 }
 
 // writeSummary prints frames read, forwarded frames per real server,

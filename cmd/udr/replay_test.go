@@ -102,7 +102,7 @@ func newWorker(t *testing.T, rules string, capacity int) *worker {
 	w := &worker{reg: dest.NewRegistry(64), neigh: forwarder.NewNeighbors(64)}
 	w.neigh.Set(rs1, rs1MAC)
 	w.neigh.Set(rs2, rs2MAC)
-	w.opts = forwarder.Options{IfMAC: directorMAC, VIPMAC: arpresponder.VirtualMAC(directorMAC, vipsOf(cfg))}
+	w.opts = forwarder.Options{IfMAC: directorMAC, VIPMAC: arpresponder.VirtualMAC(directorMAC)}
 	tab, err := forwarder.Compile(cfg, w.reg, w.neigh, nil, w.opts)
 	if err != nil {
 		t.Fatal(err)
