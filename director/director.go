@@ -99,6 +99,10 @@ type Director struct {
 	stopWatch func()
 	ns        nsrun.Namespace // the namespace New ran in: control changes act there
 
+	// offloads is what New turned off on the interface, for Close to
+	// turn on again.
+	offloads host.OffloadChange
+
 	stats   *stats.Table
 	checker *health.Checker
 	health  healthState // guarded by mu
@@ -129,6 +133,7 @@ func New(cfg Config) (_ *Director, err error) {
 	}
 	defer func() {
 		if err != nil {
+			d.restoreOffloads()
 			d.ns.Close()
 			for _, c := range d.conns {
 				c.Close()
@@ -171,12 +176,7 @@ func New(cfg Config) (_ *Director, err error) {
 		}
 	}
 	if !cfg.KeepOffloads {
-		changed, err := host.DisableOffloads(s.Iface)
-		if err != nil {
-			d.log.Warn("cannot turn off offloads; frames larger than the MTU will be dropped", "iface", s.Iface, "err", err)
-		} else if len(changed) > 0 {
-			d.log.Info("turned off offloads so that no frame exceeds the MTU", "iface", s.Iface, "features", strings.Join(changed, ","))
-		}
+		d.disableOffloads()
 	}
 	filter, err := forwarder.BuildFilter(t.VIPs())
 	if err != nil {
@@ -445,15 +445,17 @@ func (d *Director) logTable(t *forwarder.Table) {
 	d.log.Info("virtual server table loaded", "services", len(t.Config().Services), "vips", strings.Join(vips, ","), "vip_mac", net.HardwareAddr(vmac[:]).String())
 }
 
-// Close releases the sockets and stops following the neighbour table.
+// Close releases the sockets, stops following the neighbour table, and
+// turns the offloads that New turned off on again.
 func (d *Director) Close() error {
 	d.stopWatch()
 	d.checker.Close()
-	d.ns.Close()
 	var errs []error
 	for _, c := range d.conns {
 		errs = append(errs, c.Close())
 	}
+	d.restoreOffloads()
+	d.ns.Close()
 	return errors.Join(errs...)
 }
 

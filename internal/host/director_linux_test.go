@@ -5,9 +5,11 @@ package host
 import (
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/udr-lb/udr/internal/netlab"
 )
@@ -79,6 +81,10 @@ func TestPrivilegedDirector(t *testing.T) {
 	}
 }
 
+// TestPrivilegedDisableOffloads: DisableOffloads turns off every feature of
+// the four offloads (tx-tcp-accecn-segmentation too, which the legacy
+// ETHTOOL_STSO leaves on), says so, changes nothing the second time, and
+// Restore gives back the features exactly as they were.
 func TestPrivilegedDisableOffloads(t *testing.T) {
 	lab := netlab.ForTest(t, "off")
 	ds, err := lab.AddHost("ds")
@@ -89,12 +95,17 @@ func TestPrivilegedDisableOffloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var (
-		before, after Offloads
-		first, second []string
+		before, after, restored Offloads
+		orig, final             map[string]bool
+		first, second           OffloadChange
+		on, off                 []string
 	)
 	if err := ds.Run(func() (err error) {
 		// veth starts with TSO and GSO on; turn GRO on too.
 		if err := setOffload("eth0", "gro", true); err != nil {
+			return err
+		}
+		if orig, err = Features("eth0"); err != nil {
 			return err
 		}
 		if before, err = GetOffloads("eth0"); err != nil {
@@ -106,7 +117,19 @@ func TestPrivilegedDisableOffloads(t *testing.T) {
 		if second, err = DisableOffloads("eth0"); err != nil {
 			return err
 		}
-		after, err = GetOffloads("eth0")
+		if after, err = GetOffloads("eth0"); err != nil {
+			return err
+		}
+		if _, _, err := second.Restore(); err != nil {
+			return err
+		}
+		if on, off, err = first.Restore(); err != nil {
+			return err
+		}
+		if restored, err = GetOffloads("eth0"); err != nil {
+			return err
+		}
+		final, err = Features("eth0")
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -114,13 +137,36 @@ func TestPrivilegedDisableOffloads(t *testing.T) {
 	if diff := cmp.Diff(Offloads{GRO: true, TSO: true, GSO: true}, before); diff != "" {
 		t.Errorf("offloads before (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"gro", "tso", "gso"}, first); diff != "" {
-		t.Errorf("first DisableOffloads changed (-want +got):\n%s", diff)
+	var wantOff []string
+	for name, active := range orig {
+		var o Offloads
+		if active && offloadGroup(&o, name) != nil {
+			wantOff = append(wantOff, name)
+		}
 	}
-	if len(second) != 0 {
-		t.Errorf("second DisableOffloads changed %q, want nothing", second)
+	sort := cmpopts.SortSlices(func(a, b string) bool { return a < b })
+	if !slices.Contains(wantOff, "tx-tcp-segmentation") || !slices.Contains(wantOff, "tx-generic-segmentation") || !slices.Contains(wantOff, "rx-gro") {
+		t.Errorf("active offload features before: %q, want rx-gro, tx-tcp-segmentation and tx-generic-segmentation among them", wantOff)
+	}
+	if diff := cmp.Diff(wantOff, first.Off, sort); diff != "" {
+		t.Errorf("first DisableOffloads turned off (-want +got):\n%s", diff)
+	}
+	if len(first.Stuck) != 0 {
+		t.Errorf("first DisableOffloads left on %q, want nothing on veth", first.Stuck)
+	}
+	if second.Changed() || len(second.Off) != 0 {
+		t.Errorf("second DisableOffloads changed %q, want nothing", second.Off)
 	}
 	if after != (Offloads{}) {
 		t.Errorf("offloads after DisableOffloads = %+v, want all off", after)
+	}
+	if diff := cmp.Diff(wantOff, on, sort); diff != "" || len(off) != 0 {
+		t.Errorf("Restore turned on (-want +got):\n%s\nand left off %q", diff, off)
+	}
+	if restored != before {
+		t.Errorf("offloads after Restore = %+v, want %+v as before", restored, before)
+	}
+	if diff := cmp.Diff(orig, final); diff != "" {
+		t.Errorf("features after Restore (-before +after):\n%s", diff)
 	}
 }
