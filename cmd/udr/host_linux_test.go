@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,5 +162,132 @@ func TestPrivilegedOffloadsRestored(t *testing.T) {
 	}
 	if _, err := d.log.wait(0, "turned offloads on again", time.Second, d.exited); err != nil {
 		t.Errorf("the log does not say the offloads were turned on again: %v", err)
+	}
+}
+
+// procCaps is what /proc/PID/task/TID/status says of a thread's
+// privileges.
+type procCaps struct {
+	CapInh, CapPrm, CapEff, CapBnd, CapAmb, NoNewPrivs string
+}
+
+// threadCaps returns procCaps for every thread of pid.
+func threadCaps(t *testing.T, pid int) map[string]procCaps {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tids, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]procCaps)
+	for _, tid := range tids {
+		b, err := os.ReadFile(filepath.Join(dir, tid.Name(), "status"))
+		if err != nil {
+			continue // the thread ended
+		}
+		var c procCaps
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			v = strings.TrimSpace(v)
+			switch k {
+			case "CapInh":
+				c.CapInh = v
+			case "CapPrm":
+				c.CapPrm = v
+			case "CapEff":
+				c.CapEff = v
+			case "CapBnd":
+				c.CapBnd = v
+			case "CapAmb":
+				c.CapAmb = v
+			case "NoNewPrivs":
+				c.NoNewPrivs = v
+			}
+		}
+		out[tid.Name()] = c
+	}
+	if len(out) == 0 {
+		t.Fatalf("no thread of pid %d", pid)
+	}
+	return out
+}
+
+// TestPrivilegedCapabilities: `udr run` started by hand as root keeps only
+// CAP_NET_ADMIN and CAP_NET_RAW, in every thread and in its bounding set,
+// with no_new_privs set; and with them it still reloads, runs its health
+// checks and turns the offloads on again when it stops.
+func TestPrivilegedCapabilities(t *testing.T) {
+	netlab.Privileged(t)
+	bin := buildUDR(t)
+	lab := newDaemonLab(t, "caps")
+	sock := filepath.Join(bin.dir, "udr.sock")
+	conf := filepath.Join(bin.dir, "udr.yaml")
+	const (
+		web = "  - address: 192.0.2.100\n" +
+			"    port: 80\n" +
+			"    scheduler: rr\n" +
+			"    health_check: {kind: http, path: /, interval: 500ms, timeout: 400ms, rise: 1, fall: 1}\n" +
+			"    servers:\n" +
+			"      - address: 192.0.2.11\n" +
+			"      - address: 192.0.2.12\n"
+		more = "  - address: 192.0.2.100\n" +
+			"    port: 8080\n" +
+			"    scheduler: rr\n" +
+			"    servers:\n" +
+			"      - address: 192.0.2.11\n"
+	)
+	write := func(services string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(reloadConfig(sock, services)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(web)
+	d := startHostDaemon(t, lab, bin, sock, "--config", conf)
+
+	// CAP_NET_ADMIN (12) and CAP_NET_RAW (13).
+	const kept = "0000000000003000"
+	want := procCaps{CapInh: "0000000000000000", CapPrm: kept, CapEff: kept, CapBnd: kept, CapAmb: "0000000000000000", NoNewPrivs: "1"}
+	for tid, got := range threadCaps(t, d.cmd.Process.Pid) {
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("udr run's thread %s (-want +got):\n%s", tid, diff)
+		}
+	}
+	if _, err := d.log.wait(0, "kept=cap_net_admin,cap_net_raw", daemonEventTimeout, d.exited); err != nil {
+		t.Errorf("the log does not name the capabilities kept: %v", err)
+	}
+
+	// A reload still works.
+	write(web + more)
+	if r := d.admin(t, nil, "--reload"); r.code != 0 || r.stderr != "" {
+		t.Fatalf("udr admin --reload: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got := d.mustIpvsadm(t, "-S", "-n"); !strings.Contains(got, "-A -t 192.0.2.100:8080 -s rr") {
+		t.Errorf("table after the reload:\n%s\nwant the service on :8080", got)
+	}
+	// Health checks still run: rs1 fails, then recovers.
+	mark := d.log.len()
+	if err := lab.StopHTTP(1, 80); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.log.wait(mark, "real server failed its health check", daemonEventTimeout, d.exited); err != nil {
+		t.Errorf("a stopped real server: %v", err)
+	}
+	mark = d.log.len()
+	if err := lab.StartHTTP(1, 80); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.log.wait(mark, "real server healthy again", daemonEventTimeout, d.exited); err != nil {
+		t.Errorf("a restarted real server: %v", err)
+	}
+	// And the threads started since have no more.
+	for tid, got := range threadCaps(t, d.cmd.Process.Pid) {
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("udr run's thread %s after reload and checks (-want +got):\n%s", tid, diff)
+		}
+	}
+	d.terminate(t)
+	if strings.Contains(d.log.String(), "cannot turn the offloads") {
+		t.Errorf("udr could not turn the offloads on again without its other capabilities")
 	}
 }

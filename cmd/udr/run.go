@@ -5,16 +5,21 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/internal/privs"
 	udrmetrics "github.com/udr-lb/udr/metrics"
 )
 
@@ -27,6 +32,17 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg.Logger = log
+	keep, err := runCapabilities(cfg)
+	if err != nil {
+		return err
+	}
+	// Without the capabilities it does not need, before it opens anything:
+	// this may re-execute udr (same pid, arguments and descriptors).
+	caps, err := privs.Restrict(keep)
+	if err != nil {
+		return fmt.Errorf("run: give up the capabilities udr does not need: %w", err)
+	}
+	log.Info("capabilities", "kept", caps.Permitted.String(), "bounding", caps.Bounding.String(), "no_new_privs", caps.NoNewPrivs)
 	d, err := director.New(*cfg)
 	if err != nil {
 		return err
@@ -91,6 +107,34 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	st, cs := d.Stats(), d.ConnStats()
 	log.Info("udr stopped", "forwarded", st.Verdicts[0], "replies", st.Verdicts[1], "rx", cs.RxFrames, "kernel_drops", cs.RxKernelDrops)
 	return err
+}
+
+// runCapabilities are the capabilities `udr run` keeps: CAP_NET_RAW for its
+// packet sockets, CAP_NET_ADMIN for the NIC's unicast MAC list, promiscuous
+// mode and the offloads it turns on again when it stops, and
+// CAP_NET_BIND_SERVICE only when the metrics endpoint listens on a port
+// below 1024. Nothing else: udr reads its files as root's own, and runs its
+// health checks in its own network namespace (no setns, no CAP_SYS_ADMIN).
+func runCapabilities(cfg *director.Config) (privs.Set, error) {
+	keep := privs.Of(unix.CAP_NET_RAW, unix.CAP_NET_ADMIN)
+	set := cfg.Settings
+	if cfg.ConfigFile != "" {
+		fc, _, _, err := config.Load(cfg.ConfigFile)
+		if err != nil {
+			return 0, usageErrorf("run: %v", err)
+		}
+		if set, err = director.Resolve(cfg.Settings, cfg.Given, fc); err != nil {
+			return 0, usageErrorf("run: %v", err)
+		}
+	}
+	if a := set.MetricsAddress; a != "off" && a != "" {
+		if _, port, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.Atoi(port); err == nil && n > 0 && n < 1024 {
+				keep |= privs.Of(unix.CAP_NET_BIND_SERVICE)
+			}
+		}
+	}
+	return keep, nil
 }
 
 // runFlags are the flags of udr run that give a director.Settings field.
