@@ -43,6 +43,7 @@ type IpvsadmResponse struct {
 //	POST /v1/ipvsadm   {"args": [...], "stdin": "..."} → {"stdout", "stderr", "exit"}
 //	POST /v1/reload    re-read the rules or config file; 200, or 422 with the error
 //	GET  /v1/state     the virtual server table with live counts, as JSON (ipvsadm -L -j)
+//	POST /v1/handoff   stop forwarding and answer the connection table (package handoff); then udr run exits
 func (d *Director) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ipvsadm", func(w http.ResponseWriter, r *http.Request) {
@@ -57,6 +58,7 @@ func (d *Director) ControlHandler() http.Handler {
 		code := admin.Run(req.Args, d, strings.NewReader(req.Stdin), &out, &errb, admin.Options{})
 		writeJSON(w, http.StatusOK, IpvsadmResponse{Stdout: out.String(), Stderr: errb.String(), Exit: code})
 	})
+	mux.HandleFunc("POST /v1/handoff", d.serveHandOff)
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Reload(); err != nil {
 			d.log.Error("reload failed; the running table stays", "err", err)

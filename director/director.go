@@ -43,6 +43,12 @@ type Config struct {
 	Settings
 	Given Setting
 
+	// TakeOver asks the udr serving the control socket for its
+	// connection table (POST /v1/handoff) instead of reading the state
+	// file: that udr stops forwarding and exits, and this one goes on.
+	// With no udr serving the socket, the state file is read.
+	TakeOver bool
+
 	// KeepOffloads leaves GRO/LRO/TSO/GSO as they are. By default they are
 	// turned off, so that no frame larger than the MTU reaches udr.
 	KeepOffloads bool
@@ -106,6 +112,7 @@ type Director struct {
 	stats   *stats.Table
 	checker *health.Checker
 	health  healthState // guarded by mu
+	hand    handOff     // a hand-off of the table to a new udr (state.go)
 }
 
 // probeInterval is how often real servers are asked for their MAC.
@@ -128,6 +135,7 @@ func New(cfg Config) (_ *Director, err error) {
 		stats:     stats.NewTable(),
 		localVIPs: host.LocalVIPs,
 	}
+	d.hand.init()
 	if d.ns, err = nsrun.Current(); err != nil {
 		return nil, err
 	}
@@ -213,7 +221,13 @@ func New(cfg Config) (_ *Director, err error) {
 		d.ps = append(d.ps, forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh,
 			Registry: d.reg, Epoch: epoch, Shared: n > 1, UnreachShare: max(forwarder.UnreachPerSecond/n, 1)}))
 	}
-	d.loadState(t)
+	if cfg.TakeOver {
+		if err := d.takeOver(t); err != nil {
+			return nil, err
+		}
+	} else {
+		d.loadState(t)
+	}
 	d.ws = d.newWorkers()
 	d.logTable(t)
 	return d, nil

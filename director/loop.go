@@ -56,7 +56,13 @@ func (d *Director) loop(ctx context.Context) error {
 		defer close(done)
 		d.control(cctx)
 	}()
-	err := d.ws.Run(ctx)
+	wctx, wstop := context.WithCancel(ctx)
+	handing := context.AfterFunc(d.hand.ctx, wstop) // a hand-off stops the workers
+	err := d.ws.Run(wctx)
+	handing()
+	wstop()
+	close(d.hand.workersDone)
+	d.hand.wait() // a hand-off in progress sends the table first
 	stop()
 	<-done
 	return err

@@ -3,10 +3,19 @@
 package director
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/udr-lb/udr/forwarder"
@@ -87,5 +96,140 @@ func (d *Director) SaveState() error {
 	}
 	d.log.Info("state saved for the next start", "state", path, "entries", len(st.Entries),
 		"positions", len(st.Services), "took", time.Since(start).Round(time.Microsecond))
+	return nil
+}
+
+// handOff is the state of a hand-off of the connection table to a new udr
+// over the control socket (POST /v1/handoff).
+type handOff struct {
+	ctx         context.Context // done when a hand-off stops the workers
+	cancel      context.CancelFunc
+	workersDone chan struct{} // closed when the workers have stopped
+	requested   atomic.Bool
+	done        chan struct{} // closed when the requested hand-off has answered
+	handed      atomic.Bool   // the table went out whole
+}
+
+func (h *handOff) init() {
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.workersDone = make(chan struct{})
+	h.done = make(chan struct{})
+}
+
+// wait waits for a requested hand-off to answer.
+func (h *handOff) wait() {
+	if h.requested.Load() {
+		<-h.done
+	}
+}
+
+// HandedOff reports whether Run returned because the connection table was
+// handed to a new udr, which forwards from then on: udr run then exits
+// without writing the state file.
+func (d *Director) HandedOff() bool { return d.hand.handed.Load() }
+
+// handOffTimeout bounds how long a hand-off waits for the workers to stop.
+const handOffTimeout = 10 * time.Second
+
+// serveHandOff is POST /v1/handoff: it stops the workers (forwarding stops
+// here), answers the connection table and the scheduler positions in the
+// state file's format, and makes Run return. Only one hand-off is ever
+// served.
+func (d *Director) serveHandOff(w http.ResponseWriter, r *http.Request) {
+	if !d.hand.requested.CompareAndSwap(false, true) {
+		http.Error(w, "a hand-off was already served", http.StatusConflict)
+		return
+	}
+	defer close(d.hand.done)
+	d.log.Info("a new udr takes the connection table over: forwarding stops here")
+	d.hand.cancel()
+	select {
+	case <-d.hand.workersDone:
+	case <-time.After(handOffTimeout):
+		d.log.Error("hand-off: the workers did not stop", "waited", handOffTimeout)
+		http.Error(w, "the workers did not stop", http.StatusServiceUnavailable)
+		return
+	}
+	start := time.Now()
+	st := forwarder.SaveState(d.table.Load(), d.ps, start)
+	b, err := handoff.Encode(st)
+	if err != nil {
+		d.log.Error("hand-off: cannot encode the table", "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	if _, err := w.Write(b); err != nil {
+		d.log.Error("hand-off: the new udr did not take the table; it goes to the state file", "err", err)
+		return
+	}
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	d.hand.handed.Store(true)
+	d.log.Info("connection table handed to the new udr", "entries", len(st.Entries), "positions", len(st.Services),
+		"bytes", len(b), "took", time.Since(start).Round(time.Microsecond))
+}
+
+// takeOver asks the udr serving the control socket for its connection
+// table and takes it over as loadState takes the state file. With no udr
+// there (no socket, or nobody listening), it reads the state file instead.
+// Any other failure is an error: the other udr may still forward.
+func (d *Director) takeOver(t *forwarder.Table) error {
+	path := d.settings.ControlSocket
+	if path == "" || path == "off" {
+		return errors.New("take over: no control socket to reach the running udr through")
+	}
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			d.log.Info("take over: no udr serves the control socket; reading the state file", "control", path, "err", err)
+			d.loadState(t)
+			return nil
+		}
+		return fmt.Errorf("take over through %s: %w", path, err)
+	}
+	c.Close()
+	client := &http.Client{
+		Timeout: time.Minute,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dl net.Dialer
+			return dl.DialContext(ctx, "unix", path)
+		}},
+	}
+	start := time.Now()
+	resp, err := client.Post("http://udr/v1/handoff", "", nil)
+	if err != nil {
+		return fmt.Errorf("take over through %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("take over through %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	// At most what a table of every entry of this udr's capacity and
+	// every real server takes, and the header must say so.
+	limit := int64(handoff.HeaderSize) + handoff.MaxServices*handoff.ServiceSize + handoff.MaxDests*handoff.DestSize +
+		int64(2*capacityOr(d.settings.Capacity)+1<<20)*handoff.EntrySize
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("more than %d bytes", limit)
+	}
+	var st *handoff.State
+	if err == nil {
+		st, err = handoff.Decode(b)
+	}
+	if err != nil {
+		// The other udr has stopped forwarding: start empty rather
+		// than not at all.
+		d.log.Error("take over: the table received cannot be used: starting with an empty connection table", "control", path, "err", err)
+		return nil
+	}
+	ls := forwarder.LoadState(t, d.ps, st, time.Now(), d.fanout4, d.fanout6)
+	d.log.Info("state taken over from the running udr", "control", path,
+		"taken", ls.Taken, "dropped", ls.Dropped(),
+		"dropped_no_server", ls.NoServer, "dropped_expired", ls.Expired, "dropped_refused", ls.Refused,
+		"positions", ls.Positions, "positions_dropped", ls.PositionsDropped, "took", time.Since(start).Round(time.Microsecond))
 	return nil
 }

@@ -252,10 +252,38 @@ func waitCarryOn(t *testing.T, x *exchanger, conns []*longConn, marks []int64, n
 	}
 }
 
-// startRestartDaemon is startDaemon for a daemon the test stops itself:
-// the returned stop sends SIGTERM and checks a clean exit once, and runs
-// again at the test's end only if the test did not call it.
-func startRestartDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, args ...string) (*daemon, func()) {
+// restartDaemon is a daemon that the test stops, or that exits on its
+// own after a hand-off.
+type restartDaemon struct {
+	*daemon
+	once sync.Once
+}
+
+// stop sends SIGTERM and checks a clean exit (daemon.stop), once.
+func (d *restartDaemon) stop(t *testing.T) { d.once.Do(func() { d.daemon.stop(t) }) }
+
+// handedOff waits for the daemon to exit by itself, cleanly, after a
+// hand-off.
+func (d *restartDaemon) handedOff(t *testing.T) {
+	t.Helper()
+	d.once.Do(func() {
+		select {
+		case <-d.exited:
+			if d.err != nil {
+				t.Errorf("udr run after the hand-off: %v", d.err)
+			}
+		case <-time.After(daemonStopTimeout):
+			d.cmd.Process.Kill()
+			<-d.exited
+			t.Errorf("udr run did not exit within %v of the hand-off", daemonStopTimeout)
+		}
+	})
+}
+
+// startRestartDaemon is startDaemon for a daemon the test stops itself,
+// or that a hand-off ends; at the test's end it is stopped if it still
+// runs.
+func startRestartDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, args ...string) *restartDaemon {
 	t.Helper()
 	d := &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
 	d.cmd = lab.Director.Command(bin.exe, append([]string{"run"}, args...)...)
@@ -267,10 +295,9 @@ func startRestartDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string
 		d.err = d.cmd.Wait()
 		close(d.exited)
 	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { d.stop(t) }) }
+	rd := &restartDaemon{daemon: d}
 	t.Cleanup(func() {
-		stop()
+		rd.stop(t)
 		if t.Failed() {
 			t.Logf("udr run %s log:\n%s", strings.Join(args, " "), d.log)
 		}
@@ -278,7 +305,7 @@ func startRestartDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string
 	if _, err := d.log.wait(0, "udr running", daemonStartTimeout, d.exited); err != nil {
 		t.Fatalf("udr run %s: %v\n%s", strings.Join(args, " "), err, d.log)
 	}
-	return d, stop
+	return rd
 }
 
 // waitReachable waits until d has logged both real servers reachable.
@@ -333,8 +360,8 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	args := func(workers string) []string {
 		return []string{"--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", "off", "--state", state, "--workers", workers}
 	}
-	old, stopOld := startRestartDaemon(t, lab, bin, sock, args("2")...)
-	waitReachable(t, old)
+	old := startRestartDaemon(t, lab, bin, sock, args("2")...)
+	waitReachable(t, old.daemon)
 
 	conns := dialLong(t, lab, clients, 7001, 7002)
 	servers := make(map[string]int)
@@ -357,7 +384,7 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	waitCarryOn(t, x, conns, marks, 2)
 
 	mark := old.log.len()
-	stopOld()
+	old.stop(t)
 	if _, err := old.log.wait(mark, "state saved", daemonEventTimeout, old.exited); err != nil {
 		t.Fatalf("the stopping udr: %v", err)
 	}
@@ -365,7 +392,7 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 		marks[i] = lc.done.Load()
 	}
 
-	nd, stopNew := startRestartDaemon(t, lab, bin, sock, args("3")...)
+	nd := startRestartDaemon(t, lab, bin, sock, args("3")...)
 	waitCarryOn(t, x, conns, marks, 3)
 	line, err := nd.log.wait(0, "state taken over", daemonEventTimeout, nd.exited)
 	if err != nil {
@@ -377,11 +404,35 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("state file still there after it was taken over: %v", err)
 	}
+	if got := nd.mustIpvsadm(t, "-L", "-n"); got != listing {
+		t.Errorf("ipvsadm -L -n after the restart:\n%s\nwant, as before it:\n%s", got, listing)
+	}
+
+	// The hand-off: a new udr run --takeover while this one runs. The
+	// running one stops forwarding, answers its table and exits; the
+	// new one, with one worker, goes on.
+	for i, lc := range conns {
+		marks[i] = lc.done.Load()
+	}
+	mark = nd.log.len()
+	third := startRestartDaemon(t, lab, bin, sock, append(args("1"), "--takeover")...)
+	nd.handedOff(t)
+	if _, err := nd.log.wait(mark, "connection table handed to the new udr", daemonEventTimeout, nd.exited); err != nil {
+		t.Errorf("the udr handing off: %v", err)
+	}
+	waitCarryOn(t, x, conns, marks, 3)
+	line, err = third.log.wait(0, "state taken over from the running udr", daemonEventTimeout, third.exited)
+	if err != nil {
+		t.Fatalf("the udr taking over: %v", err)
+	}
+	if want := fmt.Sprintf("taken=%d dropped=0 ", len(conns)); !strings.Contains(line, want) {
+		t.Errorf("the udr taking over took %q, want %q", line, want)
+	}
 	if errs := x.end(); len(errs) > 0 {
 		t.Fatalf("connections broke: %v", errors.Join(errs...))
 	}
-	if got := nd.mustIpvsadm(t, "-L", "-n"); got != listing {
-		t.Errorf("ipvsadm -L -n after the restart:\n%s\nwant, as before it:\n%s", got, listing)
+	if got := third.mustIpvsadm(t, "-L", "-n"); got != listing {
+		t.Errorf("ipvsadm -L -n after the hand-off:\n%s\nwant, as before it:\n%s", got, listing)
 	}
 	// Every connection still reaches its own real server (checked by
 	// each echo) and none was reset.
@@ -397,17 +448,17 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 
 	// A state file that was damaged is refused with a clear line, kept
 	// aside, and udr starts with an empty table.
-	stopNew()
+	third.stop(t)
 	b, err := os.ReadFile(state)
 	if err != nil {
-		t.Fatalf("the second udr left no state file: %v", err)
+		t.Fatalf("the third udr left no state file: %v", err)
 	}
 	b[len(b)-1] ^= 0xff
 	if err := os.WriteFile(state, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	third, _ := startRestartDaemon(t, lab, bin, sock, args("1")...)
-	if line, err := third.log.wait(0, "state file refused", daemonEventTimeout, third.exited); err != nil {
+	fourth := startRestartDaemon(t, lab, bin, sock, args("1")...)
+	if line, err := fourth.log.wait(0, "state file refused", daemonEventTimeout, fourth.exited); err != nil {
 		t.Errorf("a damaged state file: %v", err)
 	} else if !strings.Contains(line, "checksum mismatch") {
 		t.Errorf("a damaged state file: %q, want the checksum named", line)

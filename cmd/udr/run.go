@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -71,7 +72,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	if control != "off" {
-		ln, err := director.ListenControl(control)
+		ln, err := listenControl(control, cfg.TakeOver)
 		if err != nil {
 			return err
 		}
@@ -100,8 +101,11 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	sdNotify("READY=1")
 	err = d.Run(ctx)
 	sdNotify("STOPPING=1")
-	// The workers have stopped: hand their tables to the next start.
-	if serr := d.SaveState(); serr != nil {
+	// The workers have stopped: hand their tables to the next start,
+	// unless a new udr took them over already.
+	if d.HandedOff() {
+		log.Info("handed the connection table to the new udr, which forwards now")
+	} else if serr := d.SaveState(); serr != nil {
 		log.Error("state not saved: the next start begins with an empty connection table", "state", set.StatePath(), "err", serr)
 	}
 	st, cs := d.Stats(), d.ConnStats()
@@ -176,6 +180,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
 	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), ring-v2 (a TPACKET_V2 ring: no wait for a block to fill), socket (recvmmsg), or auto (the ring-v2 ring when the kernel gives one, else the socket)")
+	fs.BoolVar(&cfg.TakeOver, "takeover", false, "take the connection table over from the udr serving the control socket, which stops forwarding and exits (instead of reading the state file)")
 	fs.StringVar(&cfg.StateFile, "state", "", "`file` where SIGTERM leaves the connection table and scheduler positions for the next start, which takes them over; empty for "+director.StateFileName+" next to the control socket, \"off\" for none")
 	workers := fs.String("workers", "auto", "`number` of packet workers (1..256), or auto (one per CPU udr may run on): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
 	if err := fs.Parse(args); err != nil {
@@ -213,4 +218,21 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 		return nil, usageErrorf("run: --iface (or interface: in the config file) is required")
 	}
 	return &cfg, nil
+}
+
+// takeOverListenTimeout bounds how long a udr that took the table over
+// waits for the old one to exit and free the control socket.
+const takeOverListenTimeout = 20 * time.Second
+
+// listenControl is director.ListenControl; after a take-over it retries
+// while the old udr, which is exiting, still holds the socket.
+func listenControl(path string, takeOver bool) (net.Listener, error) {
+	deadline := time.Now().Add(takeOverListenTimeout)
+	for {
+		ln, err := director.ListenControl(path)
+		if err == nil || !takeOver || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
