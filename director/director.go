@@ -460,7 +460,8 @@ func (d *Director) logTable(t *forwarder.Table) {
 }
 
 // Close releases the sockets, stops following the neighbour table, and
-// turns the offloads that New turned off on again.
+// turns the offloads that New turned off on again, unless a new udr took
+// the table over (HandedOff): they stay off for it.
 func (d *Director) Close() error {
 	d.stopWatch()
 	d.checker.Close()
@@ -468,7 +469,13 @@ func (d *Director) Close() error {
 	for _, c := range d.conns {
 		errs = append(errs, c.Close())
 	}
-	d.restoreOffloads()
+	if d.HandedOff() && d.offloads.Changed() {
+		// The udr that took the table over forwards on this interface
+		// now: the offloads stay off for it.
+		d.log.Info("offloads left off for the udr that took over", "iface", d.offloads.Iface)
+	} else {
+		d.restoreOffloads()
+	}
 	d.ns.Close()
 	return errors.Join(errs...)
 }
