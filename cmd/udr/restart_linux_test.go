@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/internal/drlab"
+	"github.com/udr-lb/udr/internal/host"
 	"github.com/udr-lb/udr/internal/netlab"
 )
 
@@ -419,6 +420,14 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	nd.handedOff(t)
 	if _, err := nd.log.wait(mark, "connection table handed to the new udr", daemonEventTimeout, nd.exited); err != nil {
 		t.Errorf("the udr handing off: %v", err)
+	}
+	// The udr that handed over left the offloads off for the new one.
+	var off host.Offloads
+	if err := lab.Director.Run(func() (err error) { off, err = host.GetOffloads("eth0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if off != (host.Offloads{}) {
+		t.Errorf("offloads after the hand-off: %+v, want all off for the udr that took over", off)
 	}
 	waitCarryOn(t, x, conns, marks, 3)
 	line, err = third.log.wait(0, "state taken over from the running udr", daemonEventTimeout, third.exited)
