@@ -27,13 +27,15 @@ type hostDaemon struct {
 	done bool
 }
 
-// startHostDaemon starts `udr run ARGS...` as startDaemon does; the test
-// stops it with terminate, or it is killed when t ends.
-func startHostDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, args ...string) *hostDaemon {
+// startHostDaemon starts `udr run ARGS...` as startDaemon does, with env
+// added to its environment; the test stops it with terminate, or it is
+// stopped when t ends.
+func startHostDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, env []string, args ...string) *hostDaemon {
 	t.Helper()
 	d := &hostDaemon{daemon: &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}}
 	d.cmd = lab.Director.Command(bin.exe, append([]string{"run"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.cmd.Env = append(os.Environ(), env...)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start udr run: %v", err)
 	}
@@ -123,7 +125,7 @@ func TestPrivilegedOffloadsRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(bin.dir, "udr.sock")
-	d := startHostDaemon(t, lab, bin, sock, "--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", "off")
+	d := startHostDaemon(t, lab, bin, sock, nil, "--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", "off")
 
 	during := ethtoolFeatures(t, lab.Director, "eth0")
 	for _, f := range []string{"generic-receive-offload", "tcp-segmentation-offload", "generic-segmentation-offload", "large-receive-offload"} {
@@ -243,7 +245,10 @@ func TestPrivilegedCapabilities(t *testing.T) {
 		}
 	}
 	write(web)
-	d := startHostDaemon(t, lab, bin, sock, "--config", conf)
+	// A CPU profile runs through the re-execution (its interval timer
+	// must not kill the new image) and is written at the end.
+	profile := filepath.Join(bin.dir, "cpu.pprof")
+	d := startHostDaemon(t, lab, bin, sock, []string{profileEnv + "=" + profile}, "--config", conf)
 
 	// CAP_NET_ADMIN (12) and CAP_NET_RAW (13).
 	const kept = "0000000000003000"
@@ -289,5 +294,8 @@ func TestPrivilegedCapabilities(t *testing.T) {
 	d.terminate(t)
 	if strings.Contains(d.log.String(), "cannot turn the offloads") {
 		t.Errorf("udr could not turn the offloads on again without its other capabilities")
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("%s=%s after udr run stopped: %v, want a profile", profileEnv, profile, err)
 	}
 }

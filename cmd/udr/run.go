@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -39,7 +40,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	}
 	// Without the capabilities it does not need, before it opens anything:
 	// this may re-execute udr (same pid, arguments and descriptors).
-	caps, err := privs.Restrict(keep)
+	caps, err := privs.Restrict(keep, pprof.StopCPUProfile) // UDR_CPUPROFILE: the new image profiles
 	if err != nil {
 		return fmt.Errorf("run: give up the capabilities udr does not need: %w", err)
 	}

@@ -126,7 +126,12 @@ const reexecMark = "UDR_PRIVS_REEXEC"
 // return then, unless that fails. It returns the State in force. Call it
 // early, before the program opens anything it would lose by the execve
 // (descriptors without close-on-exec stay open, others close).
-func Restrict(keep Set) (State, error) {
+//
+// beforeExec, if not nil, runs just before the execve: for what must not
+// cross it, such as a CPU profiler's interval timer (setitimer survives
+// execve, and its SIGPROF would kill the new image before its runtime
+// installs a handler).
+func Restrict(keep Set, beforeExec func()) (State, error) {
 	_, again := os.LookupEnv(reexecMark)
 	os.Unsetenv(reexecMark)
 	st, err := Read()
@@ -146,6 +151,9 @@ func Restrict(keep Set) (State, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return st, fmt.Errorf("find the program to re-execute with fewer capabilities: %w", err)
+	}
+	if beforeExec != nil {
+		beforeExec()
 	}
 	err = syscall.Exec("/proc/self/exe", os.Args, append(os.Environ(), reexecMark+"=1"))
 	return st, fmt.Errorf("re-execute %s with fewer capabilities: %w", exe, err)

@@ -116,7 +116,7 @@ func TestRestrictChild(t *testing.T) {
 			lockedUntil(stop)
 		}()
 	}
-	st, err := Restrict(Of(unix.CAP_NET_RAW, unix.CAP_NET_ADMIN))
+	st, err := Restrict(Of(unix.CAP_NET_RAW, unix.CAP_NET_ADMIN), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
