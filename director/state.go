@@ -75,7 +75,7 @@ func (d *Director) loadState(t *forwarder.Table) {
 	d.log.Info("state taken over from the previous udr", "state", path,
 		"age", time.Since(st.Saved).Round(time.Millisecond), "taken", ls.Taken, "dropped", ls.Dropped(),
 		"dropped_no_server", ls.NoServer, "dropped_expired", ls.Expired, "dropped_refused", ls.Refused,
-		"positions", ls.Positions, "positions_dropped", ls.PositionsDropped, "took", time.Since(start).Round(time.Microsecond))
+		"positions", ls.Positions, "positions_dropped", ls.PositionsDropped, "neighbors", ls.Neighbors, "took", time.Since(start).Round(time.Microsecond))
 }
 
 // SaveState writes the connection table and the scheduler positions to the
@@ -230,6 +230,6 @@ func (d *Director) takeOver(t *forwarder.Table) error {
 	d.log.Info("state taken over from the running udr", "control", path,
 		"taken", ls.Taken, "dropped", ls.Dropped(),
 		"dropped_no_server", ls.NoServer, "dropped_expired", ls.Expired, "dropped_refused", ls.Refused,
-		"positions", ls.Positions, "positions_dropped", ls.PositionsDropped, "took", time.Since(start).Round(time.Microsecond))
+		"positions", ls.Positions, "positions_dropped", ls.PositionsDropped, "neighbors", ls.Neighbors, "took", time.Since(start).Round(time.Microsecond))
 	return nil
 }

@@ -13,8 +13,8 @@ import (
 
 // SaveState copies what a restart carries over (package handoff) from the
 // pipelines' connection tables, at now: every live connection and
-// persistence template with its real server and time left, and the
-// position of every rr and wrr scheduler of t. Invalidated templates
+// persistence template with its real server and time left, the
+// position of every rr and wrr scheduler of t, and the real servers' MACs. Invalidated templates
 // (conntrack.Table.InvalidateTemplate), whose key names a server of this
 // process only, stay behind. Call it once the workers have stopped: it
 // reads the tables without them.
@@ -34,6 +34,11 @@ func SaveState(t *Table, ps []*Pipeline, now time.Time) *handoff.State {
 			Digest:    serversDigest(cs.servers),
 			Position:  p.Position(),
 		})
+	}
+	for _, a := range t.RealServers() {
+		if mac, ok := ps[0].neigh.Lookup(a); ok {
+			s.Neighbors = append(s.Neighbors, handoff.Neighbor{Addr: a, MAC: mac})
+		}
 	}
 	index := make(map[dest.ID]uint32)
 	for _, p := range ps {
@@ -92,6 +97,9 @@ type LoadStats struct {
 	// Positions of rr and wrr schedulers taken; PositionsDropped those
 	// whose service is gone or has another scheduler or server list.
 	Positions, PositionsDropped int
+	// Neighbors are the real servers' MACs taken, for the servers of t
+	// whose MAC was not known yet.
+	Neighbors int
 }
 
 // Dropped returns the entries not taken.
@@ -105,9 +113,20 @@ func (l LoadStats) Dropped() int { return l.NoServer + l.Expired + l.Refused }
 // counted on its server as if its packets had come here; templates first,
 // so that they count the connections they control. The rr and wrr
 // positions of the services that still have the same scheduler over the
-// same servers are taken too. Everything else is dropped and counted.
+// same servers are taken too, and the MACs of t's real servers, so that
+// they are forwarded to before they answer a probe (a later ARP or NDP
+// answer, or the kernel's neighbour table, replaces one that changed).
+// Everything else is dropped and counted.
 func LoadState(t *Table, ps []*Pipeline, s *handoff.State, now time.Time, v4, v6 int) LoadStats {
 	var st LoadStats
+	for _, n := range s.Neighbors {
+		if _, ok := t.rips[n.Addr.As16()]; !ok {
+			continue
+		}
+		if _, known := ps[0].neigh.Lookup(n.Addr); !known && ps[0].neigh.Set(n.Addr, n.MAC) {
+			st.Neighbors++
+		}
+	}
 	for _, sv := range s.Services {
 		addr := sv.Addr.As16()
 		i, ok := t.index.get(&addr, sv.Port, sv.Proto)

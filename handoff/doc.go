@@ -8,7 +8,7 @@
 // # Format, version 1
 //
 // All integers are little-endian. A file is a 48-byte header followed by
-// three arrays of fixed-size records:
+// four arrays of fixed-size records:
 //
 //	off  size  field
 //	0    8     magic "UDRSTATE"
@@ -19,7 +19,7 @@
 //	24   4     services: number of service records (44 bytes each)
 //	28   4     dests: number of real server records (40 bytes each)
 //	32   4     entries: number of entry records (52 bytes each)
-//	36   4     reserved, 0
+//	36   4     neighbours: number of neighbour records (24 bytes each)
 //	40   4     CRC-32C (Castagnoli) of bytes 0..39 and of the whole body
 //	44   4     reserved, 0
 //
@@ -33,7 +33,11 @@
 // address (16), real port (2), 0 (2), real address (16): dest.Key, the
 // service a connection was scheduled by and the server it went to.
 //
-// An entry record is one connection or persistence template
+// A neighbour record is a real server's MAC, so that the next udr
+// forwards to it before it has asked: address (16), MAC (6), 0 (2).
+//
+// The records come in that order: services, real servers, neighbours,
+// entries. An entry record is one connection or persistence template
 // (conntrack.Key and conntrack.Entry): client address (16), virtual
 // address (16), client port (2), virtual port (2), protocol (1), template
 // (1: 0 or 1), state (1, conntrack.State), flags (1, conntrack.Flags),

@@ -32,7 +32,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		// What was decoded came from the bytes: no more records than
 		// they hold.
-		if n := len(s.Services)*ServiceSize + len(s.Dests)*DestSize + len(s.Entries)*EntrySize; n > len(b) {
+		if n := len(s.Services)*ServiceSize + len(s.Dests)*DestSize + len(s.Neighbors)*NeighborSize + len(s.Entries)*EntrySize; n > len(b) {
 			t.Fatalf("%d bytes of records from %d bytes", n, len(b))
 		}
 		out, err := Encode(s)

@@ -22,17 +22,19 @@ const Version = 1
 
 // Record sizes.
 const (
-	HeaderSize  = 48
-	ServiceSize = 44
-	DestSize    = 40
-	EntrySize   = 52
+	HeaderSize   = 48
+	ServiceSize  = 44
+	DestSize     = 40
+	NeighborSize = 24
+	EntrySize    = 52
 )
 
 // Limits on the counts a header may give, beyond the file size.
 const (
-	MaxServices = 1 << 20
-	MaxDests    = dest.MaxServers
-	MaxEntries  = 1 << 28
+	MaxServices  = 1 << 20
+	MaxDests     = dest.MaxServers
+	MaxNeighbors = dest.MaxServers
+	MaxEntries   = 1 << 28
 )
 
 const magic = "UDRSTATE"
@@ -53,9 +55,17 @@ type State struct {
 	// Saved is when the state was written; the loader takes the time
 	// since then off every entry's time left.
 	Saved    time.Time
-	Services []Service
-	Dests    []dest.Key
-	Entries  []Entry
+	Services  []Service
+	Dests     []dest.Key
+	Neighbors []Neighbor
+	Entries   []Entry
+}
+
+// Neighbor is a real server's MAC, so that the next udr forwards to it
+// before it has asked again.
+type Neighbor struct {
+	Addr netip.Addr
+	MAC  [6]byte
 }
 
 // Service is the position of a service's scheduler.
@@ -92,10 +102,11 @@ const maxLeft = time.Duration(1<<32-1) * time.Millisecond
 // cannot hold: a scheduler name longer than 8 bytes, an entry's Dest out of
 // range, too many records.
 func Encode(s *State) ([]byte, error) {
-	if len(s.Services) > MaxServices || len(s.Dests) > MaxDests || len(s.Entries) > MaxEntries {
-		return nil, fmt.Errorf("encode state: %d services, %d real servers, %d entries: too many", len(s.Services), len(s.Dests), len(s.Entries))
+	if len(s.Services) > MaxServices || len(s.Dests) > MaxDests || len(s.Neighbors) > MaxNeighbors || len(s.Entries) > MaxEntries {
+		return nil, fmt.Errorf("encode state: %d services, %d real servers, %d neighbours, %d entries: too many",
+			len(s.Services), len(s.Dests), len(s.Neighbors), len(s.Entries))
 	}
-	size := HeaderSize + ServiceSize*len(s.Services) + DestSize*len(s.Dests) + EntrySize*len(s.Entries)
+	size := HeaderSize + ServiceSize*len(s.Services) + DestSize*len(s.Dests) + NeighborSize*len(s.Neighbors) + EntrySize*len(s.Entries)
 	b := make([]byte, size)
 	le := binary.LittleEndian
 	copy(b, magic)
@@ -105,6 +116,7 @@ func Encode(s *State) ([]byte, error) {
 	le.PutUint32(b[24:], uint32(len(s.Services)))
 	le.PutUint32(b[28:], uint32(len(s.Dests)))
 	le.PutUint32(b[32:], uint32(len(s.Entries)))
+	le.PutUint32(b[36:], uint32(len(s.Neighbors)))
 	off := HeaderSize
 	for i := range s.Services {
 		v := &s.Services[i]
@@ -132,6 +144,14 @@ func Encode(s *State) ([]byte, error) {
 		a = d.Real.Addr().As16()
 		copy(r[24:40], a[:])
 		off += DestSize
+	}
+	for i := range s.Neighbors {
+		n := &s.Neighbors[i]
+		r := b[off : off+NeighborSize]
+		a := n.Addr.As16()
+		copy(r[0:16], a[:])
+		copy(r[16:22], n.MAC[:])
+		off += NeighborSize
 	}
 	for i := range s.Entries {
 		e := &s.Entries[i]
@@ -167,14 +187,14 @@ func checksum(b []byte) uint32 {
 
 // header is what the first HeaderSize bytes say.
 type header struct {
-	saved                    time.Time
-	services, dests, entries uint32
-	sum                      uint32
+	saved                               time.Time
+	services, dests, neighbors, entries uint32
+	sum                                 uint32
 }
 
 // bodySize returns the body size h's counts give.
 func (h *header) bodySize() uint64 {
-	return uint64(h.services)*ServiceSize + uint64(h.dests)*DestSize + uint64(h.entries)*EntrySize
+	return uint64(h.services)*ServiceSize + uint64(h.dests)*DestSize + uint64(h.neighbors)*NeighborSize + uint64(h.entries)*EntrySize
 }
 
 // parseHeader checks the magic, the version and the counts' limits.
@@ -195,18 +215,19 @@ func parseHeader(b []byte) (header, error) {
 	if hs := le.Uint16(b[10:]); hs != HeaderSize {
 		return header{}, fmt.Errorf("%w: header size %d, want %d", ErrRecord, hs, HeaderSize)
 	}
-	if le.Uint32(b[12:]) != 0 || le.Uint32(b[36:]) != 0 || le.Uint32(b[44:]) != 0 {
+	if le.Uint32(b[12:]) != 0 || le.Uint32(b[44:]) != 0 {
 		return header{}, fmt.Errorf("%w: reserved header bytes set", ErrRecord)
 	}
 	h := header{
 		saved:    time.Unix(0, int64(le.Uint64(b[16:]))),
 		services: le.Uint32(b[24:]),
 		dests:    le.Uint32(b[28:]),
-		entries:  le.Uint32(b[32:]),
-		sum:      le.Uint32(b[40:]),
+		entries:   le.Uint32(b[32:]),
+		neighbors: le.Uint32(b[36:]),
+		sum:       le.Uint32(b[40:]),
 	}
-	if h.services > MaxServices || h.dests > MaxDests || h.entries > MaxEntries {
-		return header{}, fmt.Errorf("%w: %d services, %d real servers, %d entries: over the limits", ErrRecord, h.services, h.dests, h.entries)
+	if h.services > MaxServices || h.dests > MaxDests || h.neighbors > MaxNeighbors || h.entries > MaxEntries {
+		return header{}, fmt.Errorf("%w: %d services, %d real servers, %d neighbours, %d entries: over the limits", ErrRecord, h.services, h.dests, h.neighbors, h.entries)
 	}
 	return h, nil
 }
@@ -220,7 +241,8 @@ func Decode(b []byte) (*State, error) {
 		return nil, err
 	}
 	if want := HeaderSize + h.bodySize(); uint64(len(b)) != want {
-		return nil, fmt.Errorf("%w: %d bytes, the header gives %d services, %d real servers and %d entries: %d bytes", ErrSize, len(b), h.services, h.dests, h.entries, want)
+		return nil, fmt.Errorf("%w: %d bytes, the header gives %d services, %d real servers, %d neighbours and %d entries: %d bytes",
+			ErrSize, len(b), h.services, h.dests, h.neighbors, h.entries, want)
 	}
 	if got := checksum(b); got != h.sum {
 		return nil, fmt.Errorf("%w: computed %08x, stored %08x", ErrChecksum, got, h.sum)
@@ -231,6 +253,9 @@ func Decode(b []byte) (*State, error) {
 		Services: make([]Service, h.services),
 		Dests:    make([]dest.Key, h.dests),
 		Entries:  make([]Entry, h.entries),
+	}
+	if h.neighbors > 0 {
+		s.Neighbors = make([]Neighbor, h.neighbors)
 	}
 	off := HeaderSize
 	for i := range s.Services {
@@ -265,6 +290,14 @@ func Decode(b []byte) (*State, error) {
 			Real:  netip.AddrPortFrom(rip, le.Uint16(r[20:])),
 		}
 		off += DestSize
+	}
+	for i := range s.Neighbors {
+		r := b[off : off+NeighborSize]
+		if r[22] != 0 || r[23] != 0 {
+			return nil, fmt.Errorf("%w: neighbour %d: reserved bytes set", ErrRecord, i)
+		}
+		s.Neighbors[i] = Neighbor{Addr: netip.AddrFrom16([16]byte(r[0:16])).Unmap(), MAC: [6]byte(r[16:22])}
+		off += NeighborSize
 	}
 	for i := range s.Entries {
 		r := b[off : off+EntrySize]

@@ -35,6 +35,10 @@ func sample() *State {
 			{Proto: 6, VIP: vip, Real: netip.MustParseAddrPort("192.0.2.11:80")},
 			{Proto: 6, VIP: vip6, Real: netip.MustParseAddrPort("[2001:db8::11]:443")},
 		},
+		Neighbors: []Neighbor{
+			{Addr: netip.MustParseAddr("192.0.2.11"), MAC: [6]byte{2, 0, 0, 0, 0, 0x11}},
+			{Addr: netip.MustParseAddr("2001:db8::11"), MAC: [6]byte{2, 0, 0, 0, 0, 0x12}},
+		},
 		Entries: []Entry{
 			{Key: tmpl, Dest: 0, Left: 299 * time.Second, State: conntrack.StateAssured, Flags: conntrack.FlagTemplate},
 			{Key: conn, Dest: 0, Left: 899*time.Second + 990*time.Millisecond, State: conntrack.StateEstablished,
@@ -50,7 +54,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := HeaderSize + 2*ServiceSize + 2*DestSize + 3*EntrySize; len(b) != want {
+	if want := HeaderSize + 2*ServiceSize + 2*DestSize + 2*NeighborSize + 3*EntrySize; len(b) != want {
 		t.Fatalf("encoded %d bytes, want %d", len(b), want)
 	}
 	got, err := Decode(b)
@@ -117,7 +121,8 @@ func TestDecodeRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry0 := HeaderSize + 2*ServiceSize + 2*DestSize
+	neigh0 := HeaderSize + 2*ServiceSize + 2*DestSize
+	entry0 := neigh0 + 2*NeighborSize
 	mod := func(f func(b []byte) []byte) []byte { return f(bytes.Clone(good)) }
 	for _, tc := range []struct {
 		name string
@@ -147,6 +152,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{"reserved header bytes", mod(func(b []byte) []byte { b[13] = 1; return reseal(b) }), ErrRecord},
 		{"reserved service byte", mod(func(b []byte) []byte { b[HeaderSize+1] = 1; return reseal(b) }), ErrRecord},
 		{"reserved real server bytes", mod(func(b []byte) []byte { b[HeaderSize+2*ServiceSize+22] = 1; return reseal(b) }), ErrRecord},
+		{"reserved neighbour bytes", mod(func(b []byte) []byte { b[neigh0+NeighborSize+23] = 1; return reseal(b) }), ErrRecord},
+		{"neighbour count over the limit", mod(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[36:], MaxNeighbors+1); return reseal(b) }), ErrRecord},
 		{"reserved entry bytes", mod(func(b []byte) []byte { b[entry0+42] = 1; return reseal(b) }), ErrRecord},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
