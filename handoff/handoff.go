@@ -54,7 +54,7 @@ var (
 type State struct {
 	// Saved is when the state was written; the loader takes the time
 	// since then off every entry's time left.
-	Saved    time.Time
+	Saved     time.Time
 	Services  []Service
 	Dests     []dest.Key
 	Neighbors []Neighbor
@@ -219,9 +219,9 @@ func parseHeader(b []byte) (header, error) {
 		return header{}, fmt.Errorf("%w: reserved header bytes set", ErrRecord)
 	}
 	h := header{
-		saved:    time.Unix(0, int64(le.Uint64(b[16:]))),
-		services: le.Uint32(b[24:]),
-		dests:    le.Uint32(b[28:]),
+		saved:     time.Unix(0, int64(le.Uint64(b[16:]))),
+		services:  le.Uint32(b[24:]),
+		dests:     le.Uint32(b[28:]),
 		entries:   le.Uint32(b[32:]),
 		neighbors: le.Uint32(b[36:]),
 		sum:       le.Uint32(b[40:]),
