@@ -53,3 +53,29 @@ func (d *Director) restoreOffloads() {
 		d.log.Warn("offloads that stay off although asked for again", "iface", c.Iface, "features", strings.Join(host.EthtoolNames(off), ","))
 	}
 }
+
+// offloadsHeader carries, in the answer to a hand-off, the interface and
+// the features the udr handing off turned off and leaves off for the one
+// taking over ("eth0 rx-gro,tx-tcp-segmentation,..."), so that the last
+// udr to stop turns them on again.
+const offloadsHeader = "Udr-Offloads-Cleared"
+
+// offloadsLeft is the offloadsHeader value for this director, or "".
+func (d *Director) offloadsLeft() string {
+	if !d.offloads.Changed() {
+		return ""
+	}
+	return d.offloads.Iface + " " + strings.Join(d.offloads.Cleared(), ",")
+}
+
+// adoptOffloads takes over the offloads that the udr that handed its table
+// over left off (offloadsHeader), for Close to turn on again.
+func (d *Director) adoptOffloads(v string) {
+	iface, list, ok := strings.Cut(v, " ")
+	if !ok || d.cfg.KeepOffloads || iface != d.settings.Iface || list == "" {
+		return
+	}
+	d.offloads.Iface = iface
+	d.offloads.Adopt(strings.Split(list, ","))
+	d.log.Info("offloads the udr that handed over left off are turned on again when this one stops", "iface", iface, "features", strings.Join(host.EthtoolNames(d.offloads.Cleared()), ","))
+}

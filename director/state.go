@@ -158,6 +158,9 @@ func (d *Director) serveHandOff(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if v := d.offloadsLeft(); v != "" {
+		w.Header().Set(offloadsHeader, v)
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	if _, err := w.Write(b); err != nil {
@@ -208,6 +211,9 @@ func (d *Director) takeOver(t *forwarder.Table) error {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("take over through %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
 	}
+	// The other udr has stopped forwarding and leaves its offloads off
+	// for this one, whatever becomes of its table.
+	d.adoptOffloads(resp.Header.Get(offloadsHeader))
 	// At most what a table of every entry of this udr's capacity and
 	// every real server takes, and the header must say so.
 	limit := int64(handoff.HeaderSize) + handoff.MaxServices*handoff.ServiceSize + handoff.MaxDests*handoff.DestSize +

@@ -299,3 +299,38 @@ func TestPrivilegedCapabilities(t *testing.T) {
 		t.Errorf("%s=%s after udr run stopped: %v, want a profile", profileEnv, profile, err)
 	}
 }
+
+// TestPrivilegedOffloadsAfterHandOff: a udr that hands its table over
+// leaves the offloads off for the one taking over, and tells it which it
+// turned off, so that when the last one stops every feature is as it was
+// before the first started.
+func TestPrivilegedOffloadsAfterHandOff(t *testing.T) {
+	netlab.Privileged(t)
+	needEthtool(t)
+	bin := buildUDR(t)
+	lab := newDaemonLab(t, "offho")
+	if out, err := lab.Director.Command("ethtool", "-K", "eth0", "gro", "on").CombinedOutput(); err != nil {
+		t.Fatalf("ethtool -K eth0 gro on: %v\n%s", err, out)
+	}
+	before := ethtoolFeatures(t, lab.Director, "eth0")
+	rules := filepath.Join(bin.dir, "rules")
+	if err := os.WriteFile(rules, []byte("-A -t 192.0.2.100:80 -s rr\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(bin.dir, "udr.sock")
+	args := []string{"--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", "off", "--state", "off"}
+	first := startRestartDaemon(t, lab, bin, sock, args...)
+	second := startRestartDaemon(t, lab, bin, sock, append(args, "--takeover")...)
+	first.handedOff(t)
+	during := ethtoolFeatures(t, lab.Director, "eth0")
+	for _, f := range []string{"generic-receive-offload", "tcp-segmentation-offload", "generic-segmentation-offload"} {
+		if during[f] {
+			t.Errorf("after the hand-off, ethtool -k shows %s: on, want off for the udr that took over", f)
+		}
+	}
+	second.stop(t)
+	after := ethtoolFeatures(t, lab.Director, "eth0")
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("ethtool -k eth0 after the udr that took over stopped (-before +after):\n%s", diff)
+	}
+}

@@ -183,6 +183,33 @@ type OffloadChange struct {
 // Changed reports whether DisableOffloads changed anything to restore.
 func (c OffloadChange) Changed() bool { return len(c.cleared) > 0 }
 
+// Cleared returns the features whose requested bit DisableOffloads
+// cleared: what Restore sets again.
+func (c OffloadChange) Cleared() []string { return slices.Clone(c.cleared) }
+
+// maxAdopted bounds the features Adopt takes: an interface has fewer than
+// 100 (ETH_SS_FEATURES), and the list may come from another process.
+const maxAdopted = 256
+
+// Adopt makes c restore the features another udr cleared on c.Iface and
+// left off for this one, which found them off (a hand-off): the one that
+// stops last turns them on again. Names the interface does not have are
+// ignored by Restore.
+func (c *OffloadChange) Adopt(features []string) {
+	for _, f := range features {
+		if len(c.cleared) >= maxAdopted {
+			return
+		}
+		if f == "" || slices.Contains(c.cleared, f) {
+			continue
+		}
+		c.cleared = append(c.cleared, f)
+		if !slices.Contains(c.Off, f) {
+			c.Off = append(c.Off, f)
+		}
+	}
+}
+
 // DisableOffloads turns off the features of GRO, LRO, TSO and GSO on
 // ifname, as `ethtool -K ifname gro off lro off tso off gso off` does but
 // without the ethtool binary, and reports what is off now and what stayed
