@@ -48,7 +48,8 @@ func (s Settings) StatePath() string {
 // says how many of each). The file is removed once read, so that a later
 // start after a crash never takes an old table. A file that cannot be
 // used (another version, a bad checksum, a wrong size) is logged, renamed
-// to FILE.rejected and udr starts with an empty table.
+// to FILE.rejected and udr starts with an empty table; a file that is not
+// a state file at all (a path given by mistake) is logged and left alone.
 func (d *Director) loadState(t *forwarder.Table) {
 	path := d.settings.StatePath()
 	if path == "" {
@@ -59,6 +60,9 @@ func (d *Director) loadState(t *forwarder.Table) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		d.log.Info("no state file: starting with an empty connection table", "state", path)
+		return
+	case errors.Is(err, handoff.ErrMagic):
+		d.log.Error("the state file is not a udr state file: left alone; starting with an empty connection table", "state", path, "err", err)
 		return
 	case err != nil:
 		rejected := path + ".rejected"

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -337,8 +338,13 @@ func Decode(b []byte) (*State, error) {
 }
 
 // Write stores s in path atomically: it writes path.tmp (mode 0600),
-// syncs it, renames it over path and syncs the directory.
+// syncs it, renames it over path and syncs the directory. It refuses to
+// replace a file that is not a state file (a path given by mistake: the
+// rules, the config), or anything but a regular file.
 func Write(path string, s *State) error {
+	if err := replaceable(path); err != nil {
+		return err
+	}
 	b, err := Encode(s)
 	if err != nil {
 		return err
@@ -369,9 +375,37 @@ func Write(path string, s *State) error {
 	return nil
 }
 
+// replaceable checks that path is missing, empty, or a state file.
+func replaceable(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("write state: %s exists and is not a regular file: not replaced", path)
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, len(magic))
+	if n, _ := io.ReadFull(f, head); n < len(magic) || string(head) != magic {
+		return fmt.Errorf("write state: %s exists and is not a udr state file: not replaced", path)
+	}
+	return nil
+}
+
 // Read reads and decodes the state file at path. It checks the file's
 // size against its header before reading the body, so that a header
-// claiming more than the file holds costs nothing.
+// claiming more than the file holds costs nothing. Anything but a regular
+// file is refused with ErrMagic.
 func Read(path string) (*State, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -383,7 +417,7 @@ func Read(path string) (*State, error) {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, fmt.Errorf("%s: %w: not a regular file", path, ErrMagic)
 	}
 	hb := make([]byte, HeaderSize)
 	n, err := io.ReadFull(f, hb)

@@ -171,10 +171,11 @@ func TestDecodeRefuses(t *testing.T) {
 func TestWriteRead(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "udr.state")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
+	s := sample()
+	// An older state file is replaced.
+	if err := Write(path, &State{Saved: time.Unix(1, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	s := sample()
 	if err := Write(path, s); err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +208,25 @@ func TestWriteRead(t *testing.T) {
 	if _, err := Read(path); !errors.Is(err, ErrSize) {
 		t.Errorf("Read of a file claiming 2e8 entries: %v, want ErrSize", err)
 	}
-	if _, err := Read(dir); err == nil {
-		t.Error("Read of a directory succeeded")
-	}
 	if _, err := Read(filepath.Join(dir, "none")); !os.IsNotExist(err) {
 		t.Errorf("Read of a missing file: %v, want not-exist", err)
+	}
+	// Write never replaces what is not a state file.
+	other := filepath.Join(dir, "rules")
+	if err := os.WriteFile(other, []byte("-A -t 192.0.2.100:80 -s wrr\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(other, s); err == nil {
+		t.Error("Write replaced a rules file")
+	}
+	if b, _ := os.ReadFile(other); string(b) != "-A -t 192.0.2.100:80 -s wrr\n" {
+		t.Errorf("the rules file now holds %q", b)
+	}
+	if err := Write(dir, s); err == nil {
+		t.Error("Write replaced a directory")
+	}
+	if _, err := Read(dir); !errors.Is(err, ErrMagic) {
+		t.Errorf("Read of a directory: %v, want ErrMagic", err)
 	}
 	// Write into a directory that does not exist fails and leaves nothing.
 	if err := Write(filepath.Join(dir, "no", "udr.state"), s); err == nil {

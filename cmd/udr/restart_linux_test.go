@@ -475,4 +475,20 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	if _, err := os.Stat(state + ".rejected"); err != nil {
 		t.Errorf("the refused state file was not kept aside: %v", err)
 	}
+
+	// A state file given by mistake (here the rules) is neither taken
+	// nor replaced.
+	fourth.stop(t)
+	fifth := startRestartDaemon(t, lab, bin, sock, append(args("1"), "--state", rules)...)
+	if _, err := fifth.log.wait(0, "not a udr state file", daemonEventTimeout, fifth.exited); err != nil {
+		t.Errorf("--state naming the rules file: %v", err)
+	}
+	mark = fifth.log.len()
+	fifth.stop(t)
+	if _, err := fifth.log.wait(mark, "state not saved", daemonEventTimeout, fifth.exited); err != nil {
+		t.Errorf("--state naming the rules file, at SIGTERM: %v", err)
+	}
+	if b, err := os.ReadFile(rules); err != nil || string(b) != restartRules {
+		t.Errorf("the rules file after a udr ran with --state naming it: %q, %v", b, err)
+	}
 }
