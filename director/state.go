@@ -220,7 +220,7 @@ func (d *Director) takeOver(t *forwarder.Table) error {
 	d.adoptOffloads(resp.Header.Get(offloadsHeader))
 	// At most what a table of every entry of this udr's capacity and
 	// every real server takes, and the header must say so.
-	limit := int64(handoff.HeaderSize) + handoff.MaxServices*handoff.ServiceSize + handoff.MaxDests*handoff.DestSize +
+	limit := int64(handoff.HeaderSize) + handoff.MaxServices*handoff.ServiceSize + handoff.MaxDests*handoff.DestSize + handoff.MaxNeighbors*handoff.NeighborSize +
 		int64(2*capacityOr(d.settings.Capacity)+1<<20)*handoff.EntrySize
 	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err == nil && int64(len(b)) > limit {
