@@ -7,13 +7,15 @@ build:
 	$(GO) build -o udr ./cmd/udr
 
 # Unit tests, golden pcaps, and (as root) the network-namespace tests, with
-# the race detector; then 30 s of fuzzing of the pipeline; then, as root, the
+# the race detector; then 30 s of fuzzing of the pipeline and 15 s of each
+# other fuzz target; then, as root, the
 # live benchmark in its short mode (1 repetition of 2 s per case), which
 # prints its table and fails only when the harness itself fails.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime 30s ./forwarder
+	$(GO) test -run '^$$' -fuzz '^FuzzIpvsadmRequest$$' -fuzztime 15s ./director
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./bench/netbench -short -readme ''; \
 	else echo "bench/netbench: skipped, it needs root (network namespaces)"; fi
 

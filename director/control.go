@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,25 +19,31 @@ import (
 
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/config"
+	"github.com/udr-lb/udr/internal/bounded"
 )
 
 // DefaultControlSocket is where udr run serves its control API and where
 // udr admin looks for it: udr.yaml's default control_socket.
 const DefaultControlSocket = config.DefaultControlSocket
 
-// IpvsadmRequest is the body of POST /v1/ipvsadm: one ipvsadm command line
-// (without the program name) and, for -R, its standard input.
-type IpvsadmRequest struct {
-	Args  []string `json:"args"`
-	Stdin string   `json:"stdin,omitempty"`
-}
+// ControlMaxConns is the most connections the control socket holds at
+// once, or less under a low descriptor limit (bounded.ConnCap).
+const ControlMaxConns = 32
 
-// IpvsadmResponse is what the command printed and its exit status, as
-// ipvsadm itself would have printed and returned them.
-type IpvsadmResponse struct {
-	Stdout string `json:"stdout"`
-	Stderr string `json:"stderr"`
-	Exit   int    `json:"exit"`
+// ControlLimits are the control socket's bounds, with at most maxConns
+// connections: headers within 5 s, a whole request (body included) within
+// 15 s, the command and its answer within 2 minutes.
+func ControlLimits(maxConns int, log *slog.Logger) bounded.Limits {
+	return bounded.Limits{
+		MaxConns:          maxConns,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		Name:              "control",
+		Logger:            log,
+	}
 }
 
 // ControlHandler returns the control API:
@@ -44,13 +52,22 @@ type IpvsadmResponse struct {
 //	POST /v1/reload    re-read the rules or config file; 200, or 422 with the error
 //	GET  /v1/state     the virtual server table with live counts, as JSON (ipvsadm -L -j)
 //	POST /v1/handoff   stop forwarding and answer the connection table (package handoff); then udr run exits
+//
+// A body must come with its Content-Length (no chunked encoding), of at
+// most MaxRequestBody bytes, and hold one JSON object and nothing else.
 func (d *Director) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ipvsadm", func(w http.ResponseWriter, r *http.Request) {
-		var req IpvsadmRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		body, status, err := readBody(w, r, MaxRequestBody)
+		if err != nil {
+			// Close the connection after the answer: the server would
+			// otherwise read on in what is left of the body first.
+			w.Header().Set("Connection", "close")
+			http.Error(w, err.Error(), status)
+			return
+		}
+		req, err := decodeIpvsadmRequest(body)
+		if err != nil {
 			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 			return
 		}
@@ -80,16 +97,39 @@ func (d *Director) ControlHandler() http.Handler {
 	return mux
 }
 
+// readBody reads a request's body of at most limit bytes, which must have
+// a Content-Length: a chunked body, whose chunk sizes could promise any
+// length, is refused before a byte of it is read, as is a length over
+// limit. It returns the HTTP status of a refusal.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
+	switch {
+	case r.ContentLength < 0:
+		return nil, http.StatusLengthRequired, errors.New("request body without a Content-Length: the control API takes no chunked body")
+	case r.ContentLength > limit:
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %d bytes: at most %d", r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, http.StatusRequestTimeout, fmt.Errorf("request body: %d of %d bytes came before the deadline", len(b), r.ContentLength)
+		}
+		return nil, http.StatusBadRequest, fmt.Errorf("read request body: %w", err)
+	}
+	return b, 0, nil
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
 }
 
-// ServeControl serves ControlHandler on ln (from ListenControl) until ctx
-// is done; closing the listener removes the socket.
-func (d *Director) ServeControl(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: d.ControlHandler(), ReadHeaderTimeout: 5 * time.Second}
+// ServeControl serves ControlHandler on ln (from ListenControl) within lim
+// (ControlLimits) until ctx is done; closing the listener removes the
+// socket.
+func (d *Director) ServeControl(ctx context.Context, ln net.Listener, lim bounded.Limits) error {
+	srv := bounded.New(d.ControlHandler(), lim)
 	go func() {
 		<-ctx.Done()
 		srv.Close()

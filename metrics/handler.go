@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/udr-lb/udr/internal/bounded"
 )
 
 // Handler returns an http.Handler that serves the metrics of c, with the
@@ -34,17 +37,35 @@ func Handler(c prometheus.Collector) (http.Handler, error) {
 	}), nil
 }
 
-// Serve serves h on ln (for udr, a listener on 127.0.0.1) at /metrics
-// until ctx is done, then shuts the server down, giving scrapes in
-// progress a few seconds. It returns nil after ctx is done, and the
-// server's error otherwise; it closes ln.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+// MaxConns is the most connections the metrics endpoint holds at once,
+// or less under a low descriptor limit (bounded.ConnCap): Prometheus
+// scrapes over one keep-alive connection per server.
+const MaxConns = 64
+
+// Limits are the metrics endpoint's bounds, with at most maxConns
+// connections: a request within 10 s (headers within 5 s), its answer
+// within 30 s, a keep-alive connection idle for a minute at most.
+func Limits(maxConns int, log *slog.Logger) bounded.Limits {
+	return bounded.Limits{
+		MaxConns:          maxConns,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		Name:              "metrics",
+		Logger:            log,
+	}
+}
+
+// Serve serves h on ln (for udr, a listener on 127.0.0.1) at /metrics,
+// within lim (Limits), until ctx is done, then shuts the server down,
+// giving scrapes in progress a few seconds. It returns nil after ctx is
+// done, and the server's error otherwise; it closes ln.
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, lim bounded.Limits) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	srv := bounded.New(mux, lim)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

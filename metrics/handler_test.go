@@ -22,7 +22,7 @@ func TestServe(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ln, h) }()
+	go func() { done <- Serve(ctx, ln, h, Limits(4, nil)) }()
 
 	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
 	if err != nil {

@@ -100,8 +100,18 @@ type daemon struct {
 // before the lab is closed, and fails t unless it then exits cleanly.
 func startDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, args ...string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, lab, bin, sock, nil, args...)
+}
+
+// startDaemonWith is startDaemon with udr run started through wrap, a
+// command and its arguments that execs the command line after them (a
+// shell that sets a limit first); nil for none. The daemon's pid stays
+// udr's.
+func startDaemonWith(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, wrap []string, args ...string) *daemon {
+	t.Helper()
 	d := &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
-	d.cmd = lab.Director.Command(bin.exe, append([]string{"run"}, args...)...)
+	argv := append(append(append([]string{}, wrap...), bin.exe, "run"), args...)
+	d.cmd = lab.Director.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start udr run: %v", err)

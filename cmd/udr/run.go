@@ -21,6 +21,7 @@ import (
 	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/internal/bounded"
 	"github.com/udr-lb/udr/internal/privs"
 	udrmetrics "github.com/udr-lb/udr/metrics"
 )
@@ -45,6 +46,15 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("run: give up the capabilities udr does not need: %w", err)
 	}
 	log.Info("capabilities", "kept", caps.Permitted.String(), "bounding", caps.Bounding.String(), "no_new_privs", caps.NoNewPrivs)
+	// The listeners' connections are cut from the descriptor limit, so
+	// that no client of theirs can take the descriptors of the packet
+	// sockets, the control socket, reloads and health checks.
+	fds, err := bounded.Descriptors()
+	if err != nil {
+		return err
+	}
+	controlConns, metricsConns := bounded.ConnCap(fds, director.ControlMaxConns), bounded.ConnCap(fds, udrmetrics.MaxConns)
+	log.Info("descriptor budget", "limit", fds, "control_connections", controlConns, "metrics_connections", metricsConns)
 	d, err := director.New(*cfg)
 	if err != nil {
 		return err
@@ -78,7 +88,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		go func() {
-			if err := d.ServeControl(ctx, ln); err != nil {
+			if err := d.ServeControl(ctx, ln, director.ControlLimits(controlConns, log)); err != nil {
 				log.Error("control API stopped", "socket", control, "err", err)
 			}
 		}()
@@ -93,7 +103,7 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		go func() {
-			if err := udrmetrics.Serve(ctx, ln, h); err != nil {
+			if err := udrmetrics.Serve(ctx, ln, h, udrmetrics.Limits(metricsConns, log)); err != nil {
 				log.Error("metrics endpoint stopped", "address", metrics, "err", err)
 			}
 		}()

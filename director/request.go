@@ -1,0 +1,48 @@
+package director
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// IpvsadmRequest is the body of POST /v1/ipvsadm: one ipvsadm command line
+// (without the program name) and, for -R, its standard input.
+type IpvsadmRequest struct {
+	Args  []string `json:"args"`
+	Stdin string   `json:"stdin,omitempty"`
+}
+
+// IpvsadmResponse is what the command printed and its exit status, as
+// ipvsadm itself would have printed and returned them.
+type IpvsadmResponse struct {
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	Exit   int    `json:"exit"`
+}
+
+// MaxRequestBody bounds the body of a control request: a restore (-R) of
+// 200,000 rules, as ipvsadm-save prints them, is about 12 MB.
+const MaxRequestBody = 32 << 20
+
+// decodeIpvsadmRequest decodes the body of POST /v1/ipvsadm: exactly one
+// JSON object with no field but args and stdin, and nothing after it but
+// white space.
+func decodeIpvsadmRequest(body []byte) (IpvsadmRequest, error) {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return IpvsadmRequest{}, errors.New(`want a JSON object, {"args": [...], "stdin": "..."}`)
+	}
+	var req IpvsadmRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return IpvsadmRequest{}, fmt.Errorf("decode JSON: %w", err)
+	}
+	end := dec.InputOffset()
+	if _, err := dec.Token(); err != io.EOF {
+		return IpvsadmRequest{}, fmt.Errorf("trailing data after the JSON object, from byte %d of %d: want one object only", end, len(body))
+	}
+	return req, nil
+}
