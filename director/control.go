@@ -15,7 +15,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/config"
@@ -141,17 +144,18 @@ func (d *Director) ServeControl(ctx context.Context, ln net.Listener, lim bounde
 }
 
 // ListenControl creates the control socket at path, mode 0600 and owned by
-// the daemon's user (root). A stale socket left by a daemon that died is
-// replaced; a live one is an error.
+// the daemon's user (root). What is at path already is left alone unless
+// it is a stale socket, one that nothing listens on (a daemon that died
+// left it): that is replaced. A socket that answers is an error (another
+// udr is serving it), and so is anything else at path: a regular file, a
+// directory, a symbolic link, a socket udr cannot probe.
 func ListenControl(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("control socket %s: another udr is serving it", path)
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
 	}
-	os.Remove(path)
 	// Bind in a private (0700) directory beside path, make the socket 0600,
 	// then move it into place: no other user can connect in between.
 	tmp, err := os.MkdirTemp(filepath.Dir(path), ".udr-sock-")
@@ -159,31 +163,112 @@ func ListenControl(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	ln, err := net.Listen("unix", filepath.Join(tmp, "sock"))
+	bound := filepath.Join(tmp, "sock")
+	ln, err := net.Listen("unix", bound)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(filepath.Join(tmp, "sock"), 0o600); err != nil {
+	fail := func(err error) (net.Listener, error) {
 		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Rename(filepath.Join(tmp, "sock"), path); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("control socket: %w", err)
+	if err := os.Chmod(bound, 0o600); err != nil {
+		return fail(err)
 	}
-	return controlListener{ln, path}, nil
+	fi, err := os.Lstat(bound)
+	if err != nil {
+		return fail(err)
+	}
+	// Never over something that appeared at path meanwhile.
+	if err := renameNoReplace(bound, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			err = errors.New("a file appeared there while udr was binding; udr leaves it alone")
+		}
+		return fail(err)
+	}
+	return controlListener{ln, path, fi}, nil
+}
+
+// removeStaleSocket makes room for the control socket at path: nothing is
+// there, or a socket nothing listens on, which it removes. Anything else
+// is an error, and is left as it is.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("control socket %s: %s is there, not a socket; udr leaves it alone: remove it or give another --control path",
+			path, fileKind(fi.Mode()))
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	switch {
+	case err == nil:
+		c.Close()
+		return fmt.Errorf("control socket %s: another udr is listening on it", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		// Stale: its daemon died without removing it.
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("control socket %s: remove the stale socket: %w", path, err)
+		}
+		return nil
+	default:
+		// EAGAIN (a full backlog: someone listens), EACCES, a timeout.
+		return fmt.Errorf("control socket %s: cannot tell whether another udr is listening on it (%v); udr leaves it alone", path, err)
+	}
+}
+
+// fileKind names what a file of mode m is, for messages.
+func fileKind(m os.FileMode) string {
+	switch m.Type() {
+	case 0:
+		return "a regular file"
+	case os.ModeDir:
+		return "a directory"
+	case os.ModeSymlink:
+		return "a symbolic link"
+	case os.ModeNamedPipe:
+		return "a named pipe"
+	case os.ModeDevice, os.ModeDevice | os.ModeCharDevice:
+		return "a device"
+	}
+	return "a file of mode " + m.String()
+}
+
+// renameNoReplace moves from to to unless to exists (os.ErrExist then):
+// renameat2(RENAME_NOREPLACE), or where the file system lacks it a hard
+// link and an unlink.
+func renameNoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		if err != nil {
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+		}
+		return nil
+	}
+	if err := os.Link(from, to); err != nil {
+		return err
+	}
+	return os.Remove(from)
 }
 
 // controlListener removes its socket file when closed: it was bound under
-// another name and renamed, so the listener cannot unlink it itself.
+// another name and renamed, so the listener cannot unlink it itself. It
+// removes only its own socket, not a file that replaced it.
 type controlListener struct {
 	net.Listener
 	path string
+	fi   os.FileInfo // of the socket it bound
 }
 
 func (l controlListener) Close() error {
-	os.Remove(l.path)
+	if fi, err := os.Lstat(l.path); err == nil && os.SameFile(fi, l.fi) {
+		os.Remove(l.path)
+	}
 	return l.Listener.Close()
 }
 
