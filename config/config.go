@@ -16,6 +16,8 @@ const (
 	DefaultControlSocket    = "/run/udr/udr.sock"
 	DefaultMetricsAddress   = "127.0.0.1:9780"
 	DefaultAnnounceInterval = 10 * time.Second
+	MinAnnounceInterval     = time.Second
+	MaxAnnounceInterval     = time.Hour
 	DefaultCapacity         = 1 << 20
 	MaxCapacity             = 1 << 28
 	DefaultConnReuseMode    = 1 // the kernel's conn_reuse_mode default

@@ -587,7 +587,22 @@ services:
 		{
 			name: "multicast vip_mac",
 			yaml: "interface: eth0\nvip_mac: 01:00:5e:00:00:01\n",
-			want: `udr.yaml:2: vip_mac: "01:00:5e:00:00:01" is not a unicast MAC address, "" or iface`,
+			want: `udr.yaml:2: vip_mac: 01:00:5e:00:00:01 is a multicast MAC (the first byte is odd): want a unicast MAC address`,
+		},
+		{
+			name: "all-zero vip_mac",
+			yaml: "interface: eth0\nvip_mac: 00:00:00:00:00:00\n",
+			want: `udr.yaml:2: vip_mac: 00:00:00:00:00:00 is the all-zero MAC, which no neighbour accepts: want a unicast MAC address`,
+		},
+		{
+			name: "broadcast vip_mac",
+			yaml: "interface: eth0\nvip_mac: ff:ff:ff:ff:ff:ff\n",
+			want: `udr.yaml:2: vip_mac: ff:ff:ff:ff:ff:ff is the broadcast MAC: want a unicast MAC address`,
+		},
+		{
+			name: "vip_mac not a MAC",
+			yaml: "interface: eth0\nvip_mac: 02:00:00:00:00\n",
+			want: `udr.yaml:2: vip_mac: "02:00:00:00:00" is not an Ethernet MAC address, "" (a virtual MAC) or iface`,
 		},
 		{
 			name: "rules file missing",

@@ -30,10 +30,9 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 		d.errorf("interface", "%q is not an interface name", fc.Interface)
 	}
 	fc.VIPMAC, ok = d.str("vip_mac", doc.VIPMAC, "")
-	if ok && fc.VIPMAC != "" && fc.VIPMAC != "iface" {
-		mac, err := net.ParseMAC(fc.VIPMAC)
-		if err != nil || len(mac) != 6 || mac[0]&1 != 0 || [6]byte(mac) == [6]byte{} {
-			d.errorf("vip_mac", `%q is not a unicast MAC address, "" or iface`, fc.VIPMAC)
+	if ok {
+		if _, err := ParseVIPMAC(fc.VIPMAC); err != nil {
+			d.errorf("vip_mac", "%v", err)
 		}
 	}
 	fc.ControlSocket, ok = d.str("control_socket", doc.ControlSocket, DefaultControlSocket)
@@ -67,7 +66,7 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 		workers, _ := d.integer("workers", doc.Workers, 1, MaxWorkers, DefaultWorkers)
 		fc.Workers = int(workers)
 	}
-	fc.AnnounceInterval, _ = d.duration("announce_interval", doc.AnnounceInterval, time.Second, time.Hour, DefaultAnnounceInterval, false)
+	fc.AnnounceInterval, _ = d.duration("announce_interval", doc.AnnounceInterval, MinAnnounceInterval, MaxAnnounceInterval, DefaultAnnounceInterval, false)
 	capacity, _ := d.integer("capacity", doc.Capacity, 1, MaxCapacity, DefaultCapacity)
 	fc.Capacity = int(capacity)
 	fc.SloppyTCP, _ = d.boolean("sloppy_tcp", doc.SloppyTCP)

@@ -75,9 +75,7 @@ func New(capacity int, reg *dest.Registry, opts Options) *Table {
 	if reg == nil {
 		panic("conntrack: nil registry")
 	}
-	// At most 7/8 of the slots are ever used: probes stay short, and the
-	// mapping from hash to slot (fastrange) needs no power of two.
-	nslots := capacity + (capacity+6)/7
+	nslots := slotsFor(capacity)
 	seed := opts.Seed
 	if seed == 0 {
 		seed = rand.Uint64()

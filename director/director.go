@@ -160,6 +160,12 @@ func New(cfg Config) (_ *Director, err error) {
 		return nil, err
 	}
 	s := d.settings
+	if err := s.Check(cfg.Given); err != nil {
+		return nil, err
+	}
+	if err := checkTableMemory(capacityOr(s.Capacity), workerCount(s.Workers)); err != nil {
+		return nil, err
+	}
 	if d.ifi, err = host.InterfaceInfo(s.Iface); err != nil {
 		return nil, err
 	}
@@ -233,6 +239,35 @@ func New(cfg Config) (_ *Director, err error) {
 	return d, nil
 }
 
+// tableReserve is the memory left to the rest of udr (its sockets' rings,
+// the compiled table, the control plane) when the connection tables are
+// checked against the memory the machine has.
+const tableReserve = 64 << 20
+
+// availableMemory is host.AvailableMemory; tests replace it.
+var availableMemory = host.AvailableMemory
+
+// checkTableMemory refuses a capacity whose connection tables, allocated
+// whole at start (conntrack.Memory), do not fit in the memory this process
+// can take with tableReserve to spare: a clear error now rather than the
+// runtime's fatal out of memory.
+func checkTableMemory(capacity, workers int) error {
+	per := max(capacity/workers, 1)
+	need := conntrack.Memory(per) * uint64(workers)
+	m, err := availableMemory()
+	if err != nil {
+		return fmt.Errorf("capacity %d: cannot tell how much memory is available: %w", capacity, err)
+	}
+	if need+tableReserve > m.Bytes {
+		return fmt.Errorf("capacity %d: the connection table needs %s, but this process can take only %s more (%s), and udr keeps %s for the rest: lower --capacity (capacity:)",
+			capacity, mib(need), mib(m.Bytes), m.By, mib(tableReserve))
+	}
+	return nil
+}
+
+// mib writes a number of bytes in MiB.
+func mib(n uint64) string { return fmt.Sprintf("%d MiB", (n+(1<<20)-1)>>20) }
+
 func capacityOr(n int) int {
 	if n == 0 {
 		return forwarder.DefaultCapacity
@@ -299,9 +334,9 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table, edited 
 	case "iface":
 		opts.VIPMAC = d.ifi.MAC
 	default:
-		hw, err := net.ParseMAC(s.VIPMAC)
-		if err != nil || len(hw) != 6 || hw[0]&1 != 0 {
-			return nil, fmt.Errorf("--vip-mac %q: want a unicast Ethernet MAC, \"iface\" or nothing", s.VIPMAC)
+		hw, err := config.ParseVIPMAC(s.VIPMAC)
+		if err != nil {
+			return nil, fmt.Errorf("--vip-mac %w", err)
 		}
 		opts.VIPMAC = [6]byte(hw)
 	}

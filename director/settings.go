@@ -76,6 +76,28 @@ func workerCount(n int) int {
 	return min(max(set.Count(), 1), config.MaxWorkers)
 }
 
+// Check reports the first setting out of range, named by its flag: the
+// checks of udr.yaml's decoder (config.CheckCapacity, ...), for values
+// that came from flags or from a caller of New. A zero Capacity or
+// AnnounceInterval means the default, except for the settings in explicit
+// (flags given on the command line), where 0 is a value.
+func (s Settings) Check(explicit Setting) error {
+	if s.Capacity != 0 || explicit&SetCapacity != 0 {
+		if err := config.CheckCapacity(s.Capacity); err != nil {
+			return fmt.Errorf("--capacity %w", err)
+		}
+	}
+	if s.AnnounceInterval != 0 || explicit&SetAnnounceInterval != 0 {
+		if err := config.CheckAnnounceInterval(s.AnnounceInterval); err != nil {
+			return fmt.Errorf("--garp-interval %w", err)
+		}
+	}
+	if _, err := config.ParseVIPMAC(s.VIPMAC); err != nil {
+		return fmt.Errorf("--vip-mac %w", err)
+	}
+	return nil
+}
+
 // Setting is a set of Settings' fields, one bit each.
 type Setting uint16
 

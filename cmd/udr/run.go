@@ -216,6 +216,10 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 		}
 		cfg.Workers = n
 	}
+	// Every flag has a default in range: 0 is a value given.
+	if err := cfg.Settings.Check(cfg.Given); err != nil {
+		return nil, usageErrorf("run: %v", err)
+	}
 	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
 		return nil, usageErrorf("run: give --rules or --config")
 	}

@@ -183,6 +183,15 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--rules", "r", "--iface", "eth0", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "0"}, `--workers "0": want 1..256 or auto`},
 		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "all"}, `--workers "all": want 1..256 or auto`},
+		{[]string{"--rules", "r", "--iface", "eth0", "--capacity", "-1"}, "--capacity -1 out of range 1..268435456"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--capacity", "0"}, "--capacity 0 out of range 1..268435456"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--capacity", "99999999999"}, "--capacity 99999999999 out of range 1..268435456"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--garp-interval", "0"}, "--garp-interval 0s out of range 1s..1h"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--garp-interval", "-5s"}, "--garp-interval -5s out of range 1s..1h"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--garp-interval", "2h"}, "--garp-interval 2h out of range 1s..1h"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--vip-mac", "00:00:00:00:00:00"}, "--vip-mac 00:00:00:00:00:00 is the all-zero MAC"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--vip-mac", "ff:ff:ff:ff:ff:ff"}, "--vip-mac ff:ff:ff:ff:ff:ff is the broadcast MAC"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--vip-mac", "33:33:00:00:00:01"}, "--vip-mac 33:33:00:00:00:01 is a multicast MAC"},
 	} {
 		cfg, err := parseRun(tt.args, io.Discard)
 		var ee *exitError

@@ -1,0 +1,30 @@
+package conntrack
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/udr-lb/udr/dest"
+)
+
+// TestMemory checks Memory against what New allocates.
+func TestMemory(t *testing.T) {
+	reg := dest.NewRegistry(1)
+	for _, capacity := range []int{1, 100, 4096, 1 << 20} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tb := New(capacity, reg, Options{})
+		runtime.ReadMemStats(&after)
+		got := after.TotalAlloc - before.TotalAlloc
+		want := Memory(capacity)
+		// Allocation rounds up to size classes or pages.
+		if got < want || got > want+want/8+4096 {
+			t.Errorf("New(%d) allocated %d bytes, Memory says %d", capacity, got, want)
+		}
+		runtime.KeepAlive(tb)
+	}
+	if m := Memory(-1); m != 0 {
+		t.Errorf("Memory(-1) = %d, want 0", m)
+	}
+}
