@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -159,9 +158,9 @@ type Server struct {
 // except that a YAML syntax error or an unknown or misshapen key stops the
 // reading at once. On error the File and Config are nil.
 func Load(path string) (*File, *service.Config, []string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, "udr.yaml", MaxFileSize)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, nil, err
 	}
 	return parseConfig(data, path, filepath.Dir(path))
 }

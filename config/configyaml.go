@@ -9,6 +9,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	yamlparser "github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 )
@@ -118,7 +119,14 @@ func decodeDoc(data []byte, name string) (*fileDoc, *configDecoder, error) {
 		vals:  make(map[*token.Token]string),
 		seen:  make(map[string]bool),
 	}
-	f, err := yamlparser.ParseBytes(data, 0)
+	if len(data) > MaxFileSize {
+		return nil, d, fmt.Errorf("%s: larger than %d bytes, the most udr reads of a udr.yaml", name, MaxFileSize)
+	}
+	tokens := lexer.Tokenize(string(data))
+	if err := d.checkTokens(tokens); err != nil {
+		return nil, d, err
+	}
+	f, err := yamlparser.Parse(tokens, 0)
 	if err != nil {
 		return nil, d, d.yamlError(err)
 	}
@@ -132,6 +140,9 @@ func decodeDoc(data []byte, name string) (*fileDoc, *configDecoder, error) {
 	}
 	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
 		return doc, d, nil // an empty file: every default
+	}
+	if err := d.checkExpansion(f.Docs[0].Body); err != nil {
+		return nil, d, err
 	}
 	d.index(f.Docs[0].Body, "")
 	if err := yaml.NodeToValue(f.Docs[0].Body, doc, yaml.Strict()); err != nil {
