@@ -46,11 +46,18 @@ func ParseRules(r io.Reader, name string) (*service.Config, []string, error) {
 		destLine:  make(map[dest.Key]int),
 		failedSvc: make(map[service.Key]bool),
 	}
-	br := bufio.NewReader(r)
+	lr := &io.LimitedReader{R: r, N: MaxRulesSize + 1}
+	br := bufio.NewReaderSize(lr, MaxRulesLine+1)
 	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadString('\n')
-		if line != "" {
-			rp.line(lineNo, line)
+		b, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			return nil, rp.warnings, fmt.Errorf("%s:%d: line longer than %d bytes: udr reads no longer line", name, lineNo, MaxRulesLine)
+		}
+		if lr.N == 0 {
+			return nil, rp.warnings, fmt.Errorf("%s: larger than %d bytes, the most udr reads of rules", name, MaxRulesSize)
+		}
+		if len(b) > 0 {
+			rp.line(lineNo, string(b))
 		}
 		if err == io.EOF {
 			break
@@ -60,10 +67,27 @@ func ParseRules(r io.Reader, name string) (*service.Config, []string, error) {
 		}
 	}
 	if len(rp.errs) > 0 {
-		return nil, rp.warnings, errors.Join(rp.errs...)
+		errs := rp.errs
+		if rp.more > 0 {
+			errs = append(errs, fmt.Errorf("%s: %d more faulty lines", name, rp.more))
+		}
+		return nil, rp.warnings, errors.Join(errs...)
 	}
 	return rp.cfg, rp.warnings, nil
 }
+
+// Bounds of what ParseRules reads, and of what it reports.
+const (
+	// MaxRulesSize is the most udr reads of a rules file, and of the
+	// input of ipvsadm -R: 200,000 lines of ipvsadm-save take 10 MB.
+	MaxRulesSize = 64 << 20
+	// MaxRulesLine is the longest line of rules (ipvsadm-save's are
+	// under 200 bytes).
+	MaxRulesLine = 4096
+	// maxRulesErrors is how many faulty lines are reported one by one;
+	// the others are counted.
+	maxRulesErrors = 100
+)
 
 type rulesParser struct {
 	name      string
@@ -72,6 +96,7 @@ type rulesParser struct {
 	destLine  map[dest.Key]int     // line that added each real server
 	failedSvc map[service.Key]bool // services whose -A line failed
 	errs      []error
+	more      int // faulty lines beyond maxRulesErrors
 	warnings  []string
 }
 
@@ -85,6 +110,10 @@ func (rp *rulesParser) line(n int, line string) {
 	}
 	ctx := lineContext(args)
 	errorf := func(format string, a ...any) {
+		if len(rp.errs) == maxRulesErrors {
+			rp.more++
+			return
+		}
 		rp.errs = append(rp.errs, fmt.Errorf("%s:%d: %s: "+format, append([]any{rp.name, n, ctx}, a...)...))
 	}
 

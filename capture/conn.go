@@ -38,6 +38,10 @@ type Conn struct {
 	closed  bool
 }
 
+// MaxFrame is the longest pcap record read: tcpdump's largest snap length
+// (MAXIMUM_SNAPLEN), four times the largest frame GSO makes.
+const MaxFrame = 262144
+
 // Format is the format of a capture written.
 type Format uint8
 
@@ -198,6 +202,10 @@ func open(r io.Reader) (packetSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pcap: %w", err)
 	}
+	// A record is read whole: no longer than MaxFrame, whatever snap
+	// length the file declares. (pcapng records are read as their bytes
+	// arrive, never ahead of what the file holds.)
+	pr.SetSnaplen(min(pr.Snaplen(), MaxFrame))
 	if lt := pr.LinkType(); lt != layers.LinkTypeEthernet {
 		return nil, fmt.Errorf("pcap: link type %v, want Ethernet", lt)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/director"
 )
 
@@ -57,9 +58,12 @@ func adminWith(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	req := director.IpvsadmRequest{Args: args}
 	if slices.ContainsFunc(args, isRestore) {
-		in, err := io.ReadAll(stdin)
+		in, err := io.ReadAll(io.LimitReader(stdin, admin.MaxRulesSize+1))
 		if err != nil {
 			return err
+		}
+		if len(in) > admin.MaxRulesSize {
+			return &exitError{code: 1, err: fmt.Errorf("admin: the rules on standard input are larger than %d bytes, the most udr reads", admin.MaxRulesSize)}
 		}
 		req.Stdin = string(in)
 	}
