@@ -7,4 +7,9 @@
 // neighbour table, lists connections in steps the worker runs between
 // batches, and swaps in a new compiled table on Reload without disturbing
 // the connections to servers that remain.
+//
+// A stopping director leaves its connection table to the next one (package
+// handoff): in a state file once its workers have stopped (SaveState), or
+// over the control socket to a director started with TakeOver, which takes
+// it before its own workers start and before the VIPs are announced.
 package director
