@@ -3,7 +3,10 @@
 // DNS query, each target on its own interval and timeout, with flap
 // damping: a server goes down after Fall consecutive failures and comes
 // back after Rise consecutive successes. Transitions are reported through
-// a callback and counted.
+// a callback and counted. A check the checker cannot run for want of its
+// own resources (LocalError: out of descriptors, buffers, memory or local
+// ports) has no result: it neither passes nor fails the server, and is
+// counted as unknown.
 //
 // Checks go from the director to the real server's own address by
 // default. In "dr" mode a TCP check is a raw SYN sent to the VIP at the

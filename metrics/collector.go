@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/internal/bounded"
 	"github.com/udr-lb/udr/stats"
 )
 
@@ -13,6 +14,10 @@ type Options struct {
 	// duplicate what rate() computes from the counters but match ipvsadm
 	// --rate exactly.
 	Rates bool
+	// Listeners are the counters of udr's bounded listeners (the
+	// control socket, the metrics endpoint), by name: the
+	// udr_listener_* metrics.
+	Listeners map[string]*bounded.Counters
 }
 
 // Collector is a prometheus.Collector that reports a Snapshot taken at
@@ -33,6 +38,7 @@ type descs struct {
 	forwarded, replied, dropped                 *prometheus.Desc
 	ctEntries, ctCapacity, ctExpired, ctEvicted *prometheus.Desc
 	ctFull, kernelDrops                         *prometheus.Desc
+	lnHeld, lnIdleClosed, lnWaited              *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls snapshot at each scrape; opts
@@ -68,15 +74,18 @@ func NewCollector(snapshot func() Snapshot, opts *Options) *Collector {
 			"Changes of the real server's health state.", srv),
 		srvUnknown: d("server_health_unknown_total",
 			"Health checks of the real server that could not run for the director's own want of resources (descriptors, buffers, memory): no result, the state stays.", srv),
-		forwarded:   d("frames_forwarded_total", "Frames rewritten and sent to a real server.", nil),
-		replied:     d("frames_replied_total", "Frames answered by udr (ARP replies, neighbor advertisements, ICMP unreachables).", nil),
-		dropped:     d("frames_dropped_total", "Frames dropped, by the forwarder's verdict.", []string{"reason"}),
-		ctEntries:   d("conntrack_entries", "Entries in the connection table.", nil),
-		ctCapacity:  d("conntrack_capacity", "Most entries the connection table holds.", nil),
-		ctExpired:   d("conntrack_expired_total", "Connection entries removed because their timer had fired.", nil),
-		ctEvicted:   d("conntrack_evictions_total", "Live connection entries evicted to make room.", nil),
-		ctFull:      d("conntrack_full_total", "New connections refused because the connection table was full.", nil),
-		kernelDrops: d("socket_kernel_drops_total", "Frames the kernel dropped at udr's packet socket: rx when the receive buffer was full, tx when the device queue was.", []string{"direction"}),
+		forwarded:    d("frames_forwarded_total", "Frames rewritten and sent to a real server.", nil),
+		replied:      d("frames_replied_total", "Frames answered by udr (ARP replies, neighbor advertisements, ICMP unreachables).", nil),
+		dropped:      d("frames_dropped_total", "Frames dropped, by the forwarder's verdict.", []string{"reason"}),
+		ctEntries:    d("conntrack_entries", "Entries in the connection table.", nil),
+		ctCapacity:   d("conntrack_capacity", "Most entries the connection table holds.", nil),
+		ctExpired:    d("conntrack_expired_total", "Connection entries removed because their timer had fired.", nil),
+		ctEvicted:    d("conntrack_evictions_total", "Live connection entries evicted to make room.", nil),
+		ctFull:       d("conntrack_full_total", "New connections refused because the connection table was full.", nil),
+		lnHeld:       d("listener_connections", "Connections the listener (control, metrics) holds; at most its cap.", []string{"listener"}),
+		lnIdleClosed: d("listener_idle_closed_total", "Idle connections the listener closed, at its cap, to make room for a new one.", []string{"listener"}),
+		lnWaited:     d("listener_waited_total", "New connections that waited, at the listener's cap, for a busy one to end.", []string{"listener"}),
+		kernelDrops:  d("socket_kernel_drops_total", "Frames the kernel dropped at udr's packet socket: rx when the receive buffer was full, tx when the device queue was.", []string{"direction"}),
 	}
 	return c
 }
@@ -94,6 +103,11 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.opts.Rates {
 		for _, x := range []*prometheus.Desc{d.svcCPS, d.svcPPS, d.svcBPS, d.srvCPS, d.srvPPS, d.srvBPS} {
+			ch <- x
+		}
+	}
+	if len(c.opts.Listeners) > 0 {
+		for _, x := range []*prometheus.Desc{d.lnHeld, d.lnIdleClosed, d.lnWaited} {
 			ch <- x
 		}
 	}
@@ -172,4 +186,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.ctFull, s.Conntrack.Full)
 	counter(d.kernelDrops, s.Socket.RxKernelDrops, "rx")
 	counter(d.kernelDrops, s.Socket.TxNoBuffers, "tx")
+	for name, n := range c.opts.Listeners {
+		gauge(d.lnHeld, float64(n.Held.Load()), name)
+		counter(d.lnIdleClosed, n.IdleClosed.Load(), name)
+		counter(d.lnWaited, n.Waited.Load(), name)
+	}
 }

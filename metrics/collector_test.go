@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/udr-lb/udr/forwarder"
+	"github.com/udr-lb/udr/internal/bounded"
 	"github.com/udr-lb/udr/service"
 	"github.com/udr-lb/udr/stats"
 )
@@ -290,5 +291,40 @@ udr_conntrack_entries %d
 		if calls != i {
 			t.Fatalf("after scrape %d: %d snapshots taken", i, calls)
 		}
+	}
+}
+
+// TestCollectorListeners checks the bounded listeners' series.
+func TestCollectorListeners(t *testing.T) {
+	var control, metrics bounded.Counters
+	control.Held.Store(3)
+	metrics.Held.Store(64)
+	metrics.IdleClosed.Store(1936)
+	metrics.Waited.Store(2)
+	c := NewCollector(fakeSnapshot, &Options{Listeners: map[string]*bounded.Counters{"control": &control, "metrics": &metrics}})
+	want := `# HELP udr_listener_connections Connections the listener (control, metrics) holds; at most its cap.
+# TYPE udr_listener_connections gauge
+udr_listener_connections{listener="control"} 3
+udr_listener_connections{listener="metrics"} 64
+# HELP udr_listener_idle_closed_total Idle connections the listener closed, at its cap, to make room for a new one.
+# TYPE udr_listener_idle_closed_total counter
+udr_listener_idle_closed_total{listener="control"} 0
+udr_listener_idle_closed_total{listener="metrics"} 1936
+# HELP udr_listener_waited_total New connections that waited, at the listener's cap, for a busy one to end.
+# TYPE udr_listener_waited_total counter
+udr_listener_waited_total{listener="control"} 0
+udr_listener_waited_total{listener="metrics"} 2
+`
+	got := gather(t, c, "udr_listener_connections", "udr_listener_idle_closed_total", "udr_listener_waited_total")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("listener metrics (-want +got):\n%s", diff)
+	}
+	mfs := gatherFamilies(t, c)
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }

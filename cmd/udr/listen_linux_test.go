@@ -189,6 +189,16 @@ func TestPrivilegedListenerFlood(t *testing.T) {
 		t.Errorf("scrape under the flood: %v", err)
 	} else if !strings.Contains(string(scrape), "\nudr_server_up{") {
 		t.Errorf("scrape under the flood has no udr_server_up")
+	} else {
+		for _, line := range strings.Split(string(scrape), "\n") {
+			if strings.HasPrefix(line, "udr_listener_") {
+				t.Logf("scrape under the flood: %s", line)
+			}
+		}
+		if !strings.Contains(string(scrape), "\nudr_listener_idle_closed_total{listener=\"metrics\"} ") ||
+			strings.Contains(string(scrape), "\nudr_listener_idle_closed_total{listener=\"metrics\"} 0\n") {
+			t.Errorf("scrape under the flood counts no idle connection closed by the metrics listener")
+		}
 	}
 
 	// Five checks a server: a server that failed two would be marked

@@ -55,6 +55,10 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	}
 	controlConns, metricsConns := bounded.ConnCap(fds, director.ControlMaxConns), bounded.ConnCap(fds, udrmetrics.MaxConns)
 	log.Info("descriptor budget", "limit", fds, "control_connections", controlConns, "metrics_connections", metricsConns)
+	if fds < lowDescriptors {
+		log.Warn("the descriptor limit is low: the control socket and metrics hold fewer connections, and many health checks may not find a descriptor; raise it (LimitNOFILE=, ulimit -Hn)",
+			"limit", fds, "want_at_least", lowDescriptors)
+	}
 	d, err := director.New(*cfg)
 	if err != nil {
 		return err
@@ -82,13 +86,17 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
+	listeners := make(map[string]*bounded.Counters) // for the metrics
 	if control != "off" {
 		ln, err := listenControl(control, cfg.TakeOver)
 		if err != nil {
 			return err
 		}
+		lim := director.ControlLimits(controlConns, log)
+		lim.Counters = new(bounded.Counters)
+		listeners["control"] = lim.Counters
 		go func() {
-			if err := d.ServeControl(ctx, ln, director.ControlLimits(controlConns, log)); err != nil {
+			if err := d.ServeControl(ctx, ln, lim); err != nil {
 				log.Error("control API stopped", "socket", control, "err", err)
 			}
 		}()
@@ -98,12 +106,15 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		h, err := udrmetrics.Handler(udrmetrics.NewCollector(d.MetricsSnapshot, &udrmetrics.Options{Rates: true}))
+		lim := udrmetrics.Limits(metricsConns, log)
+		lim.Counters = new(bounded.Counters)
+		listeners["metrics"] = lim.Counters
+		h, err := udrmetrics.Handler(udrmetrics.NewCollector(d.MetricsSnapshot, &udrmetrics.Options{Rates: true, Listeners: listeners}))
 		if err != nil {
 			return err
 		}
 		go func() {
-			if err := udrmetrics.Serve(ctx, ln, h, udrmetrics.Limits(metricsConns, log)); err != nil {
+			if err := udrmetrics.Serve(ctx, ln, h, lim); err != nil {
 				log.Error("metrics endpoint stopped", "address", metrics, "err", err)
 			}
 		}()
@@ -151,6 +162,10 @@ func runCapabilities(cfg *director.Config) (privs.Set, error) {
 	}
 	return keep, nil
 }
+
+// lowDescriptors is the descriptor limit below which udr run warns: the
+// listeners' caps shrink under it (bounded.ConnCap).
+const lowDescriptors = 1024
 
 // runFlags are the flags of udr run that give a director.Settings field.
 var runFlags = map[string]director.Setting{

@@ -26,13 +26,13 @@ type listener struct {
 	idle    map[*conn]time.Time // held connections with no request in progress, since when
 	lastLog time.Time
 
-	evicted atomic.Uint64 // idle connections closed to make room
-	waited  atomic.Uint64 // connections that waited for a busy one to end
-	waiting atomic.Bool   // Accept holds a connection and waits for a slot
+	n       *Counters
+	waiting atomic.Bool // Accept holds a connection and waits for a slot
 }
 
-func newListener(ln net.Listener, n int, log *slog.Logger, name string) *listener {
+func newListener(ln net.Listener, n int, log *slog.Logger, name string, counters *Counters) *listener {
 	return &listener{
+		n:        counters,
 		Listener: ln,
 		slots:    make(chan struct{}, max(n, 1)),
 		woke:     make(chan struct{}, 1),
@@ -53,6 +53,7 @@ func (l *listener) Accept() (net.Conn, error) {
 	for {
 		select {
 		case l.slots <- struct{}{}:
+			l.n.Held.Add(1)
 			return &conn{Conn: c, l: l}, nil
 		default:
 		}
@@ -69,7 +70,8 @@ func (l *listener) Accept() (net.Conn, error) {
 		select {
 		case l.slots <- struct{}{}:
 			l.waiting.Store(false)
-			l.waited.Add(1)
+			l.n.Waited.Add(1)
+			l.n.Held.Add(1)
 			return &conn{Conn: c, l: l}, nil
 		case <-l.woke:
 			l.waiting.Store(false)
@@ -102,7 +104,7 @@ func (l *listener) closeIdle() bool {
 	if oldest == nil {
 		return false
 	}
-	l.evicted.Add(1)
+	l.n.IdleClosed.Add(1)
 	oldest.Close()
 	return true
 }
@@ -141,7 +143,7 @@ func (l *listener) logFull() {
 	if !quiet {
 		l.log.Warn("connections at the listener's cap: the longest idle is closed for each new one, or the new one waits",
 			"listener", l.name, "address", l.Addr().String(), "cap", cap(l.slots),
-			"idle_closed", l.evicted.Load(), "waited", l.waited.Load())
+			"idle_closed", l.n.IdleClosed.Load(), "waited", l.n.Waited.Load())
 	}
 }
 
@@ -160,6 +162,7 @@ func (c *conn) Close() error {
 	delete(c.l.idle, c)
 	c.l.mu.Unlock()
 	if !was {
+		c.l.n.Held.Add(-1)
 		<-c.l.slots
 	}
 	return err

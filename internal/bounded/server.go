@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,16 @@ type Limits struct {
 	// reached (at most once a minute); Logger nil: no line.
 	Name   string
 	Logger *slog.Logger
+	// Counters, when set, are counted into (the metrics read them);
+	// nil: the Server's own.
+	Counters *Counters
+}
+
+// Counters count what a Server's cap did. They may be read at any time.
+type Counters struct {
+	Held       atomic.Int64  // connections held now
+	IdleClosed atomic.Uint64 // idle connections closed to make room for a new one
+	Waited     atomic.Uint64 // new connections that waited for a busy one to end
 }
 
 // Server is an http.Server within Limits, for one listener.
@@ -45,6 +56,9 @@ func New(h http.Handler, lim Limits) *Server {
 	if lim.MaxConns <= 0 || lim.ReadHeaderTimeout <= 0 || lim.ReadTimeout <= 0 || lim.WriteTimeout <= 0 ||
 		lim.IdleTimeout <= 0 || lim.MaxHeaderBytes <= 0 {
 		panic("bounded.New: every limit must be set")
+	}
+	if lim.Counters == nil {
+		lim.Counters = new(Counters)
 	}
 	s := &Server{lim: lim}
 	s.srv = &http.Server{
@@ -66,7 +80,7 @@ func New(h http.Handler, lim Limits) *Server {
 // Serve serves on ln, holding at most MaxConns of its connections, until
 // Shutdown or Close; it returns http.ErrServerClosed then. Call it once.
 func (s *Server) Serve(ln net.Listener) error {
-	s.ln = newListener(ln, s.lim.MaxConns, s.lim.Logger, s.lim.Name)
+	s.ln = newListener(ln, s.lim.MaxConns, s.lim.Logger, s.lim.Name, s.lim.Counters)
 	return s.srv.Serve(s.ln)
 }
 
@@ -77,17 +91,15 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx
 // Close closes the listener and every connection at once.
 func (s *Server) Close() error { return s.srv.Close() }
 
-// Stats are a Server's counters.
+// Stats are a Server's counters, read at once.
 type Stats struct {
 	Held       int    // connections held now
 	IdleClosed uint64 // idle connections closed to make room for a new one
 	Waited     uint64 // new connections that waited for a busy one to end
 }
 
-// Stats returns the counters; zero before Serve.
+// Stats returns the counters.
 func (s *Server) Stats() Stats {
-	if s.ln == nil {
-		return Stats{}
-	}
-	return Stats{Held: len(s.ln.slots), IdleClosed: s.ln.evicted.Load(), Waited: s.ln.waited.Load()}
+	n := s.lim.Counters
+	return Stats{Held: int(n.Held.Load()), IdleClosed: n.IdleClosed.Load(), Waited: n.Waited.Load()}
 }
