@@ -2,7 +2,6 @@ package forwarder
 
 import (
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -16,7 +15,7 @@ import (
 type Neighbors struct {
 	mu     sync.Mutex
 	byAddr map[netip.Addr][6]byte
-	dests  map[netip.Addr][]dest.ID
+	dests  map[netip.Addr]map[dest.ID]struct{} // the real servers at each address: one address may serve many services
 	states map[dest.ID]*dest.State
 	addrOf map[dest.ID]netip.Addr
 	byDest []atomic.Uint64 // MAC in the low 48 bits, validBit when known
@@ -29,7 +28,7 @@ const validBit = 1 << 63
 func NewNeighbors(capacity int) *Neighbors {
 	return &Neighbors{
 		byAddr: make(map[netip.Addr][6]byte),
-		dests:  make(map[netip.Addr][]dest.ID),
+		dests:  make(map[netip.Addr]map[dest.ID]struct{}),
 		states: make(map[dest.ID]*dest.State),
 		addrOf: make(map[dest.ID]netip.Addr),
 		byDest: make([]atomic.Uint64, capacity+1),
@@ -45,7 +44,7 @@ func (n *Neighbors) Set(addr netip.Addr, mac [6]byte) bool {
 		return false
 	}
 	n.byAddr[addr] = mac
-	for _, id := range n.dests[addr] {
+	for id := range n.dests[addr] {
 		n.byDest[id.Index()].Store(packMAC(mac))
 		n.states[id].NoNeighbor.Store(false)
 	}
@@ -59,7 +58,7 @@ func (n *Neighbors) Delete(addr netip.Addr) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.byAddr, addr)
-	for _, id := range n.dests[addr] {
+	for id := range n.dests[addr] {
 		n.byDest[id.Index()].Store(0)
 		n.states[id].NoNeighbor.Store(true)
 	}
@@ -80,9 +79,12 @@ func (n *Neighbors) bind(id dest.ID, addr netip.Addr, st *dest.State) {
 	addr = addr.Unmap()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if !slices.Contains(n.dests[addr], id) {
-		n.dests[addr] = append(n.dests[addr], id)
+	ids := n.dests[addr]
+	if ids == nil {
+		ids = make(map[dest.ID]struct{})
+		n.dests[addr] = ids
 	}
+	ids[id] = struct{}{}
 	n.states[id] = st
 	n.addrOf[id] = addr
 	mac, ok := n.byAddr[addr]
@@ -103,10 +105,9 @@ func (n *Neighbors) Unbind(id dest.ID) {
 	}
 	delete(n.states, id)
 	delete(n.addrOf, id)
-	if ids := slices.DeleteFunc(n.dests[addr], func(x dest.ID) bool { return x == id }); len(ids) == 0 {
+	delete(n.dests[addr], id)
+	if len(n.dests[addr]) == 0 {
 		delete(n.dests, addr)
-	} else {
-		n.dests[addr] = ids
 	}
 	n.byDest[id.Index()].Store(0)
 }

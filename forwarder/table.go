@@ -128,8 +128,9 @@ func Compile(cfg *service.Config, reg *dest.Registry, neigh *Neighbors, prev *Ta
 	}
 	var vipList []netip.Addr
 	live := make(map[dest.ID]bool)
+	edited := editedServices(opts.Edited)
 	for _, s := range cfg.Services {
-		cs, err := compileService(s, reg, prev, opts)
+		cs, err := compileService(s, reg, prev, opts, edited)
 		if err != nil {
 			return nil, err
 		}
@@ -159,7 +160,7 @@ func Compile(cfg *service.Config, reg *dest.Registry, neigh *Neighbors, prev *Ta
 	return t, nil
 }
 
-func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Options) (compiledService, error) {
+func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Options, edited map[svcKey]bool) (compiledService, error) {
 	cs := compiledService{
 		cfg:       s,
 		servers:   make([]sched.Server, len(s.Dests)),
@@ -199,7 +200,7 @@ func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Op
 					return cs, fmt.Errorf("service %s: %w", s.Key, err)
 				}
 				return cs, nil
-			case slices.Equal(ps.cfg.Dests, s.Dests) && !edited(opts.Edited, s):
+			case slices.Equal(ps.cfg.Dests, s.Dests) && !edited[svcKey{addr: addr, port: s.Port, proto: uint8(s.Proto)}]:
 				// Nothing changed for the scheduler, or only what -E
 				// sets besides it (-b, -p, -M): ip_vs_edit_service
 				// calls none of its hooks, so it keeps its state. sh
@@ -211,36 +212,28 @@ func compileService(s *service.Service, reg *dest.Registry, prev *Table, opts Op
 			prevSched = ps.sched
 		}
 	}
+	var err error
 	if prevSched == nil {
 		// A service that is new here went through the kernel's
 		// init_service on an empty list and then one add_dest per -a, in
 		// the order they were added (the reverse of the list order).
-		var err error
-		if prevSched, err = sched.New(s.Scheduler, s.Flags, nil, nil, sopts); err != nil {
-			return cs, fmt.Errorf("service %s: %w", s.Key, err)
-		}
-		for n := len(cs.servers) - 1; n > 0; n-- {
-			if prevSched, err = sched.New(s.Scheduler, s.Flags, cs.servers[n:], prevSched, sopts); err != nil {
-				return cs, fmt.Errorf("service %s: %w", s.Key, err)
-			}
-		}
+		cs.sched, err = sched.NewAdded(s.Scheduler, s.Flags, cs.servers, sopts)
+	} else {
+		cs.sched, err = sched.New(s.Scheduler, s.Flags, cs.servers, prevSched, sopts)
 	}
-	var err error
-	if cs.sched, err = sched.New(s.Scheduler, s.Flags, cs.servers, prevSched, sopts); err != nil {
+	if err != nil {
 		return cs, fmt.Errorf("service %s: %w", s.Key, err)
 	}
 	return cs, nil
 }
 
-// edited reports whether keys name a real server of s.
-func edited(keys []dest.Key, s *service.Service) bool {
-	vip := netip.AddrPortFrom(s.Addr, s.Port)
+// editedServices returns the services of the real servers keys names.
+func editedServices(keys []dest.Key) map[svcKey]bool {
+	m := make(map[svcKey]bool)
 	for _, k := range keys {
-		if k.Proto == uint8(s.Proto) && k.VIP == vip {
-			return true
-		}
+		m[svcKey{addr: k.VIP.Addr().As16(), port: k.VIP.Port(), proto: k.Proto}] = true
 	}
-	return false
+	return m
 }
 
 // Config returns the configuration the Table was compiled from. It must not

@@ -229,3 +229,37 @@ func foldAddr(a netip.Addr) uint32 {
 	a16 := a.As16()
 	return fold(&a16, !a.Unmap().Is4())
 }
+
+// NewAdded builds the scheduler of a service that was created empty and
+// then given servers by one -a each, in the reverse of the list order: the
+// kernel's init_service over no servers, then one add_dest per -a. It is
+// what passing New's result back to New once per -a gives (see New), in a
+// time that grows with len(servers), not its square: for every scheduler
+// but wrr the result is New's over the whole list; wrr's current weight is
+// carried from one ip_vs_wrr_dest_changed to the next.
+func NewAdded(name string, flags service.SchedFlags, servers []Server, opts Options) (Scheduler, error) {
+	if name != "wrr" {
+		return New(name, flags, servers, nil, opts)
+	}
+	// The current weight after init_service over no servers and the adds
+	// of servers[n-1], ..., servers[1]: newWeightedRoundRobin's rule with
+	// the gcd and the maximum of the weights kept as the list grows.
+	var g, maxW, cw int32
+	for k := len(servers) - 1; k >= 1; k-- {
+		if wt := servers[k].Weight; wt > 0 {
+			g = gcd(g, wt)
+			maxW = max(maxW, wt)
+		}
+		di := max(g, 1)
+		mw := maxW - (di - 1)
+		switch {
+		case cw > mw || cw == 0:
+			cw = mw
+		case di > 1:
+			cw = (cw/di)*di + 1
+		}
+	}
+	prev := &WeightedRoundRobin{}
+	prev.state.Store(packWRR(-1, cw))
+	return New(name, flags, servers, prev, opts)
+}

@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -164,5 +165,27 @@ func TestWeightedRoundRobinStop(t *testing.T) {
 	got += " " + sequence(s, servers, Flow{}, 2, false, false)
 	if want := "B - A B"; got != want {
 		t.Fatalf("picks = %s, want %s", got, want)
+	}
+}
+
+// TestNewAddedIsOneByOne: NewAdded gives the scheduler that one New per -a
+// gives, for random weights (0 included), by the picks that follow.
+func TestNewAddedIsOneByOne(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, name := range []string{"wrr", "rr", "wlc", "lc", "sh", "mh", "dh", "lblc", "twos", "fo"} {
+		for range 300 {
+			weights := make([]int32, r.IntN(12))
+			for i := range weights {
+				weights[i] = int32(r.IntN(7))
+			}
+			want, servers := addOneByOne(t, name, weights...)
+			got, err := NewAdded(name, 0, added(weights...), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, g := sequence(want, servers, Flow{}, 40, false, false), sequence(got, servers, Flow{}, 40, false, false); g != w {
+				t.Fatalf("%s, weights %v in the order added: NewAdded picks %s, one New per -a %s", name, weights, g, w)
+			}
+		}
 	}
 }
