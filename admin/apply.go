@@ -1,11 +1,8 @@
 package admin
 
 import (
-	"fmt"
 	"net/netip"
-	"syscall"
 
-	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
 
@@ -27,132 +24,15 @@ import (
 // netmask, because the kernel never uses (and ipvsadm never shows) the mask
 // of such a service.
 //
-// On error c is unchanged. Commands that do not change the table (-L, -S,
+// On error c is unchanged. Apply copies the table; to apply many commands,
+// use an Editor or ApplyAll. Commands that do not change the table (-L, -S,
 // -R, -h, -v, the sync daemon) are an error.
 func Apply(c *service.Config, cmd *Command) error {
-	switch cmd.Op {
-	case OpAddService, OpEditService:
-		return applyService(c, cmd)
-	case OpDeleteService:
-		i := serviceIndex(c, cmd.Service.Key)
-		if i < 0 {
-			return kernelErr(cmd.Op, syscall.ESRCH)
-		}
-		c.Services = append(c.Services[:i:i], c.Services[i+1:]...)
-	case OpClear:
-		c.Services = nil
-	case OpZero:
-		if cmd.Options.Has(OptService) && c.Service(cmd.Service.Key) == nil {
-			return kernelErr(cmd.Op, syscall.ESRCH)
-		}
-	case OpAddServer, OpEditServer, OpDeleteServer:
-		return applyDest(c, cmd)
-	case OpSet:
-		if t := cmd.Timeouts.TCP; t != 0 {
-			c.Timeouts.TCP = t
-		}
-		if t := cmd.Timeouts.TCPFin; t != 0 {
-			c.Timeouts.TCPFin = t
-		}
-		if t := cmd.Timeouts.UDP; t != 0 {
-			c.Timeouts.UDP = t
-		}
-	default:
-		return fmt.Errorf("apply %s: the command does not change the virtual server table", cmd.Op.Flag())
+	e := NewEditor(c)
+	if err := e.Apply(cmd); err != nil {
+		return err
 	}
-	return nil
-}
-
-func serviceIndex(c *service.Config, k service.Key) int {
-	for i, s := range c.Services {
-		if s.Key == k {
-			return i
-		}
-	}
-	return -1
-}
-
-func applyService(c *service.Config, cmd *Command) error {
-	u := &cmd.Service
-	svc := c.Service(u.Key)
-	switch {
-	case cmd.Op == OpAddService && svc != nil:
-		return kernelErr(cmd.Op, syscall.EEXIST)
-	case cmd.Op == OpEditService && svc == nil:
-		return kernelErr(cmd.Op, syscall.ESRCH)
-	case !sched.Valid(u.Scheduler):
-		return kernelErr(cmd.Op, syscall.ENOENT)
-	case cmd.PE != "":
-		// udr has no persistence engine modules (the kernel has sip).
-		return kernelErr(cmd.Op, syscall.ENOENT)
-	case u.Addr.Is6() && (u.Netmask < 1 || u.Netmask > 128):
-		return kernelErr(cmd.Op, syscall.EINVAL)
-	}
-	n := service.Service{
-		Key:        u.Key,
-		Scheduler:  u.Scheduler,
-		Flags:      u.Flags,
-		Persistent: u.Persistent,
-		Netmask:    u.Netmask,
-		OnePacket:  u.OnePacket,
-	}
-	if n.Persistent {
-		n.Timeout = u.Timeout
-	} else {
-		n.Netmask = u.Addr.BitLen()
-	}
-	if svc == nil {
-		c.Services = append(c.Services, &n)
-		return nil
-	}
-	n.Dests = svc.Dests
-	*svc = n
-	return nil
-}
-
-func applyDest(c *service.Config, cmd *Command) error {
-	svc := c.Service(cmd.Service.Key)
-	if svc == nil {
-		return kernelErr(cmd.Op, syscall.ESRCH)
-	}
-	u := cmd.Dest
-	if cmd.Op != OpDeleteServer && u.LThreshold > u.UThreshold {
-		// ip_vs_add_dest, ip_vs_edit_dest: "lower threshold is higher
-		// than upper threshold"; an unset -x is 0, so -y alone fails too.
-		return kernelErr(cmd.Op, syscall.ERANGE)
-	}
-	i := -1
-	for j, d := range svc.Dests {
-		if d.Addr == u.Addr && d.Port == u.Port {
-			i = j
-			break
-		}
-	}
-	switch cmd.Op {
-	case OpAddServer:
-		if i >= 0 {
-			return kernelErr(cmd.Op, syscall.EEXIST)
-		}
-		if !Unicast(u.Addr) {
-			return kernelErr(cmd.Op, syscall.EINVAL)
-		}
-		u.LastWeight = u.Weight
-		svc.Dests = append([]service.Dest{u}, svc.Dests...)
-	case OpEditServer:
-		if i < 0 {
-			return kernelErr(cmd.Op, syscall.ENOENT)
-		}
-		d := &svc.Dests[i]
-		if u.Weight != 0 {
-			d.LastWeight = u.Weight
-		}
-		d.Weight, d.UThreshold, d.LThreshold = u.Weight, u.UThreshold, u.LThreshold
-	case OpDeleteServer:
-		if i < 0 {
-			return kernelErr(cmd.Op, syscall.ENOENT)
-		}
-		svc.Dests = append(svc.Dests[:i:i], svc.Dests[i+1:]...)
-	}
+	*c = *e.Config()
 	return nil
 }
 

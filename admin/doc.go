@@ -13,8 +13,8 @@
 // services are refused with a message of udr's own.
 //
 // Run takes an ipvsadm 1.31 argument list (and stdin for -R), carries it out
-// through a Backend (Apply for -A -E -D -C -a -e -d --set -Z, State for the
-// listings), and returns exactly what ipvsadm would write on stdout and
+// through a Backend (Apply for -A -E -D -C -a -e -d --set -Z, Edit for -R,
+// State for the listings), and returns exactly what ipvsadm would write on stdout and
 // stderr and the status it would exit with — listings byte for byte
 // (ipvsadm.c print_title, print_service_entry, print_largenum, list_conn,
 // with its sort order, its name resolution unless -n through an injectable
@@ -22,7 +22,10 @@
 // kernel's messages with status 255, and 1 for a failed listing. udr adds a
 // one-line warning on stderr when direct routing ignored a real server port,
 // -j/--json (the Listing document), and '#' comments in -R input; the sync
-// daemon commands answer as a director without a sync daemon. Run keeps no
+// daemon commands answer as a director without a sync daemon. -R differs
+// from ipvsadm on purpose: its lines are all checked, on an Editor over the
+// running table, before any is applied, and are applied as one change or,
+// when any fails, not at all (see Editor, Backend.Edit). Run keeps no
 // state between calls and is safe for concurrent use when its Backend is;
 // a listing asks the Backend for one consistent State.
 package admin

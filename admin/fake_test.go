@@ -40,19 +40,34 @@ func (f *fakeBackend) Apply(cmd *Command) error {
 	}
 	f.cfg = c
 	if cmd.Op == OpZero {
-		all := !cmd.Options.Has(OptService)
-		for k := range f.services {
-			if all || k == cmd.Service.Key {
-				f.services[k] = Stats{}
-			}
-		}
-		for k, d := range f.dests {
-			if all || k.Service == cmd.Service.Key {
-				d.Stats = Stats{}
-				f.dests[k] = d
-			}
+		f.zero(!cmd.Options.Has(OptService), cmd.Service.Key)
+	}
+	return nil
+}
+
+// zero zeroes the counters of every service (all) or of those of keys.
+func (f *fakeBackend) zero(all bool, keys ...service.Key) {
+	for k := range f.services {
+		if all || slices.Contains(keys, k) {
+			f.services[k] = Stats{}
 		}
 	}
+	for k, d := range f.dests {
+		if all || slices.Contains(keys, k.Service) {
+			d.Stats = Stats{}
+			f.dests[k] = d
+		}
+	}
+}
+
+func (f *fakeBackend) Edit(fn func(*Editor) error) error {
+	e := NewEditor(f.cfg)
+	if err := fn(e); err != nil {
+		return err
+	}
+	f.cfg = e.Config()
+	all, keys := e.Zeroed()
+	f.zero(all, keys...)
 	return nil
 }
 

@@ -83,12 +83,12 @@ type ConnEntry struct {
 	Template bool           `json:"template"`
 }
 
-func (r *runner) listJSON(cmd *Command) (code int, done bool) {
+func (r *runner) listJSON(cmd *Command) int {
 	o := cmd.Options
 	st, err := r.b.State(o.Has(OptConnection))
 	if err != nil {
 		r.errorln("udr: " + err.Error())
-		return ExitListFail, true
+		return ExitListFail
 	}
 	services := st.Config.Services
 	switch {
@@ -96,7 +96,7 @@ func (r *runner) listJSON(cmd *Command) (code int, done bool) {
 		svc := st.Config.Service(cmd.Service.Key)
 		if svc == nil {
 			r.errorln("No such service")
-			return ExitListFail, true
+			return ExitListFail
 		}
 		services = []*service.Service{svc}
 	case !o.Has(OptNoSort):
@@ -105,10 +105,10 @@ func (r *runner) listJSON(cmd *Command) (code int, done bool) {
 	b, err := json.MarshalIndent(listing(st, services, !o.Has(OptNoSort)), "", "  ")
 	if err != nil {
 		r.errorln("udr: " + err.Error())
-		return ExitListFail, true
+		return ExitListFail
 	}
 	r.out.Write(append(b, '\n'))
-	return ExitOK, false
+	return ExitOK
 }
 
 func listing(st *State, services []*service.Service, sorted bool) *Listing {

@@ -29,18 +29,18 @@ func formatOf(o Option) format {
 // list is ipvsadm's CMD_LIST: the connections (-c), one service (-t, -u),
 // the timeouts, the sync daemons, or the whole table, in that order of
 // precedence.
-func (r *runner) list(cmd *Command) (code int, done bool) {
+func (r *runner) list(cmd *Command) int {
 	o := cmd.Options
 	if o.Has(OptJSON) {
 		return r.listJSON(cmd)
 	}
 	if o.Has(OptDaemon) {
-		return ExitOK, false // no sync daemon runs: list_daemon prints nothing
+		return ExitOK // no sync daemon runs: list_daemon prints nothing
 	}
 	st, err := r.b.State(o.Has(OptConnection))
 	if err != nil {
 		r.errorln("udr: " + err.Error())
-		return ExitListFail, true
+		return ExitListFail
 	}
 	n := newNamer(o.Has(OptNumeric), r.resolver)
 	f := formatOf(o)
@@ -51,7 +51,7 @@ func (r *runner) list(cmd *Command) (code int, done bool) {
 		svc := st.Config.Service(cmd.Service.Key)
 		if svc == nil {
 			r.errorln("No such service") // ipvs_get_service: ESRCH
-			return ExitListFail, true
+			return ExitListFail
 		}
 		writeTitle(r.out, f)
 		writeService(r.out, svc, st, n, f)
@@ -73,7 +73,7 @@ func (r *runner) list(cmd *Command) (code int, done bool) {
 			writeService(r.out, s, st, n, f)
 		}
 	}
-	return ExitOK, false
+	return ExitOK
 }
 
 // writeTitle is print_title: the two column title lines.

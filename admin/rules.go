@@ -41,7 +41,7 @@ func Fields(line string) []string {
 func ParseRules(r io.Reader, name string) (*service.Config, []string, error) {
 	rp := rulesParser{
 		name:      name,
-		cfg:       &service.Config{},
+		ed:        NewEditor(&service.Config{}),
 		svcLine:   make(map[service.Key]int),
 		destLine:  make(map[dest.Key]int),
 		failedSvc: make(map[service.Key]bool),
@@ -73,7 +73,7 @@ func ParseRules(r io.Reader, name string) (*service.Config, []string, error) {
 		}
 		return nil, rp.warnings, errors.Join(errs...)
 	}
-	return rp.cfg, rp.warnings, nil
+	return rp.ed.Config(), rp.warnings, nil
 }
 
 // Bounds of what ParseRules reads, and of what it reports.
@@ -91,7 +91,7 @@ const (
 
 type rulesParser struct {
 	name      string
-	cfg       *service.Config
+	ed        *Editor
 	svcLine   map[service.Key]int  // line that defined each service
 	destLine  map[dest.Key]int     // line that added each real server
 	failedSvc map[service.Key]bool // services whose -A line failed
@@ -143,7 +143,7 @@ func (rp *rulesParser) line(n int, line string) {
 	k := cmd.Service.Key
 	dk := k.DestKey(cmd.Dest)
 
-	err = Apply(rp.cfg, cmd)
+	err = rp.ed.Apply(cmd)
 	var ke *KernelError
 	switch {
 	case err == nil:

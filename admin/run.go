@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 )
 
 // Options are the settings of Run. The zero value resolves names with a
@@ -31,14 +30,15 @@ const (
 // udr adds three things to ipvsadm's behaviour: a warning on stderr when
 // direct routing ignored a real server port (the command still succeeds),
 // -j/--json for listings, and -R skipping lines that start with '#', as
-// ipvsadm-restore does. The sync daemon commands are answered as by a
-// director that has no sync daemon.
+// ipvsadm-restore does. -R applies its lines as one change, all or none
+// (see restore). The sync daemon commands are answered as by a director
+// that has no sync daemon.
 func Run(args []string, b Backend, stdin io.Reader, stdout, stderr io.Writer, opts Options) int {
 	r := &runner{b: b, stdin: stdin, out: bufio.NewWriter(stdout), stderr: stderr, resolver: opts.Resolver}
 	if r.resolver == nil {
 		r.resolver = &SystemResolver{}
 	}
-	code, _ := r.run(args, false)
+	code := r.run(args)
 	r.out.Flush()
 	return code
 }
@@ -58,10 +58,8 @@ func (r *runner) errorln(msg string) {
 	io.WriteString(r.stderr, msg+"\n")
 }
 
-// run carries out one command line. done reports that ipvsadm would have
-// exited there (fail(), tryhelp_exit, a failed listing, -h, -v), which
-// also ends a restore.
-func (r *runner) run(args []string, restoring bool) (code int, done bool) {
+// run carries out one command line and returns the exit status.
+func (r *runner) run(args []string) int {
 	cmd, err := ParseCommand(args)
 	if err != nil {
 		return r.failed(err)
@@ -69,28 +67,23 @@ func (r *runner) run(args []string, restoring bool) (code int, done bool) {
 	switch cmd.Op {
 	case OpHelp:
 		writeUsage(r.out, "ipvsadm")
-		return ExitOK, true
+		return ExitOK
 	case OpVersion:
 		fmt.Fprintln(r.out, Version)
-		return ExitOK, true
+		return ExitOK
 	case OpList:
 		return r.list(cmd)
 	case OpSave:
 		return r.save(cmd)
 	case OpRestore:
-		if restoring {
-			// restore_table refuses to nest ("avoid infinite loop").
-			r.errorln(tryHelp)
-			return ExitKernel, true
-		}
 		return r.restore()
 	case OpStartDaemon:
-		r.errorln("udr has no connection sync daemon: --start-daemon is not supported")
-		return ExitUsage, true
+		r.errorln(errStartDaemon)
+		return ExitUsage
 	case OpStopDaemon:
 		// What ipvsadm prints when no daemon runs (ESRCH), which is true.
 		r.errorln("No daemon is running")
-		return ExitKernel, false
+		return ExitKernel
 	}
 	if err := r.b.Apply(cmd); err != nil {
 		return r.failed(err)
@@ -98,53 +91,23 @@ func (r *runner) run(args []string, restoring bool) (code int, done bool) {
 	if w := cmd.ForcedPortWarning(); w != "" {
 		r.errorln("udr: warning: " + w)
 	}
-	return ExitOK, false
+	return ExitOK
 }
 
-// failed prints err as ipvsadm would and returns its exit status: fail()
-// and tryhelp_exit end ipvsadm; popt and kernel errors end only the command.
-func (r *runner) failed(err error) (code int, done bool) {
+const errStartDaemon = "udr has no connection sync daemon: --start-daemon is not supported"
+
+// failed prints err as ipvsadm would and returns its exit status.
+func (r *runner) failed(err error) int {
 	var ue *UsageError
 	var ke *KernelError
 	switch {
 	case errors.As(err, &ue):
 		r.errorln(ue.Msg)
-		return ue.Code, ue.Code == ExitUsage || ue.Msg == tryHelp
+		return ue.Code
 	case errors.As(err, &ke):
 		r.errorln(ke.Msg)
-		return ExitKernel, false
+		return ExitKernel
 	}
 	r.errorln("udr: " + err.Error())
-	return ExitKernel, false
-}
-
-// restore is ipvsadm's restore_table: each line of stdin is a command line,
-// split on blanks with every word "ipvsadm" dropped. A fail() error ends
-// the restore with status 2; kernel errors are printed and the restore goes
-// on; the status is that of the last command. Blank lines and, as in
-// ipvsadm-restore, lines starting with '#' are skipped.
-func (r *runner) restore() (code int, done bool) {
-	if r.stdin == nil {
-		return ExitOK, false
-	}
-	br := bufio.NewReader(r.stdin)
-	for {
-		line, err := br.ReadString('\n')
-		if t := strings.TrimLeft(line, " \t\r\n"); t != "" && t[0] != '#' {
-			if args := Fields(line); len(args) > 0 {
-				c, d := r.run(args, true)
-				if d {
-					return c, true
-				}
-				code = c
-			}
-		}
-		if err == io.EOF {
-			return code, false
-		}
-		if err != nil {
-			r.errorln(fmt.Sprintf("udr: read the rules from stdin: %v", err))
-			return ExitKernel, true
-		}
-	}
+	return ExitKernel
 }

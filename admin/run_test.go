@@ -117,8 +117,9 @@ func TestLargeNum(t *testing.T) {
 // brokenBackend fails every call with an error of its own.
 type brokenBackend struct{ err error }
 
-func (b brokenBackend) Apply(*Command) error       { return b.err }
-func (b brokenBackend) State(bool) (*State, error) { return nil, b.err }
+func (b brokenBackend) Apply(*Command) error           { return b.err }
+func (b brokenBackend) Edit(func(*Editor) error) error { return b.err }
+func (b brokenBackend) State(bool) (*State, error)     { return nil, b.err }
 
 func TestBackendErrors(t *testing.T) {
 	b := brokenBackend{errors.New("control socket closed")}

@@ -11,14 +11,14 @@ import (
 // line per service and one -a line per real server, sorted; names are
 // resolved unless -n (`ipvsadm-save -n` is `ipvsadm -S -n`), so only the
 // -n form reads back into udr, which takes numbers only.
-func (r *runner) save(cmd *Command) (code int, done bool) {
+func (r *runner) save(cmd *Command) int {
 	st, err := r.b.State(false)
 	if err != nil {
 		r.errorln("udr: " + err.Error())
-		return ExitListFail, true
+		return ExitListFail
 	}
 	writeRules(r.out, st.Config, newNamer(cmd.Options.Has(OptNumeric), r.resolver))
-	return ExitOK, false
+	return ExitOK
 }
 
 // writeRules is print_service_entry with FMT_RULE for every service. With a

@@ -14,6 +14,13 @@ type Backend interface {
 	// error nothing changed. Errors are *KernelError (ipvsadm's
 	// kernel messages, exit 255) or *UsageError.
 	Apply(cmd *Command) error
+	// Edit is a change of many commands (-R): it runs f with an Editor
+	// over the running table and, when f returns nil, makes the Editor's
+	// table the running one (and zeroes what its -Z commands named), as
+	// one change, validated whole and applied atomically. When f or the
+	// change fails, nothing changed and Edit returns the error. No other
+	// change is made while f runs; f must not call the Backend.
+	Edit(f func(*Editor) error) error
 	// State returns the table as a listing shows it; the connection list
 	// only when conns is set (it is copied from the packet path).
 	State(conns bool) (*State, error)

@@ -54,6 +54,50 @@ func (d *Director) Apply(cmd *admin.Command) error {
 	return nil
 }
 
+// Edit makes a change of many commands (ipvsadm -R) as one: f applies them
+// to an Editor over a copy of the running configuration, and when it
+// succeeds the result is compiled whole and swapped in once; -Z counters
+// are zeroed after. On error nothing changed. The change is logged in one
+// line that counts what it added, removed and edited. It implements
+// admin.Backend.
+func (d *Director) Edit(f func(*admin.Editor) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	start := time.Now()
+	prev := d.running
+	e := admin.NewEditor(prev)
+	if err := f(e); err != nil {
+		return err
+	}
+	next := e.Config()
+	if err := d.install(next, e.Edited()...); err != nil {
+		return err
+	}
+	all, zero := e.Zeroed()
+	if all || len(zero) > 0 {
+		d.stats.Tick(time.Now(), d.reg, d.table.Load().Config().Services)
+		if all {
+			d.stats.ZeroAll()
+		}
+		have := make(map[service.Key]bool, len(next.Services))
+		for _, s := range next.Services {
+			have[s.Key] = true
+		}
+		for _, k := range zero {
+			if have[k] {
+				d.stats.Zero(k)
+			}
+		}
+	}
+	ch := admin.Diff(prev, next)
+	d.log.Info("applied a restore",
+		"services", len(next.Services),
+		"services_added", ch.ServicesAdded, "services_removed", ch.ServicesRemoved, "services_edited", ch.ServicesEdited,
+		"servers_added", ch.ServersAdded, "servers_removed", ch.ServersRemoved, "servers_edited", ch.ServersEdited,
+		"timeouts_changed", ch.TimeoutsChanged, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
 // State returns the running table for a listing. It implements
 // admin.Backend.
 func (d *Director) State(conns bool) (*admin.State, error) {

@@ -183,6 +183,10 @@ func (r replayState) Apply(*admin.Command) error {
 	return errors.New("a replay's table cannot be changed")
 }
 
+func (r replayState) Edit(func(*admin.Editor) error) error {
+	return errors.New("a replay's table cannot be changed")
+}
+
 func (r replayState) State(conns bool) (*admin.State, error) {
 	st := &admin.State{Config: r.cfg, ConnTabSize: 4096}
 	if conns {
