@@ -244,7 +244,7 @@ func TestRestoreScales(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restores 200,000 lines")
 	}
-	const n, bound = 200_000, 30 * time.Second
+	const n, bound = 200_000, 60 * time.Second
 	in := restoreLines(n)
 	b := newFakeBackend()
 	start := time.Now()

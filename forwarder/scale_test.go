@@ -19,7 +19,7 @@ func TestCompileScales(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles tables of 60,000 real servers")
 	}
-	const bound = 20 * time.Second
+	const bound = 30 * time.Second
 	for _, tc := range []struct {
 		name      string
 		svcs, per int
