@@ -35,7 +35,8 @@ func bigRestore(n int) (rules string, services, servers int) {
 
 // TestPrivilegedAdminRestore runs `ipvsadm -R` against `udr run` through
 // its control socket: a restore with a bad line in the middle changes
-// nothing and names the line; a restore of 200,000 lines is applied as one
+// nothing and names the line, as does one the host refuses (a local VIP);
+// a restore of 200,000 lines is applied as one
 // change within a generous bound, listed whole by -L -n afterwards, and
 // logged in a line or two, not one per rule; the same restore with a bad
 // last line leaves it in place.
@@ -63,6 +64,17 @@ func TestPrivilegedAdminRestore(t *testing.T) {
 	}
 	if got := d.mustIpvsadm(t, "-S", "-n"); got != walkthroughRules {
 		t.Errorf("table after a restore with a bad line:\n%s\nwant it unchanged:\n%s", got, walkthroughRules)
+	}
+
+	// Lines the kernel would take but the host refuses (a VIP that is
+	// the director's own address): the whole restore is refused.
+	r = d.ipvsadm(t, "-A -t 192.0.2.101:80 -s rr\n-A -t 192.0.2.2:80 -s rr\n", "-R")
+	wantErr = "udr: restore refused, the running table is unchanged: VIP 192.0.2.2 is configured on this host"
+	if r.code != 255 || !strings.HasPrefix(r.stderr, wantErr) {
+		t.Errorf("ipvsadm -R with the director's address as a VIP: exit %d, stderr %q; want 255 and %q", r.code, r.stderr, wantErr)
+	}
+	if got := d.mustIpvsadm(t, "-S", "-n"); got != walkthroughRules {
+		t.Errorf("table after a restore the host refused:\n%s\nwant it unchanged:\n%s", got, walkthroughRules)
 	}
 
 	const n = 200_000
