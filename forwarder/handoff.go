@@ -40,6 +40,11 @@ func SaveState(t *Table, ps []*Pipeline, now time.Time) *handoff.State {
 			s.Neighbors = append(s.Neighbors, handoff.Neighbor{Addr: a, MAC: mac})
 		}
 	}
+	var n int
+	for _, p := range ps {
+		n += p.Conns().Len()
+	}
+	s.Entries = make([]handoff.Entry, 0, n)
 	index := make(map[dest.ID]uint32)
 	for _, p := range ps {
 		ct := p.Conns()

@@ -211,3 +211,63 @@ func TestStateAcrossRestart(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkStateMillion saves, encodes, decodes and loads a table of 1M
+// established connections over two real servers: what a restart adds to
+// udr's stop and start.
+func BenchmarkStateMillion(b *testing.B) {
+	const n = 1 << 20
+	rules := "-A -t 192.0.2.100:80 -s wlc\n-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g\n-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g\n"
+	cfg, _, err := admin.ParseRules(strings.NewReader(rules), "rules")
+	if err != nil {
+		b.Fatal(err)
+	}
+	build := func() (*Table, []*Pipeline, []dest.ID) {
+		reg, neigh := dest.NewRegistry(64), NewNeighbors(64)
+		tb, err := Compile(cfg, reg, neigh, nil, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reg.Publish(tb.DestIDs())
+		var cur atomic.Pointer[Table]
+		cur.Store(tb)
+		p := NewPipeline(PipelineConfig{Table: &cur, Conns: conntrack.New(n, reg, conntrack.Options{}), Neighbors: neigh, Registry: reg, Epoch: epoch})
+		return tb, []*Pipeline{p}, tb.DestIDs()
+	}
+	tb, ps, ids := build()
+	now := epoch.Add(time.Minute)
+	ticks := ps[0].Ticks(now)
+	vip := netip.AddrPortFrom(udrtest.VIP, 80)
+	for i := range n {
+		c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 16), byte(i >> 8)}), uint16(i)|1024)
+		e := conntrack.Entry{Dest: ids[i%2], State: conntrack.StateEstablished}
+		if err := ps[0].Conns().Restore(conntrack.NewKey(6, c, vip), e, 90000, ticks); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		st := SaveState(tb, ps, now)
+		enc, err := handoff.Encode(st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		saved := time.Since(start)
+		start = time.Now()
+		dec, err := handoff.Decode(enc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tb2, ps2, _ := build()
+		built := time.Since(start)
+		start = time.Now()
+		if ls := LoadState(tb2, ps2, dec, now, 32, 128); ls.Taken != n {
+			b.Fatalf("took %+v", ls)
+		}
+		b.ReportMetric(float64(saved.Milliseconds()), "save+encode-ms")
+		b.ReportMetric(float64(built.Milliseconds()), "decode+newtable-ms")
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "load-ms")
+		b.ReportMetric(float64(len(enc))/(1<<20), "MiB")
+	}
+}
