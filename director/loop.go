@@ -62,7 +62,7 @@ func (d *Director) loop(ctx context.Context) error {
 	handing()
 	wstop()
 	close(d.hand.workersDone)
-	d.hand.wait() // a hand-off in progress sends the table first
+	d.hand.stopped() // a hand-off in progress sends the table first
 	stop()
 	<-done
 	return err

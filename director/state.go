@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -109,7 +110,9 @@ type handOff struct {
 	ctx         context.Context // done when a hand-off stops the workers
 	cancel      context.CancelFunc
 	workersDone chan struct{} // closed when the workers have stopped
-	requested   atomic.Bool
+	mu          sync.Mutex
+	requested   bool          // a hand-off was asked for; guarded by mu
+	stopping    bool          // the workers stopped without one: no hand-off any more; guarded by mu
 	done        chan struct{} // closed when the requested hand-off has answered
 	handed      atomic.Bool   // the table went out whole
 }
@@ -120,11 +123,32 @@ func (h *handOff) init() {
 	h.done = make(chan struct{})
 }
 
-// wait waits for a requested hand-off to answer.
-func (h *handOff) wait() {
-	if h.requested.Load() {
+// stopped is called once the workers have stopped: it waits for a
+// requested hand-off to answer, and refuses any later one (the table then
+// goes to the state file).
+func (h *handOff) stopped() {
+	h.mu.Lock()
+	requested := h.requested
+	h.stopping = !requested
+	h.mu.Unlock()
+	if requested {
 		<-h.done
 	}
+}
+
+// request reports whether a hand-off may go ahead: the first one, asked
+// for before the workers stopped on their own.
+func (h *handOff) request() (ok bool, why string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.requested:
+		return false, "a hand-off was already served"
+	case h.stopping:
+		return false, "udr is stopping: its table goes to the state file"
+	}
+	h.requested = true
+	return true, ""
 }
 
 // HandedOff reports whether Run returned because the connection table was
@@ -140,8 +164,8 @@ const handOffTimeout = 10 * time.Second
 // state file's format, and makes Run return. Only one hand-off is ever
 // served.
 func (d *Director) serveHandOff(w http.ResponseWriter, r *http.Request) {
-	if !d.hand.requested.CompareAndSwap(false, true) {
-		http.Error(w, "a hand-off was already served", http.StatusConflict)
+	if ok, why := d.hand.request(); !ok {
+		http.Error(w, why, http.StatusConflict)
 		return
 	}
 	defer close(d.hand.done)
