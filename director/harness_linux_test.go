@@ -26,6 +26,7 @@ import (
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/internal/drlab"
 	"github.com/udr-lb/udr/internal/netlab"
+	"golang.org/x/sys/unix"
 )
 
 // The walkthrough's service and real servers, as ipvsadm writes them.
@@ -111,7 +112,7 @@ func (l *lab) startWith(nServers int, cfg director.Config) {
 		l.t.Fatalf("director.New: %v", err)
 	}
 	checkIO(l.t, l.d, cfg)
-	if want := max(cfg.Workers, 1); l.d.Workers() != want {
+	if want := workersOf(l.t, l.d.Settings().Workers); l.d.Workers() != want {
 		l.t.Fatalf("director runs %d workers, asked for %d", l.d.Workers(), want)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -369,6 +370,21 @@ func withTestWorkers(t testing.TB, cfg director.Config) director.Config {
 	cfg.Workers = n
 	cfg.Given |= director.SetWorkers
 	return cfg
+}
+
+// workersOf returns how many packet workers Settings.Workers n asks for:
+// director.WorkersAuto (a udr.yaml with no workers key) one per CPU in the
+// process's affinity mask, 0 one.
+func workersOf(t testing.TB, n int) int {
+	t.Helper()
+	if n != director.WorkersAuto {
+		return max(n, 1)
+	}
+	var cpus unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &cpus); err != nil {
+		t.Fatal(err)
+	}
+	return cpus.Count()
 }
 
 // checkIO fails t unless d receives with the backend cfg asked for.

@@ -84,7 +84,7 @@ func TestPrivilegedSettings(t *testing.T) {
 	}
 	vmac := arpresponder.VirtualMAC([6]byte(ifMAC))
 	// The ring: this kernel has TPACKET_V3.
-	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring-v2", Workers: 1}
+	defaults := compiled{ConnReuseMode: 1, VIPMAC: net.HardwareAddr(vmac[:]).String(), IO: "ring-v2", Workers: workersOf(t, director.WorkersAuto)}
 	rows := []struct {
 		name               string
 		given              director.Setting
