@@ -27,6 +27,9 @@ func (p *parser) process() error {
 		if svc.Scheduler == "" {
 			svc.Scheduler = service.DefaultScheduler
 		}
+		if err := CheckVIP(svc.Addr); err != nil {
+			return udrRefusal(err.Error())
+		}
 	case OpAddServer, OpEditServer:
 		// The destination port must equal the service port in direct
 		// routing (and tunneling); ipvsadm changes it silently.
@@ -41,6 +44,9 @@ func (p *parser) process() error {
 		}
 		if c.Options&(OptTunType|OptTunPort|OptTunNoCsum|OptTunCsum|OptTunRemCsum) != 0 {
 			return failf("Tunnel options conflict with forward method")
+		}
+		if err := CheckRealServer(svc.Addr, c.Dest.Addr); err != nil {
+			return udrRefusal(err.Error())
 		}
 	case OpDeleteServer:
 		c.AskedPort = c.Dest.Port

@@ -164,12 +164,20 @@ func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 	if kind == "http" {
 		c.Path, v = d.str(path(hcPath), n[hcPath], health.DefaultPath)
 		good(v)
-		if v && (c.Path == "" || c.Path[0] != '/') {
-			d.errorf(path(hcPath), "%q does not start with /", c.Path)
-			ok = false
+		if v {
+			if err := health.CheckHTTPPath(c.Path); err != nil {
+				d.errorf(path(hcPath), "%v", err)
+				ok = false
+			}
 		}
 		c.Host, v = d.str(path(hcHost), n[hcHost], "")
 		good(v)
+		if v {
+			if err := health.CheckHTTPHost(c.Host); err != nil {
+				d.errorf(path(hcHost), "%v", err)
+				ok = false
+			}
+		}
 		status, v = d.integer(path(hcStatus), n[hcStatus], 100, 599, health.DefaultStatus)
 		good(v)
 		c.Status = int(status)
@@ -177,9 +185,16 @@ func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 	if kind == "dns" {
 		c.DNSName, v = d.str(path(hcDNSName), n[hcDNSName], "")
 		good(v)
-		if v && c.DNSName == "" {
+		switch {
+		case !v:
+		case c.DNSName == "":
 			d.errorf(h.owner+".dns_name", "required for kind dns")
 			ok = false
+		default:
+			if err := health.CheckDNSName(c.DNSName); err != nil {
+				d.errorf(path(hcDNSName), "%v", err)
+				ok = false
+			}
 		}
 		c.DNSType, v = d.dnsType(path(hcDNSType), n[hcDNSType], health.DefaultDNSType)
 		good(v)

@@ -29,6 +29,11 @@ func (d *configDecoder) service(i int, doc *serviceDoc) (s Service, asked []uint
 	}
 	addrOK := false
 	s.Addr, addrOK = d.addr(p+".address", doc.Address)
+	if addrOK {
+		if err := admin.CheckVIP(s.Addr); err != nil {
+			d.errorf(p+".address", "%v", err)
+		}
+	}
 	port, portOK := d.integer(p+".port", doc.Port, 0, 65535, 0)
 	s.Port = uint16(port)
 
@@ -133,6 +138,10 @@ func (d *configDecoder) server(p string, doc *serverDoc, vipOK bool, vip netip.A
 		d.errorf(p+".address", "%s is %s, the service address is not", r.Addr, familyName(r.Addr))
 	case !admin.Unicast(r.Addr):
 		d.errorf(p+".address", "%s is not a unicast address", r.Addr)
+	case vipOK:
+		if err := admin.CheckRealServer(vip, r.Addr); err != nil {
+			d.errorf(p+".address", "%v", err)
+		}
 	}
 	written, _ := d.integer(p+".port", doc.Port, 0, 65535, 0)
 	weight, _ := d.integer(p+".weight", doc.Weight, 0, 65535, service.DefaultWeight)

@@ -369,12 +369,20 @@ func (d *Director) Reload() error {
 	if fixed := differ(d.settings, next) &^ reloadable; fixed != 0 {
 		d.log.Warn("settings changed in the config file apply at the next start", "keys", fixed.keys())
 	}
-	oldFile, oldSettings := d.file, d.settings
+	oldFile, oldSettings, oldRules := d.file, d.settings, d.running
 	// The file's settings apply to the table being compiled.
 	d.file, d.settings = fc, merge(d.settings, next, reloadable)
 	if err := d.install(rules); err != nil {
 		d.file, d.settings = oldFile, oldSettings
 		return err
+	}
+	if len(rules.Services) == 0 && len(oldRules.Services) > 0 {
+		// Allowed (a director being drained), but rarely meant.
+		var removed []string
+		for _, s := range service.SortedServices(oldRules) {
+			removed = append(removed, s.Key.String())
+		}
+		d.log.Warn("the reload removed every service: udr forwards nothing until services are added", "removed", strings.Join(removed, ","))
 	}
 	changed, err := d.setHealthTargets()
 	if err != nil {

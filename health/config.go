@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/udr-lb/udr/service"
@@ -180,9 +181,17 @@ func (t Target) validate() error {
 	if c.Kind == KindHTTP && (c.Status < 100 || c.Status > 599) {
 		bad("status %d: want 100..599", c.Status)
 	}
+	if c.Kind == KindHTTP {
+		if err := CheckHTTPPath(c.Path); err != nil {
+			bad("%v", err)
+		}
+		if err := CheckHTTPHost(c.Host); err != nil {
+			bad("%v", err)
+		}
+	}
 	if c.Kind == KindDNS {
-		if _, err := appendName(nil, c.DNSName); err != nil {
-			bad("dns name %q: %v", c.DNSName, err)
+		if err := CheckDNSName(c.DNSName); err != nil {
+			bad("%v", err)
 		}
 	}
 	switch c.Mode {
@@ -200,4 +209,57 @@ func (t Target) validate() error {
 		bad("on_failure %q: unknown, want %s or %s", c.OnFailure, OnFailureQuiesce, OnFailureRemove)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckHTTPPath checks the path of an http check: it starts with "/" and
+// holds no control character (a CR or LF would end the request line) and
+// no space; a query ("/healthz?full=1") is allowed.
+func CheckHTTPPath(p string) error {
+	if p == "" || p[0] != '/' {
+		return fmt.Errorf("path %q does not start with /", p)
+	}
+	if i := strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("path %q has %s at byte %d: want a URL path", p, charName(p[i]), i)
+	}
+	return nil
+}
+
+// CheckHTTPHost checks the Host header of an http check: empty (the real
+// server's address), or a host[:port] of at most 255 bytes without a
+// control character or a space.
+func CheckHTTPHost(h string) error {
+	if len(h) > 255 {
+		return fmt.Errorf("host of %d bytes: want at most 255", len(h))
+	}
+	if i := strings.IndexFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("host %q has %s at byte %d: want a host name or address", h, charName(h[i]), i)
+	}
+	return nil
+}
+
+// CheckDNSName checks the name of a dns check: labels of 1..63 bytes, at
+// most 255 bytes in wire form (RFC 1035 section 2.3.4).
+func CheckDNSName(name string) error {
+	if _, err := appendName(nil, name); err != nil {
+		if len(name) > 40 {
+			name = name[:40] + "..."
+		}
+		return fmt.Errorf("dns name %q: %v", name, err)
+	}
+	return nil
+}
+
+// charName names a byte of a check's text for messages.
+func charName(c byte) string {
+	switch c {
+	case '\r':
+		return "a carriage return (CR)"
+	case '\n':
+		return "a line feed (LF)"
+	case '\t':
+		return "a tab"
+	case ' ':
+		return "a space"
+	}
+	return fmt.Sprintf("the control character %#02x", c)
 }

@@ -42,8 +42,11 @@ func appendName(b []byte, name string) ([]byte, error) {
 	start := len(b)
 	if name != "." {
 		for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
-			if label == "" || len(label) > maxLabelLen {
-				return nil, fmt.Errorf("label %q: want 1..%d bytes", label, maxLabelLen)
+			if label == "" {
+				return nil, fmt.Errorf("label \"\": want 1..%d bytes", maxLabelLen)
+			}
+			if len(label) > maxLabelLen {
+				return nil, fmt.Errorf("a label of %d bytes: want 1..%d bytes", len(label), maxLabelLen)
 			}
 			b = append(b, byte(len(label)))
 			b = append(b, label...)

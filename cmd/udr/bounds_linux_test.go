@@ -47,7 +47,8 @@ func limitedUDR(t *testing.T, bin udrBinary) udrBinary {
 // TestPrivilegedReloadNestedYAML sends SIGHUP to a running udr whose
 // udr.yaml became 40,000 levels of "[" (80 KB; the YAML parser took more
 // than 6 GB for it): the reload is refused with the file and line, and the
-// daemon keeps its table and keeps forwarding.
+// daemon keeps its table and keeps forwarding. Then a udr.yaml without
+// services: the reload is made, and logged at WARN with what it removed.
 func TestPrivilegedReloadNestedYAML(t *testing.T) {
 	netlab.Privileged(t)
 	bin := buildUDR(t)
@@ -98,5 +99,25 @@ func TestPrivilegedReloadNestedYAML(t *testing.T) {
 	}
 	if got := d.mustIpvsadm(t, "-S", "-n"); got != saved {
 		t.Errorf("table after the refused reload:\n%s\nwant:\n%s", got, saved)
+	}
+
+	// A reload that removes every service is allowed, and logged at WARN
+	// with what it removed.
+	if err := os.WriteFile(conf, []byte(reloadConfig(sock, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mark = d.log.len()
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	line, err = d.log.wait(mark, "removed every service", daemonEventTimeout, d.exited)
+	if err != nil {
+		t.Fatalf("after SIGHUP with no services: %v\n%s", err, d.log)
+	}
+	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, `removed="-t 192.0.2.100:80"`) {
+		t.Errorf("log line of the reload that removed every service: %s\nwant WARN and removed=\"-t 192.0.2.100:80\"", line)
+	}
+	if got := d.mustIpvsadm(t, "-S", "-n"); got != "" {
+		t.Errorf("table after the reload with no services:\n%s\nwant none", got)
 	}
 }
