@@ -15,6 +15,7 @@ test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime 30s ./forwarder
+	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime 15s ./admin
 	$(GO) test -run '^$$' -fuzz '^FuzzIpvsadmRequest$$' -fuzztime 15s ./director
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./bench/netbench -short -readme ''; \
 	else echo "bench/netbench: skipped, it needs root (network namespaces)"; fi
