@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/udr-lb/udr/admin"
 )
 
 // IpvsadmRequest is the body of POST /v1/ipvsadm: one ipvsadm command line
@@ -23,9 +25,11 @@ type IpvsadmResponse struct {
 	Exit   int    `json:"exit"`
 }
 
-// MaxRequestBody bounds the body of a control request: a restore (-R) of
-// 200,000 rules, as ipvsadm-save prints them, is about 12 MB.
-const MaxRequestBody = 32 << 20
+// MaxRequestBody bounds the body of a control request: room for the
+// largest restore (-R) input udr admin sends (admin.MaxRulesSize), whose
+// newlines and quotes JSON doubles. A restore of 200,000 rules, as
+// ipvsadm-save prints them, is about 12 MB.
+const MaxRequestBody = 2*admin.MaxRulesSize + 1<<20
 
 // decodeIpvsadmRequest decodes the body of POST /v1/ipvsadm: exactly one
 // JSON object with no field but args and stdin, and nothing after it but

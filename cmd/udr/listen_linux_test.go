@@ -266,7 +266,7 @@ func TestPrivilegedControlBounds(t *testing.T) {
 			send:    head + "Content-Length: 1073741824\r\n\r\n" + add[:10],
 			wait:    10 * time.Second,
 			status:  http.StatusRequestEntityTooLarge,
-			message: "request body of 1073741824 bytes: at most 33554432",
+			message: "request body of 1073741824 bytes: at most 135266304",
 		},
 		{
 			name:    "short body",
