@@ -215,8 +215,9 @@ func TestRestoreIsLineByLine(t *testing.T) {
 	}
 }
 
-// restoreLines is a restore of about n lines: services of one real server
-// or none, over 40 VIPs, and a last wrr service with n/4 real servers.
+// restoreLines is a restore of n lines: -C, services of one real server
+// or none over as many VIPs as it takes, and a last wrr service with n/4
+// real servers.
 func restoreLines(n int) string {
 	var b strings.Builder
 	b.WriteString("-C\n")
@@ -231,9 +232,9 @@ func restoreLines(n int) string {
 			lines++
 		}
 	}
-	b.WriteString("-A -t 198.51.100.1:80 -s wrr\n")
+	b.WriteString("-A -t [2001:db8::100]:80 -s wrr\n")
 	for j := range big {
-		fmt.Fprintf(&b, "-a -t 198.51.100.1:80 -r 10.%d.%d.%d:80 -g -w %d\n", j>>16, (j>>8)&255, j&255, 1+j%5)
+		fmt.Fprintf(&b, "-a -t [2001:db8::100]:80 -r [2001:db8::%x:%x]:80 -g -w %d\n", 1+j>>16, j&0xffff, 1+j%5)
 	}
 	return b.String()
 }
@@ -267,9 +268,9 @@ func TestRestoreScales(t *testing.T) {
 
 	before := b.cfg
 	start = time.Now()
-	_, stderr, code = run(t, b, in+"-a -t 198.51.100.1:80 -r 10.0.0.0:80\n", "-R")
+	_, stderr, code = run(t, b, in+"-a -t [2001:db8::100]:80 -r [2001:db8::1:0]:80\n", "-R")
 	took = time.Since(start)
-	if want := fmt.Sprintf("stdin:%d: -a -t 198.51.100.1:80 -r 10.0.0.0:80: Destination already exists\n", strings.Count(in, "\n")+1); code != ExitKernel || !strings.HasPrefix(stderr, want) {
+	if want := fmt.Sprintf("stdin:%d: -a -t [2001:db8::100]:80 -r [2001:db8::1:0]:80: Destination already exists\n", strings.Count(in, "\n")+1); code != ExitKernel || !strings.HasPrefix(stderr, want) {
 		t.Errorf("-R with a bad last line: status %d, stderr %.500q; want 255 and %q", code, stderr, want)
 	}
 	if b.cfg != before {
@@ -277,5 +278,33 @@ func TestRestoreScales(t *testing.T) {
 	}
 	if took > bound {
 		t.Errorf("refused restore of %d lines took %v, want well under %v", n, took.Round(time.Millisecond), bound)
+	}
+}
+
+// TestParseRulesScales: a rules file of 200,000 lines (what udr run and a
+// reload read) is parsed in seconds: one Editor, not a scan of the
+// services and of a service's real servers per line.
+func TestParseRulesScales(t *testing.T) {
+	if testing.Short() {
+		t.Skip("parses 200,000 lines")
+	}
+	const n, bound = 200_000, 60 * time.Second
+	in := strings.TrimPrefix(restoreLines(n), "-C\n")
+	start := time.Now()
+	cfg, _, err := ParseRules(strings.NewReader(in), "rules")
+	took := time.Since(start)
+	t.Logf("parsed %d lines in %v", strings.Count(in, "\n"), took.Round(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := 0
+	for _, s := range cfg.Services {
+		servers += len(s.Dests)
+	}
+	if got := len(cfg.Services) + servers; got != strings.Count(in, "\n") {
+		t.Errorf("rules have %d services and %d real servers, want %d in all", len(cfg.Services), servers, strings.Count(in, "\n"))
+	}
+	if took > bound {
+		t.Errorf("parsing %d lines took %v, want well under %v", n, took.Round(time.Millisecond), bound)
 	}
 }
