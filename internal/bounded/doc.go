@@ -9,8 +9,11 @@
 // in progress (a keep-alive connection between requests, or a new one that
 // has sent nothing) is closed to make room; when every connection is busy
 // with a request, the newcomer waits, and those after it wait in the
-// kernel's accept queue, holding no descriptor of udr's. Every read and
-// write has a deadline (Limits' timeouts) and headers a size bound.
+// kernel's accept queue, holding no descriptor of udr's. (A request that
+// reaches an idle connection at the moment it is closed is lost with it,
+// as with any server's idle timeout: HTTP clients retry such requests.)
+// Every read and write has a deadline (Limits' timeouts) and headers a
+// size bound.
 //
 // Descriptors returns the process's descriptor limit, raised to the hard
 // limit, and ConnCap cuts each listener's cap from it: the listeners
