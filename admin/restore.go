@@ -75,11 +75,19 @@ type restorer struct {
 }
 
 func (rs *restorer) read(e *Editor, in io.Reader) error {
-	br := bufio.NewReader(in)
+	br := bufio.NewReaderSize(in, MaxRulesLine+1)
 	for n := 1; ; n++ {
-		line, err := br.ReadString('\n')
-		if line != "" {
-			rs.line(e, n, line)
+		b, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// As in a rules file: a longer line is no ipvsadm line, and
+			// the rest of the input is not read.
+			rs.commands++
+			rs.errs = append(rs.errs, fmt.Sprintf("stdin:%d: line longer than %d bytes: udr reads no longer line", n, MaxRulesLine))
+			rs.code = ExitUsage
+			return errRefused
+		}
+		if len(b) > 0 {
+			rs.line(e, n, string(b))
 		}
 		if err == io.EOF {
 			break

@@ -308,3 +308,19 @@ func TestParseRulesScales(t *testing.T) {
 		t.Errorf("parsing %d lines took %v, want well under %v", n, took.Round(time.Millisecond), bound)
 	}
 }
+
+// TestRestoreLongLine: a line longer than a rules file may have refuses
+// the restore, and the rest of the input is not read.
+func TestRestoreLongLine(t *testing.T) {
+	b := newBackendWith(t, richConfig)
+	before := b.cfg
+	in := "-A -t 192.0.2.101:80 -s rr\n-a -t 192.0.2.101:80 -r 192.0.2.11:80 " + strings.Repeat("-g ", 2000) + "\n-A -t 192.0.2.102:80\n"
+	_, stderr, code := run(t, b, in, "-R")
+	want := "stdin:2: line longer than 4096 bytes: udr reads no longer line\nudr: restore refused, the running table is unchanged: 1 of 2 lines failed\n"
+	if code != ExitUsage || stderr != want {
+		t.Errorf("-R with a line of 6,000 bytes: status %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
+	if b.cfg != before {
+		t.Errorf("a refused restore changed the table")
+	}
+}
