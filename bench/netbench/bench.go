@@ -45,6 +45,7 @@ type results struct {
 	modes      []string
 	floodCases []string
 	httpCases  []string
+	rawOf      map[string]string                   // flood case → the raw case of its backend, if it ran
 	flood      map[string]map[string][]floodSample // mode → case → repetitions
 	http       map[string]map[string][]httpSample  // page → case → repetitions
 }
@@ -152,9 +153,28 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 	var floodCases, httpCases []fwdCase
 	floodCases = append(floodCases, wireCase(), t.kernelDRCase())
 	httpCases = append(httpCases, t.kernelDRCase())
+	// Each raw case (floods only) comes right before the udr cases of its
+	// backend.
+	raws, rawLim := rawIOs(o.short), rawLimit(o.warm, o.dur)
+	res.rawOf = map[string]string{}
+	addRaw := func(io string) {
+		name := "raw-" + io
+		if !slices.Contains(raws, io) || res.rawOf[name] != "" {
+			return
+		}
+		res.rawOf[name] = name
+		floodCases = append(floodCases, t.rawCase(io, rawLim))
+	}
 	for _, v := range variants {
+		addRaw(v.io)
+		if slices.Contains(raws, v.io) {
+			res.rawOf[v.name] = "raw-" + v.io
+		}
 		floodCases = append(floodCases, t.udrCase(binary, rulesFile, v))
 		httpCases = append(httpCases, t.udrCase(binary, rulesFile, v))
+	}
+	for _, io := range raws {
+		addRaw(io) // a udr without --io: after its case
 	}
 	httpCases = append(httpCases, t.haproxyCase(tmp))
 	for _, c := range floodCases {
@@ -251,6 +271,15 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 	res.end = time.Now()
 	res.load[1] = loadavg()
 	return res, nil
+}
+
+// rawIOs are the backends of the raw cases: every one of ioBackends, but
+// in the short mode only ring-v2, udr's default, to keep CI's run short.
+func rawIOs(short bool) []string {
+	if short {
+		return []string{"ring-v2"}
+	}
+	return ioBackends
 }
 
 // runCase starts c, runs measure with the pid of its process, and undoes

@@ -42,6 +42,7 @@ type fwdCase struct {
 // udrVariant is one udr configuration: a case name and its extra flags.
 type udrVariant struct {
 	name string
+	io   string // its I/O backend; "" when udr has no --io
 	args []string
 }
 
@@ -68,6 +69,7 @@ func udrVariants(ctx context.Context, binary string) ([]udrVariant, error) {
 		for _, w := range workers {
 			v := udrVariant{name: "udr"}
 			if io != "" {
+				v.io = io
 				v.name += "-" + io
 				v.args = append(v.args, "--io", io)
 			}
@@ -160,6 +162,51 @@ func (t *topo) udrCase(binary, rulesFile string, v udrVariant) fwdCase {
 		}
 		return p.cmd.Process.Pid, stop, nil
 	}}
+}
+
+// rawCase runs the raw forwarder (raw.go) with backend io in the director:
+// netbench's own binary, started again as `netbench -raw-forward`, so that
+// its CPU time is measured as udr's is. It stops on SIGTERM, and on its own
+// after limit, with an error.
+func (t *topo) rawCase(io string, limit time.Duration) fwdCase {
+	name := "raw-" + io
+	return fwdCase{name: name, start: func(ctx context.Context) (int, func() error, error) {
+		self, err := os.Executable()
+		if err != nil {
+			return 0, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		var macs []string
+		for _, m := range t.sinkMACs {
+			macs = append(macs, m.String())
+		}
+		p, err := start(name, t.dir.Command(self, rawForwardArg, "-io", io, "-iface", "eth0",
+			"-macs", strings.Join(macs, ","), "-limit", limit.String()))
+		if err != nil {
+			return 0, nil, err
+		}
+		err = waitFor(ctx, p, "raw forwarder ready", 15*time.Second, func() bool {
+			return strings.Contains(p.out.String(), rawReady)
+		})
+		if err != nil {
+			p.stop(syscall.SIGTERM)
+			return 0, nil, err
+		}
+		stop := func() error {
+			out := p.stop(syscall.SIGTERM)
+			if p.err != nil {
+				return fmt.Errorf("%s: %v: %s", name, p.err, lastLines(out, 10))
+			}
+			return nil
+		}
+		return p.cmd.Process.Pid, stop, nil
+	}}
+}
+
+// rawLimit is the raw forwarder's hard time limit for one case: two floods
+// (one, and its rerun at half rate should the case get one) with the
+// longest waits flood allows (settling, trafgen's start), and slack.
+func rawLimit(warm, dur time.Duration) time.Duration {
+	return 2*(warm+dur) + 2*time.Minute
 }
 
 // haproxyCase runs HAProxy in TCP mode in the director, listening on the

@@ -19,7 +19,19 @@
 //     one DR service over the sinks; once per I/O backend (`--io`) and worker
 //     count (`--workers`) that the binary offers (see ioBackends and
 //     workerCounts); each udr flood runs once more at half the rate it
-//     reached, where it should lose nothing.
+//     reached, where it should lose nothing;
+//   - raw-<io> (floods only, one per I/O backend, before that backend's udr
+//     cases): udr's ceiling on this kernel, the same sockets and batches
+//     with no decision. netbench starts itself again in the director
+//     (`netbench -raw-forward`, raw.go) as a forwarder with no pipeline:
+//     the socket `udr run` opens (forwarder.ListenGroup, the same
+//     ConnConfig: the VIP filter, the backend, PACKET_QDISC_BYPASS), read
+//     and written with the Worker's calls in its batches, each IPv4 frame
+//     given a sink's MAC by a hash of its source address and the
+//     director's MAC. Its CPU time is measured as udr's; the × raw column
+//     compares each udr case with the raw case of its backend. It stops on
+//     SIGTERM, and by itself past a hard time limit. The short mode runs
+//     only raw-ring-v2 (the default backend's).
 //
 // Modes udp and tcp flood 64-byte frames from 10,240 flows (source
 // addresses in 198.51.100.0/24 and 203.0.113.0/24; tcp alternates a SYN and

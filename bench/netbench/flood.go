@@ -189,7 +189,7 @@ type floodSample struct {
 	perSink    []uint64 // frames each sink received
 	secs       float64  // the measured window
 	busy       float64  // the machine's busy CPU seconds in the window
-	udrCPU     float64  // udr's CPU seconds in the window (0: no udr)
+	fwdCPU     float64  // the forwarding process's (udr's, the raw forwarder's) CPU seconds in the window (0: none)
 }
 
 func (s floodSample) pps() float64 { return float64(s.recv) / s.secs }
@@ -299,9 +299,9 @@ func (t *topo) paced(frames [][]byte, rate float64, limit uint64) (*sender, erro
 // flood puts a flood on the wire (with trafgen at full speed, or paced at
 // rate frames per second when rate is not 0) and measures dur of it, from
 // warm after its first frames on: the frames sent, those the sinks
-// received, the CPU time. udrPID, when not 0, is the process whose CPU
+// received, the CPU time. fwdPID, when not 0, is the process whose CPU
 // time is measured too.
-func (t *topo) flood(ctx context.Context, fl floodConfig, warm, dur time.Duration, rate float64, udrPID int) (floodSample, error) {
+func (t *topo) flood(ctx context.Context, fl floodConfig, warm, dur time.Duration, rate float64, fwdPID int) (floodSample, error) {
 	var s floodSample
 	if err := t.settle(ctx); err != nil {
 		return s, err
@@ -376,8 +376,8 @@ func (t *topo) flood(ctx context.Context, fl floodConfig, warm, dur time.Duratio
 		if n.busy, err = cpuBusy(); err != nil {
 			return n, err
 		}
-		if udrPID != 0 {
-			if n.pc, err = procCPU(udrPID); err != nil {
+		if fwdPID != 0 {
+			if n.pc, err = procCPU(fwdPID); err != nil {
 				return n, err
 			}
 		}
@@ -397,7 +397,7 @@ func (t *topo) flood(ctx context.Context, fl floodConfig, warm, dur time.Duratio
 	}
 	// Frames in flight at the second reading (in the bridge, the director)
 	// count as lost; at these rates they are a few hundred.
-	s = floodSample{sent: b.tx - a.tx, secs: b.at.Sub(a.at).Seconds(), busy: b.busy - a.busy, udrCPU: b.pc - a.pc}
+	s = floodSample{sent: b.tx - a.tx, secs: b.at.Sub(a.at).Seconds(), busy: b.busy - a.busy, fwdCPU: b.pc - a.pc}
 	for i := range b.rx {
 		s.perSink = append(s.perSink, b.rx[i]-a.rx[i])
 		s.recv += b.rx[i] - a.rx[i]

@@ -36,8 +36,23 @@ func TestPrivilegedNetbench(t *testing.T) {
 	}
 	table := res.table()
 	t.Log("\n" + table)
-	if len(res.floodCases) < 3 || res.floodCases[0] != "wire" || res.floodCases[1] != "kernel-dr" || !strings.HasPrefix(res.floodCases[2], "udr") {
-		t.Errorf("flood cases %v: want wire, kernel-dr, then udr's", res.floodCases)
+	if len(res.floodCases) < 3 || res.floodCases[0] != "wire" || res.floodCases[1] != "kernel-dr" || !strings.HasPrefix(res.floodCases[2], "raw-") {
+		t.Errorf("flood cases %v: want wire, kernel-dr, then the raw and udr ones", res.floodCases)
+	}
+	// A raw case per backend, right before the udr cases of its backend,
+	// and in no HTTP run.
+	for _, io := range ioBackends {
+		raw := "raw-" + io
+		i := slices.Index(res.floodCases, raw)
+		if i < 0 || i+1 >= len(res.floodCases) || !strings.HasPrefix(res.floodCases[i+1], "udr-"+io+"-w") {
+			t.Errorf("flood cases %v: want %s right before udr-%s-w*", res.floodCases, raw, io)
+		}
+		if slices.Contains(res.httpCases, raw) {
+			t.Errorf("http cases %v: want no %s", res.httpCases, raw)
+		}
+		if res.rawOf["udr-"+io+"-w1"] != raw {
+			t.Errorf("udr-%s-w1 is not compared with %s: %v", io, raw, res.rawOf)
+		}
 	}
 	for _, m := range []string{"udp", "tcp"} {
 		for _, c := range res.floodCases {
@@ -52,8 +67,8 @@ func TestPrivilegedNetbench(t *testing.T) {
 			if len(ss[0].perSink) != numSinks || slices.Contains(ss[0].perSink, 0) {
 				t.Errorf("%s %s: frames per sink %v: every sink should get some", m, c, ss[0].perSink)
 			}
-			if strings.HasPrefix(c, "udr") && ss[0].udrCPU <= 0 {
-				t.Errorf("%s %s: udr's CPU time not measured", m, c)
+			if (strings.HasPrefix(c, "udr") || strings.HasPrefix(c, "raw")) && ss[0].fwdCPU <= 0 {
+				t.Errorf("%s %s: the forwarder's CPU time not measured", m, c)
 			}
 			if !strings.Contains(table, "| "+c+" |") {
 				t.Errorf("the table has no row for %s", c)

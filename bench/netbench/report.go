@@ -110,8 +110,8 @@ func (r *results) table() string {
 	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start: %s, at the end: %s (the machine is shared: whole-machine CPU counts other work too).\n",
 		r.load[0], r.load[1])
 	if len(r.flood) > 0 {
-		b.WriteString("\n| load | case | frames/s at the sinks | × wire | × kernel-dr | loss | sinks' shares | busy CPU per frame, machine | its × kernel-dr | udr's CPU per frame | frames/s per repetition |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n| load | case | frames/s at the sinks | × wire | × kernel-dr | × raw | loss | sinks' shares | busy CPU per frame, machine | its × kernel-dr | forwarder's CPU per frame | frames/s per repetition |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, m := range r.modes {
 			byCase := r.flood[m]
 			if byCase == nil {
@@ -133,7 +133,7 @@ func (r *results) table() string {
 					sent += float64(s.sent)
 					recv += float64(s.recv)
 					busy += s.busy
-					own += s.udrCPU
+					own += s.fwdCPU
 				}
 				loss := "—"
 				if sent > 0 {
@@ -145,8 +145,11 @@ func (r *results) table() string {
 					}
 					return fmt.Sprintf("%s ns", thousands(sec/recv*1e9))
 				}
-				ownCell := "—"
-				if strings.HasPrefix(c, "udr") {
+				ownCell, rawCell := "—", "—"
+				if raw := r.rawOf[c]; raw != "" {
+					rawCell = ratioCell(pps, each(byCase[raw], floodSample.pps))
+				}
+				if strings.HasPrefix(c, "udr") || strings.HasPrefix(c, "raw") {
 					ownCell = perFrame(own)
 				}
 				var split []string
@@ -159,8 +162,8 @@ func (r *results) table() string {
 				for _, v := range pps {
 					per = append(per, thousands(v))
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s %% | %s | %s | %s | %s |\n", load, c, thousands(median(pps)),
-					ratioCell(pps, wire), ratioCell(pps, kdr), loss, strings.Join(split, " : "), perFrame(busy),
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s %% | %s | %s | %s | %s |\n", load, c, thousands(median(pps)),
+					ratioCell(pps, wire), ratioCell(pps, kdr), rawCell, loss, strings.Join(split, " : "), perFrame(busy),
 					ratioCell(each(ss, floodSample.cpuPerFrame), kdrCPU), ownCell, strings.Join(per, ", "))
 			}
 		}
