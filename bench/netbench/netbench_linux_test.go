@@ -30,7 +30,11 @@ func TestPrivilegedNetbench(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := bench(ctx, options{reps: 1, dur: 300 * time.Millisecond, warm: 100 * time.Millisecond, mode: "all", flows: 10240, command: "test", log: io.Discard})
+	// The warm-up covers a forwarder's first frames, slow on a loaded
+	// machine (its memory is touched for the first time): with 100 ms, at
+	// a load average of 15-20 on 2 cores, udr cases often forwarded
+	// nothing in their window.
+	res, err := bench(ctx, options{reps: 1, dur: 300 * time.Millisecond, warm: 500 * time.Millisecond, mode: "all", flows: 10240, command: "test", log: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +71,9 @@ func TestPrivilegedNetbench(t *testing.T) {
 			if len(ss[0].perSink) != numSinks || slices.Contains(ss[0].perSink, 0) {
 				t.Errorf("%s %s: frames per sink %v: every sink should get some", m, c, ss[0].perSink)
 			}
-			if (strings.HasPrefix(c, "udr") || strings.HasPrefix(c, "raw")) && ss[0].fwdCPU <= 0 {
+			// At half rate, a forwarder may use less than the one tick
+			// (10 ms) /proc counts in: only full speed is checked.
+			if (strings.HasPrefix(c, "udr") || strings.HasPrefix(c, "raw")) && !strings.HasSuffix(c, halfName("")) && ss[0].fwdCPU <= 0 {
 				t.Errorf("%s %s: the forwarder's CPU time not measured", m, c)
 			}
 			if !strings.Contains(table, "| "+c+" |") {
