@@ -31,6 +31,22 @@ func TestAdminStdinBounded(t *testing.T) {
 	}
 }
 
+// TestConfigCheckNested checks that udr config check refuses a udr.yaml of
+// 40,000 levels of "[" (80 KB) at once, with exit status 1 and the file
+// and line: the YAML parser took more than 6 GB for it.
+func TestConfigCheckNested(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "udr.yaml")
+	if err := os.WriteFile(path, []byte(strings.Repeat("[", 40000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"udr", "config", "check", path}, &stdout, &stderr)
+	want := "udr: " + path + ":1: nested more than 32 levels deep: udr reads no deeper\n"
+	if code != 1 || stdout.Len() != 0 || stderr.String() != want {
+		t.Errorf("udr config check of 40,000 levels of [: exit status %d, stdout %q, stderr %q; want 1 and %q", code, stdout.String(), stderr.String(), want)
+	}
+}
+
 // limitedUDR returns bin with its exe replaced by a script that runs it
 // with its address space limited to 4 GiB: a daemon that would exhaust the
 // machine's memory dies alone instead.
