@@ -97,3 +97,22 @@ func BenchmarkExpiry(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(total), "ns/entry")
 }
+
+// BenchmarkInsertFull inserts spoofed SYN+ACK pairs into a full table: one
+// eviction each.
+func BenchmarkInsertFull(b *testing.B) {
+	const capacity = 4096
+	tb, _, ids := newTestTable(b, capacity, 1, Options{TicksPerSecond: 100})
+	for i := range capacity {
+		tb.Insert(testKey(tcp, i), ids[0], 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		k := testKey(tcp, capacity+i)
+		now := uint32(i / 1000)
+		tb.Insert(k, ids[0], now)
+		tb.Update(k, TCPSyn, now)
+		tb.Update(k, TCPAck, now)
+	}
+}

@@ -27,19 +27,65 @@
 //
 // A table never holds more than Cap() entries. An insert into a full table
 // looks at the 64 slots from the new key's home slot. It first expires the
-// entries there whose timer has fired; if that frees nothing, it evicts
-// one, modelled on the kernel's drop_entry defence: a half-open connection
-// (SYN_RECV, SYNACK) or a template never ASSURED first, then a connection
-// in another inactive TCP state (NONE, FIN_WAIT, TIME_WAIT, CLOSE,
-// CLOSE_WAIT, LAST_ACK, LISTEN), then any other entry (ESTABLISHED,
-// SYN_SENT, UDP, ASSURED templates); within a rank, the one closest to
-// expiry. A template that controls connections is never evicted (its
-// connections would lose track of it); if nothing else is in the window,
-// the insert fails with ErrTableFull. An evicted connection takes its
-// template along when that leaves the template unused and not ASSURED, as
-// the kernel's ip_vs_conn_del does; Delete (ip_vs_conn_expire_now) leaves
-// the template to its timer. Stats counts expirations, evictions
-// and refusals.
+// entries there whose timer has fired (and, while a defence is on, drops
+// those past their idle limit, below); if that frees nothing, it evicts
+// one. The victim is chosen by what the table has seen of each entry, not
+// by its state's timeout, which any client sets with two packets (a
+// spoofed SYN then ACK makes an ESTABLISHED entry with a 900 s timer). A
+// connection keeps, in the slot's word that only templates use otherwise,
+// the tick of its first packet and a count of its packets up to 3, and is
+// "confirmed" once a packet arrives a second or more after its first: it
+// has carried traffic over time. Eviction classes, first victims first:
+//
+//  1. a template never ASSURED that controls nothing, the closest to
+//     expiry first;
+//  2. an unconfirmed connection that saw one or two packets (a half-open
+//     one, a spoofed SYN+ACK pair, a one-datagram UDP flow), the one idle
+//     longest first;
+//  3. any other unconfirmed connection, the one idle longest first;
+//  4. a confirmed connection or an ASSURED template, the closest to expiry
+//     first.
+//
+// A template that controls connections is never evicted (its connections
+// would lose track of it); if nothing else is in the window, the insert
+// fails with ErrTableFull. An evicted connection takes its template along
+// when that leaves the template unused and not ASSURED, as the kernel's
+// ip_vs_conn_del does; Delete (ip_vs_conn_expire_now) leaves the template
+// to its timer. Stats counts expirations, evictions, drops and refusals.
+// So a flood of spoofed tuples churns through classes 1 and 2, where the
+// entries idle longest go first, while a real connection that is still
+// sending (idle for less than the flood takes to turn the table over)
+// stays, and a long-lived one is never evicted while a flood entry is in
+// its window.
+//
+// # Defences
+//
+// The kernel's drop_entry and secure_tcp defences (ip_vs_ctl.c
+// update_defense_level, ip_vs_conn.c ip_vs_random_dropentry,
+// ip_vs_proto_tcp.c tcp_states_dos) have their sysctl's modes
+// (DefenseMode, SetDefense): 0 off, 1 automatic, 2 automatic and on, 3
+// always on. Once a second (at the first Sweep of each second) an
+// automatic mode turns on while the table is at least 7/8 full, and off
+// below; the kernel compares its free memory with amemthresh instead. While
+// a defence is on, Sweep walks 1/32 of the slots a second (at least 64)
+// from a random start, a share each tick, and removes (Stats.Dropped):
+//
+//   - with drop_entry, a template never ASSURED that controls nothing, as
+//     the kernel does, and an unconfirmed half-open connection (NONE,
+//     SYN_RECV, SYNACK) idle for 1 s, where the kernel drops every
+//     SYN_RECV and SYNACK entry it meets: a real handshake ends within a
+//     round trip, and the client's SYN is sent again only after 1 s;
+//   - with secure_tcp, an unconfirmed half-open connection idle for 10 s
+//     (Linux 2.4's SYN_RECV timeout in its DoS table);
+//   - with either, any other unconfirmed connection idle for 60 s: the
+//     kernel's todrop_entry spares an entry refreshed within 60 s, and
+//     drops one in in_pkts of the others that saw at most 8 packets.
+//
+// Inserts into a full table drop the same entries first. These idle limits
+// are the short timeouts under pressure: the entries keep the kernel's
+// timers (ipvsadm -L -c shows them), and a confirmed connection is never
+// dropped. secure_tcp also switches the TCP state table to
+// tcp_states_dos, in which a new SYN leads to SYNACK.
 //
 // # Differences from the kernel
 //

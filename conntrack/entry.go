@@ -58,7 +58,9 @@ func (e Entry) Expires(now uint32) uint32 {
 }
 
 // slot is one cell of the open-addressing table: a key and its entry
-// packed into 52 bytes (the key's Template bool lives in flags). Slot
+// packed into 52 bytes (the key's Template bool lives in flags). controlled
+// is a template's count of connections and a connection's evidence word
+// (defense.go). Slot
 // count × 52 bytes at a load factor of 7/8 keeps a full table under 64
 // bytes per connection. A slot with dest 0 is empty: DestID 0 is never
 // handed out.
@@ -123,7 +125,7 @@ func (s *slot) entry() Entry {
 	return Entry{
 		Dest:       s.dest,
 		Expiry:     s.expiry,
-		Controlled: s.controlled,
+		Controlled: s.controlled & -uint32(s.flags&FlagTemplate), // a template's only
 		State:      s.state,
 		Flags:      s.flags,
 		Netmask:    s.netmask,

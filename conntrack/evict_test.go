@@ -10,53 +10,61 @@ import (
 
 func TestEvictionPolicy(t *testing.T) {
 	// 8 entries in 10 slots: the 64-slot window sees the whole table.
+	// Each packet list is sent at its connection's times.
 	tb, reg, ids := newTestTable(t, 8, 1, Options{})
 	p := Persistence{Timeout: 2000, Netmask: 32}
-	type conn struct {
-		name  string
-		key   Key
+	type pkt struct {
 		at    uint32
-		flags []uint8
+		flags uint8
+	}
+	type conn struct {
+		name string
+		key  Key
+		pkts []pkt
 	}
 	conns := []conn{
-		{"established 900", testKey(tcp, 0), 0, []uint8{TCPSyn, TCPAck}},
-		{"udp 300", testKey(udp, 1), 0, []uint8{0}},
-		{"fin_wait 120", testKey(tcp, 2), 0, []uint8{TCPSyn, TCPAck, TCPFin}},
-		{"syn_recv 110", testKey(tcp, 3), 50, []uint8{TCPSyn}},
-		{"close 105", testKey(tcp, 4), 95, []uint8{TCPSyn, TCPRst}},
-		{"established 950", testKey(tcp, 7), 50, []uint8{TCPSyn, TCPAck}},
+		// Packets over time: confirmed, whatever its state's timeout.
+		{"confirmed fin_wait", testKey(tcp, 0), []pkt{{0, TCPSyn}, {0, TCPAck}, {3, TCPFin}}},
+		{"syn_recv idle 50", testKey(tcp, 1), []pkt{{50, TCPSyn}}},
+		{"pair idle 90", testKey(tcp, 2), []pkt{{10, TCPSyn}, {10, TCPAck}}},
+		{"pair idle 20", testKey(tcp, 3), []pkt{{80, TCPSyn}, {80, TCPAck}}},
+		{"three packets idle 95", testKey(tcp, 4), []pkt{{5, TCPSyn}, {5, TCPAck}, {5, TCPAck}}},
+		{"udp idle 40", testKey(udp, 5), []pkt{{60, 0}}},
 	}
 	names := map[Key]string{}
 	for _, c := range conns {
-		mustInsert(t, tb, c.key, ids[0], c.at)
-		for _, f := range c.flags {
-			mustUpdate(t, tb, c.key, f, c.at)
+		mustInsert(t, tb, c.key, ids[0], c.pkts[0].at)
+		for _, pk := range c.pkts {
+			mustUpdate(t, tb, c.key, pk.flags, pk.at)
 		}
 		names[c.key] = c.name
 	}
 	controlled := testKey(tcp, 6)
 	tk := p.TemplateKey(controlled)
-	if err := tb.InsertTemplate(tk, ids[0], p.Timeout, 0); err != nil {
+	if err := tb.InsertTemplate(tk, ids[0], p.Timeout, 20); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tb.InsertControlled(controlled, p, 20); err != nil {
 		t.Fatal(err)
 	}
 	mustUpdate(t, tb, controlled, TCPSyn, 20)
-	mustUpdate(t, tb, controlled, TCPAck, 20)
-	names[controlled] = "controlled established 920"
-	names[tk] = "template"
+	mustUpdate(t, tb, controlled, TCPAck, 20) // assures the template
+	names[controlled] = "controlled pair idle 80"
+	names[tk] = "assured template"
 	if tb.Len() != tb.Cap() {
 		t.Fatalf("Len %d, want a full table of %d", tb.Len(), tb.Cap())
 	}
 
 	var evicted []string
-	for i := range 7 {
+	for i := range 9 {
 		before := map[Key]bool{}
 		tb.Range(func(k Key, _ Entry) bool { before[k] = true; return true })
 		k := testKey(tcp, 100+i)
+		// SYN, ACK and a request at once: three packets, not confirmed.
 		mustInsert(t, tb, k, ids[0], 100)
-		mustUpdate(t, tb, k, TCPAck, 100) // ESTABLISHED until 1000
+		for _, f := range []uint8{TCPSyn, TCPAck, TCPAck} {
+			mustUpdate(t, tb, k, f, 100)
+		}
 		names[k] = "new"
 		tb.Range(func(k Key, _ Entry) bool { delete(before, k); return true })
 		for k := range before {
@@ -66,9 +74,12 @@ func TestEvictionPolicy(t *testing.T) {
 			t.Fatalf("Len %d after insert into a full table, want %d", tb.Len(), tb.Cap())
 		}
 	}
+	// One or two packets go first, the most idle first, whatever their
+	// state; then the other unconfirmed, the most idle first, the new ones
+	// too: the confirmed connection and the ASSURED template stay.
 	want := []string{
-		"syn_recv 110", "close 105", "fin_wait 120", "udp 300",
-		"established 900", "controlled established 920", "established 950",
+		"pair idle 90", "controlled pair idle 80", "syn_recv idle 50", "udp idle 40", "pair idle 20",
+		"three packets idle 95", "new", "new", "new",
 	}
 	if diff := cmp.Diff(want, evicted); diff != "" {
 		t.Fatalf("eviction order (-want +got):\n%s", diff)
@@ -76,10 +87,13 @@ func TestEvictionPolicy(t *testing.T) {
 	if te, ok := tb.Lookup(tk, 100); !ok || te.Controlled != 0 {
 		t.Fatalf("template %+v ok=%v, want kept with no connection", te, ok)
 	}
-	if got := tb.Stats(); got != (Stats{Evicted: 7}) {
-		t.Fatalf("Stats %+v, want 7 evictions", got)
+	if e, ok := tb.Lookup(conns[0].key, 100); !ok || e.State != StateFinWait || e.Flags&FlagActive != 0 {
+		t.Fatalf("confirmed connection %+v ok=%v, want kept in FIN_WAIT", e, ok)
 	}
-	if got := countsOf(reg, ids[0]); got != (counts{Active: 7, Persist: 1}) {
+	if got := tb.Stats(); got != (Stats{Evicted: 9}) {
+		t.Fatalf("Stats %+v, want 9 evictions", got)
+	}
+	if got := countsOf(reg, ids[0]); got != (counts{Active: 6, Inactive: 1, Persist: 1}) {
 		t.Fatalf("counts %+v after evictions", got)
 	}
 }

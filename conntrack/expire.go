@@ -26,14 +26,24 @@ func (t *Table) expire(i int, now uint32) bool {
 const evictWindow = 64
 
 // makeRoom frees one entry for k in a full table and reports whether it
-// did. It first expires every entry of the window whose timer has fired;
-// if none went, it evicts the best victim of the window (evictRank).
+// did. It first expires every entry of the window whose timer has fired,
+// and, while a defence is on, drops those past their idle limit
+// (droppable); if none went, it evicts the best victim of the window
+// (evictClass, then the most idle or the closest to expiry).
 func (t *Table) makeRoom(k *Key, now uint32) bool {
 	start := t.home(k)
+	defending := t.defending()
 	for i, seen := start, 0; seen < evictWindow; seen++ {
 		s := &t.slots[i]
-		if !s.empty() && s.expired(now) && t.expire(i, now) {
-			continue // look at the entry that shifted in
+		if !s.empty() {
+			if s.expired(now) && t.expire(i, now) {
+				continue // look at the entry that shifted in
+			}
+			if defending && t.droppable(s, now) {
+				t.remove(i, now, true)
+				t.stats.Dropped++
+				continue
+			}
 		}
 		if i++; i == len(t.slots) {
 			i = 0
@@ -42,12 +52,12 @@ func (t *Table) makeRoom(k *Key, now uint32) bool {
 	if t.n < t.capacity {
 		return true
 	}
-	victim, bestRank, bestLeft := -1, numRanks, int32(math.MaxInt32)
+	victim, bestClass, bestScore := -1, numClasses, int64(math.MinInt64)
 	for i, seen := start, 0; seen < evictWindow; seen++ {
 		if s := &t.slots[i]; !s.empty() {
-			r, left := evictRank(s), int32(s.expiry-now)
-			if r < numRanks && (r < bestRank || r == bestRank && left < bestLeft) {
-				victim, bestRank, bestLeft = i, r, left
+			c, score := t.evictClass(s, now)
+			if c < numClasses && (c < bestClass || c == bestClass && score > bestScore) {
+				victim, bestClass, bestScore = i, c, score
 			}
 		}
 		if i++; i == len(t.slots) {
@@ -64,31 +74,36 @@ func (t *Table) makeRoom(k *Key, now uint32) bool {
 	return true
 }
 
-// Eviction ranks, best victim first, after the kernel's drop_entry
-// defence (ip_vs_random_dropentry): half-open connections and unassured
-// templates go first, then closing connections, then the rest.
+// Eviction classes, best victim first (doc.go, "Full table"): what the
+// table has seen of an entry decides, not its state's timeout, which a
+// client sets with two packets.
 const (
-	rankHalfOpen = iota // SYN_RECV, SYNACK; templates never ASSURED
-	rankClosing         // NONE, FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN
-	rankLive            // ESTABLISHED, SYN_SENT, UDP; ASSURED templates
-	numRanks            // never evicted: templates controlling connections
+	classUnassured   = iota // templates never ASSURED; the closest to expiry first
+	classFewPackets         // unconfirmed connections with one or two packets; the most idle first
+	classUnconfirmed        // other unconfirmed connections; the most idle first
+	classConfirmed          // confirmed connections, ASSURED templates; the closest to expiry first
+	numClasses              // never evicted: templates controlling connections
 )
 
-func evictRank(s *slot) int {
+// evictClass returns the eviction class of s and its score in the class:
+// the higher, the better a victim.
+func (t *Table) evictClass(s *slot, now uint32) (int, int64) {
+	left := int64(int32(s.expiry - now))
 	if s.isTemplate() {
 		switch {
 		case s.controlled > 0:
-			return numRanks
+			return numClasses, 0
 		case s.state != StateAssured:
-			return rankHalfOpen
+			return classUnassured, -left
 		}
-		return rankLive
+		return classConfirmed, -left
 	}
-	switch s.state {
-	case StateSynRecv, StateSynAck:
-		return rankHalfOpen
-	case StateEstablished, StateSynSent, StateUDP:
-		return rankLive
+	ev := s.controlled
+	switch {
+	case ev&evConfirmed != 0:
+		return classConfirmed, -left
+	case ev&evPackets != evPackets:
+		return classFewPackets, t.idle(s, now)
 	}
-	return rankClosing
+	return classUnconfirmed, t.idle(s, now)
 }

@@ -76,6 +76,7 @@ func (t *Table) InsertControlled(k Key, p Persistence, now uint32) (dest.ID, err
 	s.dest = dest
 	s.expiry = now + t.newConn
 	s.state = initialState(k.Proto)
+	s.controlled = now & evBorn
 	t.lower(i, s.expiry)
 	s.flags |= FlagControlled
 	if p.AllPorts {

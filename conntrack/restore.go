@@ -49,6 +49,12 @@ func (t *Table) Restore(k Key, e Entry, left, now uint32) error {
 			s.netmask = e.Netmask
 		}
 	}
+	if !k.Template {
+		// Its evidence (defense.go) is not carried over: it counts as a
+		// connection that saw more than two packets, and its next packet
+		// confirms it.
+		s.controlled = (now-t.confirm)&evBorn | evPackets
+	}
 	t.lower(i, s.expiry)
 	t.bind(s)
 	if !k.Template && e.State.Active() {

@@ -21,8 +21,10 @@ const protoTCP = uint8(service.TCP)
 type Options struct {
 	// Timeouts are the ipvsadm --set timeouts; zero fields are defaults.
 	Timeouts service.Timeouts
-	// SecureTCP selects the secure_tcp state table (tcp_states_dos).
-	SecureTCP bool
+	// DropEntry and SecureTCP are the modes of the drop_entry and
+	// secure_tcp defences (SetDefense); the zero value is off, as in the
+	// kernel.
+	DropEntry, SecureTCP DefenseMode
 	// Seed seeds the key hash; 0 draws a random seed.
 	Seed uint64
 	// TicksPerSecond is the rate of the clock that every now argument
@@ -44,6 +46,9 @@ type Stats struct {
 	Evicted uint64
 	// Full counts inserts refused with ErrTableFull.
 	Full uint64
+	// Dropped counts entries the defences removed before their timer
+	// fired (defense.go).
+	Dropped uint64
 }
 
 // Table is a bounded connection table: open addressing with linear
@@ -61,9 +66,11 @@ type Table struct {
 	newConn   uint32            // newConnTimeout in ticks
 	rearm     uint32            // templateRearm in ticks
 	secureTCP bool
-	hint      int // slot of the last key found or inserted
+	confirm   uint32 // confirmAfter in ticks
+	hint      int    // slot of the last key found or inserted
 	stats     Stats
 	w         wheel
+	def       defense
 }
 
 // New returns an empty table for at most capacity entries (connections and
@@ -85,16 +92,18 @@ func New(capacity int, reg *dest.Registry, opts Options) *Table {
 		hz = DefaultTicksPerSecond
 	}
 	t := &Table{
-		capacity:  capacity,
-		reg:       reg,
-		seed:      seed,
-		hz:        hz,
-		newConn:   newConnTimeout * hz,
-		rearm:     templateRearm * hz,
-		secureTCP: opts.SecureTCP,
+		capacity: capacity,
+		reg:      reg,
+		seed:     seed,
+		hz:       hz,
+		newConn:  newConnTimeout * hz,
+		rearm:    templateRearm * hz,
+		confirm:  confirmAfter * hz,
 	}
 	t.slots = allocSlots(t, nslots)
 	t.w.init(nslots)
+	t.def.rng.Seed(seed, seed^0x9e3779b97f4a7c15)
+	t.SetDefense(opts.DropEntry, opts.SecureTCP)
 	t.SetTimeouts(opts.Timeouts)
 	return t
 }
@@ -121,9 +130,16 @@ func (t *Table) TicksPerSecond() uint32 { return t.hz }
 // truncates ((cp->timer.expires - jiffies) / HZ, ip_vs_conn_seq_show).
 func (t *Table) SecondsLeft(e Entry, now uint32) uint32 { return e.Expires(now) / t.hz }
 
-// SetSecureTCP switches the TCP state table for every later transition,
-// as the secure_tcp defence does (tcp_timeout_change).
-func (t *Table) SetSecureTCP(on bool) { t.secureTCP = on }
+// SetSecureTCP turns the secure_tcp defence on (DefenseAlways) or off,
+// leaving drop_entry as it is: the TCP state table of every later
+// transition changes at once (tcp_timeout_change).
+func (t *Table) SetSecureTCP(on bool) {
+	mode := DefenseOff
+	if on {
+		mode = DefenseAlways
+	}
+	t.SetDefense(t.def.dropEntry, mode)
+}
 
 // Len returns the number of entries, expired ones not yet removed included.
 func (t *Table) Len() int { return t.n }
@@ -178,6 +194,7 @@ func (t *Table) Insert(k Key, dest dest.ID, now uint32) error {
 	s.dest = dest
 	s.expiry = now + t.newConn
 	s.state = initialState(k.Proto)
+	s.controlled = now & evBorn // evidence: no packet yet
 	t.lower(i, s.expiry)
 	t.bind(s)
 	return nil
@@ -241,6 +258,9 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	expiry := now + t.timeouts[next]
 	s.state = next
 	s.expiry = expiry
+	if ev := s.controlled; ev&evConfirmed == 0 {
+		s.controlled = t.evidence(ev, now)
+	}
 	// t.lower(i, s.expiry), by hand for the packet path: s's block is
 	// filed, so one compare.
 	if b := i >> blockShift; int32(expiry-t.w.blocks[b].min) < 0 {
@@ -249,7 +269,7 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	// The entry is built from the values just stored, field by field: a
 	// copy of the slot's 16 entry bytes right after the narrower stores
 	// to state and expiry cannot be forwarded from the store buffer.
-	e := Entry{Dest: s.dest, Expiry: expiry, Controlled: s.controlled, State: next, Flags: s.flags, Netmask: s.netmask}
+	e := Entry{Dest: s.dest, Expiry: expiry, State: next, Flags: s.flags, Netmask: s.netmask} // a connection: no Controlled
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
 		t.assure(s)
 	}

@@ -95,7 +95,7 @@ func TestTimeouts(t *testing.T) {
 		{"TIME_WAIT", tcp, []uint8{TCPSyn, TCPFin}, Options{}, StateTimeWait, 120},
 		{"CLOSE after RST", tcp, []uint8{TCPSyn, TCPAck, TCPRst}, Options{}, StateClose, 10},
 		{"CLOSE without flags", tcp, []uint8{0}, Options{}, StateClose, 10},
-		{"SYNACK with secure_tcp", tcp, []uint8{TCPSyn}, Options{SecureTCP: true}, StateSynAck, 120},
+		{"SYNACK with secure_tcp", tcp, []uint8{TCPSyn}, Options{SecureTCP: DefenseAlways}, StateSynAck, 120},
 		{"UDP", udp, []uint8{0}, Options{}, StateUDP, 300},
 		{"UDP set", udp, []uint8{0}, Options{Timeouts: service.Timeouts{UDP: 5}}, StateUDP, 5},
 	}
@@ -122,6 +122,19 @@ func TestTimeouts(t *testing.T) {
 						t.Fatalf("lookup at now+%d found the entry", tt.timeout+1)
 					}
 				case "sweep":
+					if tt.opts.SecureTCP.Active() {
+						// secure_tcp's short timeout: an unconfirmed
+						// half-open connection goes once idle for 10 s.
+						tb.Sweep(now+halfOpenSecure-1, 1000)
+						if tb.Len() != 1 {
+							t.Fatalf("secure_tcp: entry gone after %d s idle", halfOpenSecure-1)
+						}
+						tb.Sweep(now+halfOpenSecure, 1000)
+						if tb.Len() != 0 || tb.Stats() != (Stats{Dropped: 1}) {
+							t.Fatalf("secure_tcp: after %d s idle: Len %d, Stats %+v, want dropped", halfOpenSecure, tb.Len(), tb.Stats())
+						}
+						continue
+					}
 					if n := tb.Sweep(now+tt.timeout-1, 1000); n != 0 {
 						t.Fatalf("Sweep before expiry removed %d", n)
 					}

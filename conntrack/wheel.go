@@ -197,6 +197,9 @@ func (t *Table) NextDue(checks int) (uint32, bool) {
 // if the budget runs out, NextDue is at most now and the next call goes
 // on where this one stopped.
 func (t *Table) Sweep(now uint32, budget int) (expired int) {
+	if now != t.def.tick {
+		t.defend(now)
+	}
 	before := t.stats.Expired
 	blocks := budget / blockSlots
 	if budget%blockSlots != 0 {
