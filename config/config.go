@@ -51,6 +51,8 @@ const (
 //	conn_reuse_mode: 1               # the kernel's sysctls of that name: 0..3
 //	expire_nodest_conn: false        # a deleted server's connections expire right after the delete
 //	expire_quiescent_template: false # persistent clients leave a weight-0 server
+//	drop_entry: 0                    # the kernel's defences: 0 off, 1 on while the connection
+//	secure_tcp: 0                    # table is 7/8 full, 3 always on (conntrack's doc)
 //	timeouts: {tcp: 0s, tcp_fin: 0s, udp: 0s}   # ipvsadm --set; whole seconds, 0s = kernel default (900s, 120s, 300s)
 //	rules: ""                        # an `ipvsadm -S -n` rules file, relative to this file's directory
 //	services:                        # or the services themselves; not both
@@ -108,6 +110,8 @@ type File struct {
 	ConnReuseMode           int  // 0..3, default 1
 	ExpireNodestConn        bool // default false
 	ExpireQuiescentTemplate bool // default false
+	DropEntry               int  // 0..3, default 0
+	SecureTCP               int  // 0..3, default 0
 
 	// Rules is the rules file, joined to the directory of udr.yaml when
 	// relative, or "". Its services are not in Services.

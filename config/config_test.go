@@ -355,6 +355,16 @@ services:
 			want: "udr.yaml:2: conn_reuse_mode: 4 out of range 0..3",
 		},
 		{
+			name: "drop_entry out of range",
+			yaml: "interface: eth0\ndrop_entry: 4\n",
+			want: "udr.yaml:2: drop_entry: 4 out of range 0..3",
+		},
+		{
+			name: "secure_tcp out of range",
+			yaml: "interface: eth0\nsecure_tcp: -1\n",
+			want: "udr.yaml:2: secure_tcp: -1 out of range 0..3",
+		},
+		{
 			name: "missing interface",
 			yaml: "capacity: 10\n",
 			want: "udr.yaml: interface: required",

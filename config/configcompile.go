@@ -74,6 +74,9 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 	fc.ConnReuseMode = int(reuse)
 	fc.ExpireNodestConn, _ = d.boolean("expire_nodest_conn", doc.ExpireNodestConn)
 	fc.ExpireQuiescentTemplate, _ = d.boolean("expire_quiescent_template", doc.ExpireQuiescent)
+	dropEntry, _ := d.integer("drop_entry", doc.DropEntry, 0, 3, 0)
+	secureTCP, _ := d.integer("secure_tcp", doc.SecureTCP, 0, 3, 0)
+	fc.DropEntry, fc.SecureTCP = int(dropEntry), int(secureTCP)
 	if t := doc.Timeouts; t != nil {
 		fc.Timeouts = service.Timeouts{
 			TCP:    d.seconds("timeouts.tcp", t.TCP),

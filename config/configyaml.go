@@ -37,6 +37,8 @@ type fileDoc struct {
 	ConnReuseMode    ast.Node     `yaml:"conn_reuse_mode"`
 	ExpireNodestConn ast.Node     `yaml:"expire_nodest_conn"`
 	ExpireQuiescent  ast.Node     `yaml:"expire_quiescent_template"`
+	DropEntry        ast.Node     `yaml:"drop_entry"`
+	SecureTCP        ast.Node     `yaml:"secure_tcp"`
 	Timeouts         *timeoutsDoc `yaml:"timeouts"`
 	Rules            ast.Node     `yaml:"rules"`
 	Services         []serviceDoc `yaml:"services"`

@@ -223,7 +223,8 @@ func New(cfg Config) (_ *Director, err error) {
 	// The workers share the capacity: the memory bound stays the same.
 	per, epoch := max(capacityOr(s.Capacity)/n, 1), time.Now()
 	for range n {
-		conns := conntrack.New(per, d.reg, conntrack.Options{Timeouts: t.Config().Timeouts})
+		conns := conntrack.New(per, d.reg, conntrack.Options{Timeouts: t.Config().Timeouts,
+			DropEntry: s.DropEntry, SecureTCP: s.SecureTCP})
 		d.ps = append(d.ps, forwarder.NewPipeline(forwarder.PipelineConfig{Table: &d.table, Conns: conns, Neighbors: d.neigh,
 			Registry: d.reg, Epoch: epoch, Shared: n > 1, UnreachShare: max(forwarder.UnreachPerSecond/n, 1)}))
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/config"
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/forwarder"
 	"golang.org/x/sys/unix"
 )
@@ -35,6 +36,11 @@ type Settings struct {
 	ConnReuseMode           forwarder.ConnReuse
 	ExpireNodestConn        bool
 	ExpireQuiescentTemplate bool
+	// DropEntry (--drop-entry, drop_entry) and SecureTCP (--secure-tcp,
+	// secure_tcp) are the modes of the kernel's defences of the same
+	// names, driven by the connection table's fill
+	// (conntrack.DefenseMode).
+	DropEntry, SecureTCP conntrack.DefenseMode
 	// ControlSocket (--control, control_socket) and MetricsAddress
 	// (--metrics, metrics_address) are where udr run serves its control
 	// API and its metrics; "off" disables either. The director itself
@@ -116,6 +122,8 @@ const (
 	SetIO
 	SetWorkers
 	SetStateFile
+	SetDropEntry
+	SetSecureTCP
 )
 
 // reloadable are the settings that Reload applies. The others hold
@@ -157,6 +165,8 @@ func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
 		ConnReuseMode:           reuse,
 		ExpireNodestConn:        fc.ExpireNodestConn,
 		ExpireQuiescentTemplate: fc.ExpireQuiescentTemplate,
+		DropEntry:               conntrack.DefenseMode(fc.DropEntry), // 0..3, checked by config
+		SecureTCP:               conntrack.DefenseMode(fc.SecureTCP),
 		ControlSocket:           fc.ControlSocket,
 		MetricsAddress:          metrics,
 		IO:                      io,
@@ -192,6 +202,12 @@ func merge(s, from Settings, which Setting) Settings {
 	if which&SetExpireQuiescentTemplate != 0 {
 		s.ExpireQuiescentTemplate = from.ExpireQuiescentTemplate
 	}
+	if which&SetDropEntry != 0 {
+		s.DropEntry = from.DropEntry
+	}
+	if which&SetSecureTCP != 0 {
+		s.SecureTCP = from.SecureTCP
+	}
 	if which&SetControlSocket != 0 {
 		s.ControlSocket = from.ControlSocket
 	}
@@ -218,6 +234,7 @@ var settingKeys = []struct {
 	{SetIface, "interface"}, {SetVIPMAC, "vip_mac"}, {SetAnnounceInterval, "announce_interval"},
 	{SetCapacity, "capacity"}, {SetSloppyTCP, "sloppy_tcp"}, {SetConnReuseMode, "conn_reuse_mode"},
 	{SetExpireNodestConn, "expire_nodest_conn"}, {SetExpireQuiescentTemplate, "expire_quiescent_template"},
+	{SetDropEntry, "drop_entry"}, {SetSecureTCP, "secure_tcp"},
 	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"}, {SetIO, "io"},
 	{SetWorkers, "workers"}, {SetStateFile, "state_file"},
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/udr-lb/udr/config"
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/internal/bounded"
@@ -177,6 +178,8 @@ var runFlags = map[string]director.Setting{
 	"conn-reuse-mode":           director.SetConnReuseMode,
 	"expire-nodest-conn":        director.SetExpireNodestConn,
 	"expire-quiescent-template": director.SetExpireQuiescentTemplate,
+	"drop-entry":                director.SetDropEntry,
+	"secure-tcp":                director.SetSecureTCP,
 	"control":                   director.SetControlSocket,
 	"metrics":                   director.SetMetricsAddress,
 	"io":                        director.SetIO,
@@ -202,6 +205,8 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	connReuse := fs.Int("conn-reuse-mode", config.DefaultConnReuseMode, "the kernel's conn_reuse_mode `0..3`: when a SYN reusing a client port is scheduled again")
 	fs.BoolVar(&cfg.ExpireNodestConn, "expire-nodest-conn", false, "expire a deleted real server's connections right after the delete, and at their next packet (sysctl expire_nodest_conn)")
 	fs.BoolVar(&cfg.ExpireQuiescentTemplate, "expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
+	dropEntry := fs.Int("drop-entry", 0, "the kernel's drop_entry defence `0..3`: 0 off, 1 on while the connection table is 7/8 full, 3 always: drop unconfirmed connections idle past a limit")
+	secureTCP := fs.Int("secure-tcp", 0, "the kernel's secure_tcp defence `0..3`: 0 off, 1 on while the connection table is 7/8 full, 3 always: the SYNACK state table and short idle limits")
 	fs.BoolVar(&cfg.KeepOffloads, "keep-offloads", false, "leave GRO/LRO/TSO/GSO on (frames larger than the MTU are then dropped)")
 	fs.StringVar(&cfg.ControlSocket, "control", director.DefaultControlSocket, "unix `socket` of the control API (udr admin); \"off\" disables it")
 	fs.StringVar(&cfg.MetricsAddress, "metrics", config.DefaultMetricsAddress, "`address` of the Prometheus metrics endpoint; \"off\" disables it")
@@ -219,6 +224,12 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	var err error
 	if cfg.ConnReuseMode, err = forwarder.ConnReuseMode(*connReuse); err != nil {
 		return nil, usageErrorf("run: --conn-reuse-mode: %v", err)
+	}
+	if cfg.DropEntry, err = conntrack.ParseDefenseMode(*dropEntry); err != nil {
+		return nil, usageErrorf("run: --drop-entry: %v", err)
+	}
+	if cfg.SecureTCP, err = conntrack.ParseDefenseMode(*secureTCP); err != nil {
+		return nil, usageErrorf("run: --secure-tcp: %v", err)
 	}
 	if cfg.IO, err = forwarder.ParseIO(*ioMode); err != nil {
 		return nil, usageErrorf("run: --io: %v", err)
