@@ -29,7 +29,7 @@ func TestEvictionPolicy(t *testing.T) {
 		{"pair idle 90", testKey(tcp, 2), []pkt{{10, TCPSyn}, {10, TCPAck}}},
 		{"pair idle 20", testKey(tcp, 3), []pkt{{80, TCPSyn}, {80, TCPAck}}},
 		{"three packets idle 95", testKey(tcp, 4), []pkt{{5, TCPSyn}, {5, TCPAck}, {5, TCPAck}}},
-		{"udp idle 40", testKey(udp, 5), []pkt{{60, 0}}},
+		{"udp idle 35", testKey(udp, 5), []pkt{{65, 0}}},
 	}
 	names := map[Key]string{}
 	for _, c := range conns {
@@ -74,11 +74,12 @@ func TestEvictionPolicy(t *testing.T) {
 			t.Fatalf("Len %d after insert into a full table, want %d", tb.Len(), tb.Cap())
 		}
 	}
-	// One or two packets go first, the most idle first, whatever their
-	// state; then the other unconfirmed, the most idle first, the new ones
-	// too: the confirmed connection and the ASSURED template stay.
+	// One or two packets go first, the most idle first (one packet's idle
+	// counting twice), whatever their state; then the other unconfirmed,
+	// the most idle first, the new ones too: the confirmed connection and
+	// the ASSURED template stay.
 	want := []string{
-		"pair idle 90", "controlled pair idle 80", "syn_recv idle 50", "udp idle 40", "pair idle 20",
+		"syn_recv idle 50", "pair idle 90", "controlled pair idle 80", "udp idle 35", "pair idle 20",
 		"three packets idle 95", "new", "new", "new",
 	}
 	if diff := cmp.Diff(want, evicted); diff != "" {

@@ -79,7 +79,7 @@ func (t *Table) makeRoom(k *Key, now uint32) bool {
 // client sets with two packets.
 const (
 	classUnassured   = iota // templates never ASSURED; the closest to expiry first
-	classFewPackets         // unconfirmed connections with one or two packets; the most idle first
+	classFewPackets         // unconfirmed connections with one or two packets; the most idle first, one packet's idle counting twice
 	classUnconfirmed        // other unconfirmed connections; the most idle first
 	classConfirmed          // confirmed connections, ASSURED templates; the closest to expiry first
 	numClasses              // never evicted: templates controlling connections
@@ -102,6 +102,10 @@ func (t *Table) evictClass(s *slot, now uint32) (int, int64) {
 	switch {
 	case ev&evConfirmed != 0:
 		return classConfirmed, -left
+	case ev&evPackets == evPacket:
+		// One packet: its idle time counts twice, so that a second
+		// packet (a handshake's ACK) buys a connection as long again.
+		return classFewPackets, 2 * t.idle(s, now)
 	case ev&evPackets != evPackets:
 		return classFewPackets, t.idle(s, now)
 	}

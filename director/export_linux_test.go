@@ -3,11 +3,8 @@
 package director
 
 import (
-	"context"
 	"net/netip"
-	"time"
 
-	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/forwarder"
 )
 
@@ -21,15 +18,4 @@ func (d *Director) SkipHostCheck() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.localVIPs = func([]netip.Addr) ([]netip.Addr, error) { return nil, nil }
-}
-
-// Defenses returns the drop_entry and secure_tcp modes of each worker's
-// connection table, read by the worker.
-func (d *Director) Defenses(ctx context.Context) ([][2]conntrack.DefenseMode, error) {
-	var modes [][2]conntrack.DefenseMode
-	err := d.ws.Do(ctx, func(p *forwarder.Pipeline, _ time.Time) {
-		de, st := p.Conns().Defense()
-		modes = append(modes, [2]conntrack.DefenseMode{de, st})
-	})
-	return modes, err
 }

@@ -108,7 +108,8 @@ func (d *Director) MetricsSnapshot() metrics.Snapshot {
 	// never touches the packet path.
 	ws := d.ws.Stats()
 	snap.Frames = ws.Frames
-	snap.Conntrack = metrics.Conntrack{Entries: ws.Conns, Capacity: ws.Capacity, Expired: ws.Expired, Evicted: ws.Evicted, Full: ws.Full}
+	snap.Conntrack = metrics.Conntrack{Entries: ws.Conns, Capacity: ws.Capacity, Expired: ws.Expired, Evicted: ws.Evicted, Full: ws.Full,
+		Dropped: ws.Dropped, Defending: ws.Defending}
 	snap.Socket = d.ConnStats()
 	return snap
 }

@@ -179,6 +179,10 @@ type WorkerStats struct {
 	Expired  uint64
 	Evicted  uint64
 	Full     uint64
+	Dropped  uint64 // by the defences (conntrack.Stats.Dropped)
+	// Defending counts the workers whose table has drop_entry or
+	// secure_tcp on (0 or 1 for one worker; Workers sum them).
+	Defending int
 }
 
 type workerCounters struct {
@@ -198,6 +202,8 @@ type workerCounters struct {
 	expired        atomic.Uint64
 	evicted        atomic.Uint64
 	full           atomic.Uint64
+	dropped        atomic.Uint64
+	defending      atomic.Bool
 
 	// Owned by the worker, copied by publish.
 	batchesW, txErrorsW, txUnsentW, controlSentW, eventsDroppedW uint64
@@ -378,6 +384,10 @@ func (w *Worker) Stats() WorkerStats {
 	st.Capacity = int(s.capacity.Load())
 	st.Expired = s.expired.Load()
 	st.Evicted = s.evicted.Load()
+	st.Dropped = s.dropped.Load()
+	if s.defending.Load() {
+		st.Defending = 1
+	}
 	st.Full = s.full.Load()
 	return st
 }
@@ -580,4 +590,7 @@ func (w *Worker) publish() {
 	s.expired.Store(cs.Expired)
 	s.evicted.Store(cs.Evicted)
 	s.full.Store(cs.Full)
+	s.dropped.Store(cs.Dropped)
+	de, st := ct.Defense()
+	s.defending.Store(de.Active() || st.Active())
 }

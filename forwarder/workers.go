@@ -111,6 +111,8 @@ func (s *WorkerStats) add(o WorkerStats) {
 	s.Expired += o.Expired
 	s.Evicted += o.Evicted
 	s.Full += o.Full
+	s.Dropped += o.Dropped
+	s.Defending += o.Defending
 }
 
 // PipelineStats returns the sum of the Workers' verdict counters, read

@@ -37,6 +37,7 @@ type descs struct {
 	srvUp, srvTransitions, srvUnknown           *prometheus.Desc
 	forwarded, replied, dropped                 *prometheus.Desc
 	ctEntries, ctCapacity, ctExpired, ctEvicted *prometheus.Desc
+	ctDropped, ctDefending                      *prometheus.Desc
 	ctFull, kernelDrops                         *prometheus.Desc
 	lnHeld, lnIdleClosed, lnWaited              *prometheus.Desc
 }
@@ -86,6 +87,8 @@ func NewCollector(snapshot func() Snapshot, opts *Options) *Collector {
 		lnIdleClosed: d("listener_idle_closed_total", "Idle connections the listener closed, at its cap, to make room for a new one.", []string{"listener"}),
 		lnWaited:     d("listener_waited_total", "New connections that waited, at the listener's cap, for a busy one to end.", []string{"listener"}),
 		kernelDrops:  d("socket_kernel_drops_total", "Frames the kernel dropped at udr's packet socket: rx when the receive buffer was full, tx when the device queue was.", []string{"direction"}),
+		ctDropped:    d("conntrack_defense_dropped_total", "Connection entries the drop_entry and secure_tcp defences removed before their timer fired.", nil),
+		ctDefending:  d("conntrack_defending_workers", "Workers whose connection table has the drop_entry or secure_tcp defence on.", nil),
 	}
 	return c
 }
@@ -97,7 +100,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		d.svcConns, d.svcConnsTotal, d.svcPkts, d.svcBytes,
 		d.srvConns, d.srvWeight, d.srvConnsTotal, d.srvPkts, d.srvBytes,
 		d.srvUp, d.srvTransitions, d.srvUnknown, d.forwarded, d.replied, d.dropped,
-		d.ctEntries, d.ctCapacity, d.ctExpired, d.ctEvicted, d.ctFull, d.kernelDrops,
+		d.ctEntries, d.ctCapacity, d.ctExpired, d.ctEvicted, d.ctFull, d.ctDropped, d.ctDefending, d.kernelDrops,
 	} {
 		ch <- x
 	}
@@ -184,6 +187,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.ctExpired, s.Conntrack.Expired)
 	counter(d.ctEvicted, s.Conntrack.Evicted)
 	counter(d.ctFull, s.Conntrack.Full)
+	counter(d.ctDropped, s.Conntrack.Dropped)
+	gauge(d.ctDefending, float64(s.Conntrack.Defending))
 	counter(d.kernelDrops, s.Socket.RxKernelDrops, "rx")
 	counter(d.kernelDrops, s.Socket.TxNoBuffers, "tx")
 	for name, n := range c.opts.Listeners {

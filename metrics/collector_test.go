@@ -56,7 +56,7 @@ func fakeSnapshot() Snapshot {
 			},
 		},
 		Frames:    frames,
-		Conntrack: Conntrack{Entries: 40, Capacity: 1 << 20, Expired: 100, Evicted: 5, Full: 2},
+		Conntrack: Conntrack{Entries: 40, Capacity: 1 << 20, Expired: 100, Evicted: 5, Full: 2, Dropped: 11, Defending: 1},
 		Socket:    forwarder.ConnStats{RxKernelDrops: 9, TxNoBuffers: 1, RxFrames: 1234},
 	}
 }
@@ -193,7 +193,7 @@ udr_server_bytes_per_second{server="[2001:db8::11]:53",service="UDP [2001:db8::1
 		},
 		{
 			name:  "frames, conntrack and socket",
-			names: []string{"udr_frames_forwarded_total", "udr_frames_replied_total", "udr_conntrack_entries", "udr_conntrack_capacity", "udr_conntrack_expired_total", "udr_conntrack_evictions_total", "udr_conntrack_full_total", "udr_socket_kernel_drops_total"},
+			names: []string{"udr_frames_forwarded_total", "udr_frames_replied_total", "udr_conntrack_entries", "udr_conntrack_capacity", "udr_conntrack_expired_total", "udr_conntrack_evictions_total", "udr_conntrack_full_total", "udr_conntrack_defense_dropped_total", "udr_conntrack_defending_workers", "udr_socket_kernel_drops_total"},
 			want: `
 # HELP udr_frames_forwarded_total Frames rewritten and sent to a real server.
 # TYPE udr_frames_forwarded_total counter
@@ -216,6 +216,12 @@ udr_conntrack_evictions_total 5
 # HELP udr_conntrack_full_total New connections refused because the connection table was full.
 # TYPE udr_conntrack_full_total counter
 udr_conntrack_full_total 2
+# HELP udr_conntrack_defense_dropped_total Connection entries the drop_entry and secure_tcp defences removed before their timer fired.
+# TYPE udr_conntrack_defense_dropped_total counter
+udr_conntrack_defense_dropped_total 11
+# HELP udr_conntrack_defending_workers Workers whose connection table has the drop_entry or secure_tcp defence on.
+# TYPE udr_conntrack_defending_workers gauge
+udr_conntrack_defending_workers 1
 # HELP udr_socket_kernel_drops_total Frames the kernel dropped at udr's packet socket: rx when the receive buffer was full, tx when the device queue was.
 # TYPE udr_socket_kernel_drops_total counter
 udr_socket_kernel_drops_total{direction="rx"} 9
@@ -258,8 +264,8 @@ func TestCollectorDrops(t *testing.T) {
 // TestCollectorLint runs promlint over every metric, rates included.
 func TestCollectorLint(t *testing.T) {
 	mfs := gatherFamilies(t, NewCollector(fakeSnapshot, &Options{Rates: true}))
-	if len(mfs) != 27 {
-		t.Fatalf("%d metric families, want 27", len(mfs))
+	if len(mfs) != 29 {
+		t.Fatalf("%d metric families, want 29", len(mfs))
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {

@@ -59,6 +59,9 @@ type Conntrack struct {
 	Expired  uint64 // entries removed because their timer had fired
 	Evicted  uint64 // live entries removed to make room
 	Full     uint64 // inserts refused because the table was full
+	Dropped  uint64 // entries the drop_entry and secure_tcp defences removed
+	// Defending is how many workers' tables have a defence on.
+	Defending int
 }
 
 // serviceLabel names a service as ipvsadm -L -n does: "TCP 192.0.2.100:80",

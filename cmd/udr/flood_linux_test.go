@@ -1,6 +1,6 @@
 //go:build linux
 
-package director_test
+package main
 
 import (
 	"bufio"
@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/udr-lb/udr/conntrack"
-	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/internal/checksum"
 	"github.com/udr-lb/udr/internal/drlab"
 	"github.com/udr-lb/udr/internal/netlab"
@@ -35,24 +36,24 @@ const (
 	floodMax      = 30_000_000 // frames: the generator stops at this count or at floodFor
 	floodLong     = 20         // long connections
 	floodHTTP     = 50         // HTTP clients
-	// floodRSSGrowth bounds how much the test process (the director runs
-	// in it) may grow during the flood: the table is allocated at start,
-	// and a flood must not make anything else grow.
-	floodRSSGrowth = 64 << 20
-	echoPort       = 7
-	echoEvery      = 2 * time.Second
+	// floodRSS bounds udr's resident memory during the flood (about 80 MiB
+	// at start, its rings included): its table is allocated at start, and
+	// a flood must not make anything grow.
+	floodRSS  = 128 << 20
+	echoPort  = 7
+	echoEvery = 1500 * time.Millisecond
 )
 
 // TestPrivilegedFlood: 10 s of spoofed SYNs and SYN+ACK pairs (a SYN then an
 // ACK per tuple) from 198.51.100.0/24 and 203.0.113.0/24 to the VIP's port
 // 80, sent as fast as a generator in its own process and namespace can,
-// against a director with --capacity 16384, while 20 long TCP connections
-// echo a line every 2 s through it and 50 HTTP clients open a connection
-// per request. Every long connection survives, at least 99 % of the
-// requests succeed, the table never holds more than its capacity (and was
-// full: it evicted), and the process (the director runs in it) grows by
-// less than floodRSSGrowth. Without the eviction order of conntrack/doc.go,
-// 0 of 20 long connections survived.
+// against `udr run --capacity 16384`, while 20 long TCP connections echo a
+// line every 1.5 s through it and 50 HTTP clients open a connection per
+// request. Every long connection survives, at least 99 % of the requests
+// succeed, the table never holds more than its capacity (and was full: it
+// evicted), and udr's RSS stays under floodRSS. Without the eviction order
+// of conntrack/doc.go, 0 of 20 long connections survived. It runs with the
+// defences off, and with --drop-entry 1 --secure-tcp 1, which must turn on.
 //
 // The generator runs at the lowest CPU priority (nice 19): on a small
 // machine a generator that takes a CPU from the director makes the kernel
@@ -62,56 +63,80 @@ const (
 // it over about once a second (the test asks for one turn at least).
 func TestPrivilegedFlood(t *testing.T) {
 	netlab.Privileged(t)
+	bin := buildUDR(t)
 	for _, tc := range []struct {
-		name                 string
-		dropEntry, secureTCP conntrack.DefenseMode
+		name string
+		args []string
 	}{
-		{"defaults", conntrack.DefenseOff, conntrack.DefenseOff},
-		{"auto defences", conntrack.DefenseAuto, conntrack.DefenseAuto},
+		{"defaults", nil},
+		{"auto defences", []string{"--drop-entry", "1", "--secure-tcp", "1"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) { flood(t, tc.dropEntry, tc.secureTCP) })
+		t.Run(tc.name, func(t *testing.T) { flood(t, bin, tc.args...) })
 	}
 }
 
-func flood(t *testing.T, dropEntry, secureTCP conntrack.DefenseMode) {
-	l := newLab(t, "flood", drlab.Options{})
-	gen, err := l.AddHost("gen")
+func flood(t *testing.T, bin udrBinary, args ...string) {
+	lab, err := drlab.New("flood", drlab.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Connect(gen, "eth0", netip.MustParsePrefix("192.0.2.60/24")); err != nil {
+	prefix := lab.Prefix()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+		if left := netlab.Leftovers(prefix); len(left) > 0 {
+			t.Errorf("namespaces left after closing the lab: %q", left)
+		}
+	})
+	gen, err := lab.AddHost("gen")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Client.Run(func() error {
+	if err := lab.Connect(gen, "eth0", netip.MustParsePrefix("192.0.2.60/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Client.Run(func() error {
 		return os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("1024 65535"), 0)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	for _, rs := range l.RS {
+	for _, rs := range lab.RS {
 		startEcho(t, rs)
 	}
-	l.writeRules(
-		"-A -t "+vipPort+" -s wrr",
-		"-a -t "+vipPort+" -r "+rs1+":80 -g -w 1",
-		"-a -t "+vipPort+" -r "+rs2+":80 -g -w 1",
-		"-A -t 192.0.2.100:7 -s wrr",
-		"-a -t 192.0.2.100:7 -r "+rs1+":7 -g -w 1",
-		"-a -t 192.0.2.100:7 -r "+rs2+":7 -g -w 1",
-	)
-	l.startWith(2, director.Config{Settings: director.Settings{Iface: "eth0", Capacity: floodCapacity,
-		DropEntry: dropEntry, SecureTCP: secureTCP}, Rules: l.rules})
-	c := drlab.HTTPClient(l.Client, floodRequestTimeout)
-	gets(t, c, "http://192.0.2.100/", 2)
-	vipMAC, ok := neighborMAC(t, l.Client, drlab.VIP)
-	if !ok {
-		t.Fatal("the client has no MAC for the VIP after two requests")
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	if err := os.WriteFile(rules, []byte(`-A -t 192.0.2.100:80 -s wrr
+-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 1
+-a -t 192.0.2.100:80 -r 192.0.2.12:80 -g -w 1
+-A -t 192.0.2.100:7 -s wrr
+-a -t 192.0.2.100:7 -r 192.0.2.11:7 -g -w 1
+-a -t 192.0.2.100:7 -r 192.0.2.12:7 -g -w 1
+`), 0o644); err != nil {
+		t.Fatal(err)
 	}
+	sock := filepath.Join(dir, "udr.sock")
+	d := startDaemon(t, lab, bin, sock, append([]string{"--iface", "eth0", "--rules", rules, "--control", sock,
+		"--metrics", daemonMetrics, "--capacity", strconv.Itoa(floodCapacity)}, args...)...)
+	c := drlab.HTTPClient(lab.Client, floodRequestTimeout)
+	for i, deadline := 0, time.Now().Add(daemonEventTimeout); i < 2; {
+		if _, err := drlab.Get(c, "http://192.0.2.100/"); err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("GET before the flood: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		i++
+	}
+	vipMAC := neighbor(t, lab.Client, drlab.VIP)
+	metrics := drlab.HTTPClient(lab.Director, daemonEventTimeout)
 
-	// The long connections: open, and echoing, for 3 s before the flood,
+	// The long connections: open, and echoing, for 2 s before the flood,
 	// so that they have carried traffic over time.
 	longs := make([]*echoConn, floodLong)
 	for i := range longs {
-		longs[i] = dialEcho(t, l.Client, i)
+		longs[i] = dialEcho(t, lab.Client, i)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -119,16 +144,16 @@ func flood(t *testing.T, dropEntry, secureTCP conntrack.DefenseMode) {
 	for _, e := range longs {
 		longWG.Go(func() { e.run(ctx) })
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(2 * time.Second)
 	for _, e := range longs {
 		if err := e.failed(); err != nil {
 			t.Fatalf("before the flood: %v", err)
 		}
 	}
 
-	rssBefore := rss(t)
-	var rssMax atomic.Int64
-	rssMax.Store(rssBefore)
+	pid := d.cmd.Process.Pid
+	rssBefore := rss(t, pid)
+	rssMax := rssBefore
 	genOut := startGenerator(t, gen, vipMAC)
 	floodStart := time.Now()
 
@@ -156,34 +181,21 @@ func flood(t *testing.T, dropEntry, secureTCP conntrack.DefenseMode) {
 		})
 	}
 
-	// Watch the table and the process while the flood runs.
-	var maxConns int
-	defended := false
+	// Watch the table and udr while the flood runs.
+	var maxConns float64
+	defending := false
 	for time.Since(floodStart) < floodFor+time.Second {
-		if dropEntry == conntrack.DefenseAuto && !defended {
-			dctx, dcancel := context.WithTimeout(ctx, eventTimeout)
-			modes, err := l.d.Defenses(dctx)
-			dcancel()
-			if err != nil {
-				t.Fatalf("the workers' defences: %v", err)
-			}
-			defended = modes[0] == [2]conntrack.DefenseMode{conntrack.DefenseAutoOn, conntrack.DefenseAutoOn}
-		}
-		n := 0
-		for _, ws := range l.d.WorkerStats() {
-			n += ws.Conns
-		}
-		maxConns = max(maxConns, n)
-		if r := rss(t); r > rssMax.Load() {
-			rssMax.Store(r)
-		}
+		m := scrape(t, metrics)
+		maxConns = max(maxConns, m["udr_conntrack_entries"])
+		defending = defending || m["udr_conntrack_defending_workers"] > 0
+		rssMax = max(rssMax, rss(t, pid))
 		time.Sleep(200 * time.Millisecond)
 	}
 	httpWG.Wait()
 	sent := genOut.wait(t)
 
 	// After the flood, every long connection echoes once more.
-	time.Sleep(echoEvery + time.Second)
+	time.Sleep(echoEvery + 500*time.Millisecond)
 	cancel()
 	longWG.Wait()
 	var lost []string
@@ -192,17 +204,14 @@ func flood(t *testing.T, dropEntry, secureTCP conntrack.DefenseMode) {
 			lost = append(lost, err.Error())
 		}
 	}
-	var evicted uint64
-	for _, ws := range l.d.WorkerStats() {
-		evicted += ws.Evicted
-	}
-	st, cs := l.d.Stats(), l.d.ConnStats()
+	m := scrape(t, metrics)
 	total := ok200.Load() + failed.Load()
-	t.Logf("generator: %s; director: %d kernel drops, verdicts %s", sent, cs.RxKernelDrops, verdicts(st))
-	t.Logf("table: at most %d of %d entries, %d evictions; RSS %d MiB before the flood, at most %d MiB",
-		maxConns, floodCapacity, evicted, rssBefore>>20, rssMax.Load()>>20)
-	t.Logf("HTTP: %d of %d requests succeeded; long connections: %d of %d survived",
-		ok200.Load(), total, floodLong-len(lost), floodLong)
+	t.Logf("generator: %s; udr: %.0f frames forwarded, %.0f dropped for no connection, %.0f kernel drops",
+		sent, m["udr_frames_forwarded_total"], m[`udr_frames_dropped_total{reason="no-conn"}`], m[`udr_socket_kernel_drops_total{direction="rx"}`])
+	t.Logf("table: at most %.0f of %d entries, %.0f evictions, %.0f dropped by the defences; udr RSS %d MiB before the flood, at most %d MiB",
+		maxConns, floodCapacity, m["udr_conntrack_evictions_total"], m["udr_conntrack_defense_dropped_total"], rssBefore>>20, rssMax>>20)
+	t.Logf("HTTP: %d of %d requests succeeded (first errors: %v); long connections: %d of %d survived",
+		ok200.Load(), total, errors.Join(firstErrs...), floodLong-len(lost), floodLong)
 
 	if len(lost) > 0 {
 		t.Errorf("%d of %d long connections lost; first: %s", len(lost), floodLong, lost[0])
@@ -210,18 +219,61 @@ func flood(t *testing.T, dropEntry, secureTCP conntrack.DefenseMode) {
 	if total == 0 || float64(ok200.Load()) < 0.99*float64(total) {
 		t.Errorf("%d of %d HTTP requests succeeded, want >= 99%%; first errors: %v", ok200.Load(), total, errors.Join(firstErrs...))
 	}
-	if dropEntry == conntrack.DefenseAuto && !defended {
+	if maxConns > floodCapacity {
+		t.Errorf("the table held %.0f entries, capacity %d", maxConns, floodCapacity)
+	}
+	if ev := m["udr_conntrack_evictions_total"]; ev < floodCapacity {
+		t.Errorf("only %.0f evictions: the flood did not fill the table", ev)
+	}
+	if len(args) > 0 && !defending {
 		t.Error("the automatic defences never turned on")
 	}
-	if maxConns > floodCapacity {
-		t.Errorf("the table held %d entries, capacity %d", maxConns, floodCapacity)
+	if rssMax > floodRSS {
+		t.Errorf("udr's RSS reached %d MiB during the flood, bound %d MiB", rssMax>>20, floodRSS>>20)
 	}
-	if evicted < floodCapacity {
-		t.Errorf("only %d evictions: the flood did not fill the table", evicted)
+}
+
+// neighbor returns h's neighbour entry's MAC for ip.
+func neighbor(t *testing.T, h *netlab.Host, ip netip.Addr) net.HardwareAddr {
+	t.Helper()
+	neighs, err := h.Netlink().NeighList(0, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if grew := rssMax.Load() - rssBefore; grew > floodRSSGrowth {
-		t.Errorf("RSS grew by %d MiB during the flood, bound %d MiB", grew>>20, floodRSSGrowth>>20)
+	for _, n := range neighs {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == ip && len(n.HardwareAddr) == 6 {
+			return n.HardwareAddr
+		}
 	}
+	t.Fatalf("%s has no MAC for %s", h.Name(), ip)
+	return nil
+}
+
+// scrape returns udr's metrics without labels or with their labels as
+// written, e.g. udr_frames_dropped_total{reason="no-conn"}.
+func scrape(t *testing.T, c *http.Client) map[string]float64 {
+	t.Helper()
+	resp, err := c.Get("http://" + daemonMetrics + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m
 }
 
 // floodRequestTimeout leaves room for a SYN sent three times (1 s, then
@@ -255,9 +307,9 @@ func startEcho(t *testing.T, rs *netlab.Host) {
 	}()
 }
 
-// echoConn is one long connection: every 2 s it sends a line and reads it
-// back, until its context ends; the first failure stops it. Between lines
-// it is idle, as long-lived connections mostly are.
+// echoConn is one long connection: every echoEvery it sends a line and
+// reads it back, until its context ends; the first failure stops it.
+// Between lines it is idle, as long-lived connections mostly are.
 type echoConn struct {
 	id  int
 	c   net.Conn
@@ -271,7 +323,7 @@ func dialEcho(t *testing.T, h *netlab.Host, id int) *echoConn {
 	var c net.Conn
 	if err := h.Run(func() error {
 		var err error
-		c, err = net.DialTimeout("tcp", "192.0.2.100:"+strconv.Itoa(echoPort), requestTimeout)
+		c, err = net.DialTimeout("tcp", "192.0.2.100:"+strconv.Itoa(echoPort), daemonEventTimeout)
 		return err
 	}); err != nil {
 		t.Fatalf("long connection %d: %v", id, err)
@@ -325,10 +377,10 @@ func (e *echoConn) failed() error {
 	return e.err
 }
 
-// rss returns the test process's resident set size in bytes.
-func rss(t *testing.T) int64 {
+// rss returns process pid's resident set size in bytes.
+func rss(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +393,7 @@ func rss(t *testing.T) int64 {
 			return kb << 10
 		}
 	}
-	t.Fatal("no VmRSS in /proc/self/status")
+	t.Fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
 }
 
