@@ -5,9 +5,9 @@ import (
 	"math/rand/v2"
 )
 
-// A connection's evidence word: what the table has seen of a connection's
-// traffic, kept in the slot's controlled field, which only a template uses
-// otherwise (doc.go, "Full table"). Bits 0-28 are the tick of its first
+// A connection's evidence word (Table.update keeps it): what the table has
+// seen of a connection's traffic, kept in the slot's controlled field, which
+// only a template uses otherwise (doc.go, "Full table"). Bits 0-28 are the tick of its first
 // packet modulo 2^29 (62 days at 100 ticks a second, longer than any
 // timeout), bits 29-30 count its packets up to 3, and bit 31 says that a
 // packet came at least confirmAfter seconds after the first one: the
@@ -22,18 +22,6 @@ const (
 	// connection's packet confirms it.
 	confirmAfter = 1
 )
-
-// evidence returns the evidence word ev of an unconfirmed connection
-// updated for a packet at now.
-func (t *Table) evidence(ev, now uint32) uint32 {
-	if (now-ev)&evBorn >= t.confirm {
-		return ev | evConfirmed
-	}
-	if ev&evPackets != evPackets {
-		ev += evPacket
-	}
-	return ev
-}
 
 // DefenseMode is the setting of one of the kernel's defence strategies
 // (/proc/sys/net/ipv4/vs/drop_entry and secure_tcp): off, automatic

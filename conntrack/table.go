@@ -259,7 +259,13 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	s.state = next
 	s.expiry = expiry
 	if ev := s.controlled; ev&evConfirmed == 0 {
-		s.controlled = t.evidence(ev, now)
+		// The evidence of an unconfirmed connection (defense.go): a
+		// store only when it changes.
+		if (now-ev)&evBorn >= t.confirm {
+			s.controlled = ev | evConfirmed
+		} else if ev < evPackets {
+			s.controlled = ev + evPacket
+		}
 	}
 	// t.lower(i, s.expiry), by hand for the packet path: s's block is
 	// filed, so one compare.
