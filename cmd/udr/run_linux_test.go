@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/udr-lb/udr/config"
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/forwarder"
 )
@@ -71,6 +72,10 @@ func TestRunSettings(t *testing.T) {
 		{"Workers", "--workers=auto", "workers: 1", director.WorkersAuto, 1},
 		{"Workers", "--workers=2", "workers: auto", 2, director.WorkersAuto},
 		{"IO", "--io=ring-v2", "io: ring", forwarder.IORingV2, forwarder.IORing},
+		{"DropEntry", "--drop-entry=1", "drop_entry: 3", conntrack.DefenseAuto, conntrack.DefenseAlways},
+		{"DropEntry", "--drop-entry=0", "drop_entry: 2", conntrack.DefenseOff, conntrack.DefenseAutoOn},
+		{"SecureTCP", "--secure-tcp=3", "secure_tcp: 1", conntrack.DefenseAlways, conntrack.DefenseAuto},
+		{"SecureTCP", "--secure-tcp=0", "secure_tcp: 1", conntrack.DefenseOff, conntrack.DefenseAuto},
 	}
 	dir := t.TempDir()
 	for i, r := range rows {
@@ -180,6 +185,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--config", noIface}, "interface: required"},
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, "no such file"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--conn-reuse-mode", "4"}, "--conn-reuse-mode"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--drop-entry", "4"}, "--drop-entry: 4 out of range 0..3"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--secure-tcp", "-1"}, "--secure-tcp: -1 out of range 0..3"},
 		{[]string{"--rules", "r", "--iface", "eth0", "extra"}, `unexpected argument "extra"`},
 		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "0"}, `--workers "0": want 1..256 or auto`},
 		{[]string{"--rules", "r", "--iface", "eth0", "--workers", "all"}, `--workers "all": want 1..256 or auto`},
