@@ -17,6 +17,13 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzPipeline$$' -fuzztime 30s ./forwarder
 	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime 15s ./admin
 	$(GO) test -run '^$$' -fuzz '^FuzzIpvsadmRequest$$' -fuzztime 15s ./director
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s ./handoff
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime 15s ./admin
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 15s ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzARPRequest$$' -fuzztime 15s ./arpresponder
+	$(GO) test -run '^$$' -fuzz '^FuzzNDP$$' -fuzztime 15s ./arpresponder
+	$(GO) test -run '^$$' -fuzz '^FuzzTCPStates$$' -fuzztime 15s ./conntrack
+	$(GO) test -run '^$$' -fuzz '^FuzzAdd$$' -fuzztime 15s ./internal/checksum
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./bench/netbench -short -readme ''; \
 	else echo "bench/netbench: skipped, it needs root (network namespaces)"; fi
 
