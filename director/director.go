@@ -327,6 +327,8 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table, edited 
 		ConnReuseMode:           s.ConnReuseMode,
 		ExpireNodestConn:        s.ExpireNodestConn,
 		ExpireQuiescentTemplate: s.ExpireQuiescentTemplate,
+		DropEntry:               s.DropEntry,
+		SecureTCP:               s.SecureTCP,
 		Edited:                  edited,
 	}
 	switch s.VIPMAC {
@@ -354,8 +356,8 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table, edited 
 // made with udr admin since the last load are replaced by the file's. Of a
 // udr.yaml's settings, those that no flag gave and that the running
 // director can change (sloppy_tcp, conn_reuse_mode, expire_nodest_conn,
-// expire_quiescent_template) take the file's new values; a change of the
-// others is logged and applies at the next start.
+// expire_quiescent_template, drop_entry, secure_tcp) take the file's new
+// values; a change of the others is logged and applies at the next start.
 func (d *Director) Reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

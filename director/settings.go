@@ -130,7 +130,8 @@ const (
 // resources taken at New (the interface, its MAC memberships, the
 // connection table, the announcer, the sockets of udr run) and change only
 // with a restart.
-const reloadable = SetSloppyTCP | SetConnReuseMode | SetExpireNodestConn | SetExpireQuiescentTemplate
+const reloadable = SetSloppyTCP | SetConnReuseMode | SetExpireNodestConn | SetExpireQuiescentTemplate |
+	SetDropEntry | SetSecureTCP
 
 // Resolve returns the settings in force: flags > file > defaults. Each
 // setting in given (the flags given on the command line) comes from flags;

@@ -24,6 +24,9 @@ type Pipeline struct {
 	hz    uint32        // the connection table's ticks per second
 	tick  time.Duration // one tick
 	seen  atomic.Uint64 // the registry epoch read at the last Sweep
+	// The defence modes last handed to conns (Options.DropEntry,
+	// Options.SecureTCP).
+	dropEntry, secureTCP conntrack.DefenseMode
 	// serial: other pipelines share the Table; new connections are
 	// scheduled under their service's lock (compiledService.mu).
 	serial bool
@@ -80,6 +83,10 @@ func NewPipeline(c PipelineConfig) *Pipeline {
 	p := &Pipeline{table: c.Table, conns: c.Conns, neigh: c.Neighbors, reg: c.Registry, epoch: c.Epoch,
 		hz: hz, tick: time.Second / time.Duration(hz), serial: c.Shared}
 	p.counts.init(c.Registry)
+	if t := c.Table.Load(); t != nil {
+		// The table was made with these: only a change is handed on.
+		p.dropEntry, p.secureTCP = t.opts.DropEntry, t.opts.SecureTCP
+	}
 	p.frags.ttl = fragTimeout * hz
 	p.unreach.hz = hz
 	p.unreach.max = unreachMaxPerSec
@@ -175,6 +182,12 @@ func (p *Pipeline) Clock(now time.Time) uint32 {
 func (p *Pipeline) Sweep(now time.Time, budget int) int {
 	p.counts.flush()
 	p.seen.Store(p.reg.Epoch())
+	if o := &p.table.Load().opts; o.DropEntry != p.dropEntry || o.SecureTCP != p.secureTCP {
+		// A reload changed the defences' modes (the kernel's sysctls
+		// change live too).
+		p.dropEntry, p.secureTCP = o.DropEntry, o.SecureTCP
+		p.conns.SetDefense(o.DropEntry, o.SecureTCP)
+	}
 	return p.conns.Sweep(p.Ticks(now), budget)
 }
 

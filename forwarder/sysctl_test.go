@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/internal/udrtest"
 )
 
@@ -177,5 +178,37 @@ func TestTemplateInvalidated(t *testing.T) {
 	}
 	if n := h.reg.State(rs2).Persist.Load(); n != 1 {
 		t.Errorf("deleted rs2's PersistConn %d, want 1 until its template's timer", n)
+	}
+}
+
+// TestDefenseReload: a table compiled with other drop_entry and secure_tcp
+// modes reaches the connection table at the next Sweep, and a SYN then
+// leads to SYNACK (secure_tcp's state table); a table with the same modes
+// leaves an automatic mode's state alone.
+func TestDefenseReload(t *testing.T) {
+	h := newHarness(t, rules2, 64)
+	syn := func(port uint16) conntrack.State {
+		h.p.Process(udrtest.TCP(h.toVIP(), client(port), vip80, udrtest.SYN, nil), epoch)
+		return h.p.Decision().State
+	}
+	h.p.Sweep(epoch, 64)
+	if got := syn(1); got != conntrack.StateSynRecv {
+		t.Fatalf("SYN with the defences off: %v, want SYN_RECV", got)
+	}
+	h.reopts(t, rules2, func(o *Options) {
+		o.DropEntry, o.SecureTCP = conntrack.DefenseAuto, conntrack.DefenseAlways
+	})
+	h.p.Sweep(epoch, 64)
+	if de, st := h.p.Conns().Defense(); de != conntrack.DefenseAuto || st != conntrack.DefenseAlways {
+		t.Fatalf("after the reload: modes %v, %v, want 1, 3", de, st)
+	}
+	if got := syn(2); got != conntrack.StateSynAck {
+		t.Fatalf("SYN with secure_tcp always on: %v, want SYNACK", got)
+	}
+	h.p.Conns().SetDefense(conntrack.DefenseAutoOn, conntrack.DefenseAlways) // as under pressure
+	h.reload(t, rules2)
+	h.p.Sweep(epoch, 64)
+	if de, _ := h.p.Conns().Defense(); de != conntrack.DefenseAutoOn {
+		t.Fatalf("a reload with the same modes set drop_entry to %v, want it left on (2)", de)
 	}
 }

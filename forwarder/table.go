@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/conntrack"
 	"github.com/udr-lb/udr/dest"
 	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
@@ -37,6 +38,10 @@ type Options struct {
 	// persistence template pointing to a weight-0 server is not used, so
 	// persistent clients leave a quiesced server too.
 	ExpireQuiescentTemplate bool
+	// DropEntry and SecureTCP are the modes of the kernel's defences of
+	// those names (conntrack.DefenseMode). Each pipeline hands them to its
+	// connection table at its next Sweep when a new table changes them.
+	DropEntry, SecureTCP conntrack.DefenseMode
 	// Rand feeds the twos scheduler; nil means a fixed seed.
 	Rand func() uint32
 	// Now is when the table is compiled, on the schedulers' clock in
