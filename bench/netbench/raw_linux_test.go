@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,9 +81,10 @@ func TestRawForwardArgs(t *testing.T) {
 	}
 }
 
-// TestPrivilegedRawForwardStops runs the raw forwarder with each backend in
-// a namespace of its own: it stops without an error when its context ends
-// (SIGTERM in the raw cases), and with one when its time limit passes.
+// TestPrivilegedRawForwardStops runs the raw forwarder as the raw cases
+// do, as a process of its own (this test binary, see TestMain), with each
+// backend in a namespace of its own: it exits without an error on
+// SIGTERM, and with one when its time limit passes.
 func TestPrivilegedRawForwardStops(t *testing.T) {
 	lab := netlab.ForTest(t, "raw")
 	h, err := lab.AddHost("dir")
@@ -92,42 +94,43 @@ func TestPrivilegedRawForwardStops(t *testing.T) {
 	if err := lab.Connect(h, "eth0", netip.MustParsePrefix("192.0.2.1/24")); err != nil {
 		t.Fatal(err)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, io := range ioBackends {
 		for _, byLimit := range []bool{false, true} {
 			limit := "10m"
 			if byLimit {
 				limit = "300ms"
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			ready := &tailBuffer{}
-			done := make(chan error, 1)
-			go func() {
-				done <- h.Run(func() error {
-					return rawForward(ctx, []string{"-io", io, "-iface", "eth0", "-macs", "02:00:00:00:00:01,02:00:00:00:00:02", "-limit", limit}, ready)
-				})
-			}()
-			if err := waitFor(context.Background(), nil, "ready", 30*time.Second, func() bool {
-				return strings.Contains(ready.String(), rawReady+" io "+io)
+			p, err := start("raw-"+io, h.Command(self, rawForwardArg, "-io", io, "-iface", "eth0",
+				"-macs", "02:00:00:00:00:01,02:00:00:00:00:02", "-limit", limit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := waitFor(context.Background(), p, "ready", 30*time.Second, func() bool {
+				return strings.Contains(p.out.String(), rawReady+" io "+io)
 			}); err != nil {
-				cancel()
-				t.Fatalf("%s: %v (%v)", io, err, <-done)
+				p.stop(syscall.SIGKILL)
+				t.Fatalf("%s: %v", io, err)
 			}
 			if !byLimit {
-				cancel()
+				syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM)
 			}
 			select {
-			case err := <-done:
-				switch {
-				case byLimit && (err == nil || !strings.Contains(err.Error(), "hard time limit of 300ms reached")):
-					t.Errorf("%s: past its limit: %v, want the limit's error", io, err)
-				case !byLimit && err != nil:
-					t.Errorf("%s: stopped: %v, want no error", io, err)
-				}
+			case <-p.done:
 			case <-time.After(60 * time.Second):
-				cancel()
+				p.stop(syscall.SIGKILL)
 				t.Fatalf("%s (limit %s): still running 60 s after it should have stopped", io, limit)
 			}
-			cancel()
+			out := strings.TrimSpace(p.out.String())
+			switch {
+			case byLimit && (p.err == nil || !strings.Contains(out, "hard time limit of 300ms reached")):
+				t.Errorf("%s: past its limit: %v: %s; want the limit's error", io, p.err, out)
+			case !byLimit && p.err != nil:
+				t.Errorf("%s: on SIGTERM: %v: %s; want a clean exit", io, p.err, out)
+			}
 		}
 	}
 }
