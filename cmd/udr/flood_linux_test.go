@@ -31,7 +31,7 @@ import (
 
 // The flood test's bounds.
 const (
-	floodCapacity = 16384
+	floodCapacity = 32768
 	floodFor      = 10 * time.Second
 	floodMax      = 30_000_000 // frames: the generator stops at this count or at floodFor
 	floodLong     = 20         // long connections
@@ -47,7 +47,7 @@ const (
 // TestPrivilegedFlood: 10 s of spoofed SYNs and SYN+ACK pairs (a SYN then an
 // ACK per tuple) from 198.51.100.0/24 and 203.0.113.0/24 to the VIP's port
 // 80, sent as fast as a generator in its own process and namespace can,
-// against `udr run --capacity 16384`, while 20 long TCP connections echo a
+// against `udr run --capacity 32768`, while 20 long TCP connections echo a
 // line every 1.5 s through it and 50 HTTP clients open a connection per
 // request. Every long connection survives, at least 99 % of the requests
 // succeed, the table never holds more than its capacity (and was full: it
