@@ -40,9 +40,11 @@
 //  1. a template never ASSURED that controls nothing, the closest to
 //     expiry first;
 //  2. an unconfirmed connection that saw one or two packets (a half-open
-//     one, a spoofed SYN+ACK pair, a one-datagram UDP flow), the one idle
-//     longest first, the idle time of one that saw a single packet counting
-//     twice (a real handshake's second packet comes within a round trip);
+//     one, a spoofed SYN+ACK pair, a one-datagram UDP flow) or is closing
+//     (FIN_WAIT, TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK: a short
+//     connection that has ended), the one idle longest first, the idle
+//     time of one that saw a single packet counting twice (a real
+//     handshake's second packet comes within a round trip);
 //  3. any other unconfirmed connection, the one idle longest first;
 //  4. a confirmed connection or an ASSURED template, the closest to expiry
 //     first.

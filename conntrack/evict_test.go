@@ -9,9 +9,9 @@ import (
 )
 
 func TestEvictionPolicy(t *testing.T) {
-	// 8 entries in 10 slots: the 64-slot window sees the whole table.
+	// 9 entries in 11 slots: the 64-slot window sees the whole table.
 	// Each packet list is sent at its connection's times.
-	tb, reg, ids := newTestTable(t, 8, 1, Options{})
+	tb, reg, ids := newTestTable(t, 9, 1, Options{})
 	p := Persistence{Timeout: 2000, Netmask: 32}
 	type pkt struct {
 		at    uint32
@@ -30,6 +30,7 @@ func TestEvictionPolicy(t *testing.T) {
 		{"pair idle 20", testKey(tcp, 3), []pkt{{80, TCPSyn}, {80, TCPAck}}},
 		{"three packets idle 95", testKey(tcp, 4), []pkt{{5, TCPSyn}, {5, TCPAck}, {5, TCPAck}}},
 		{"udp idle 35", testKey(udp, 5), []pkt{{65, 0}}},
+		{"closed idle 75", testKey(tcp, 8), []pkt{{25, TCPSyn}, {25, TCPAck}, {25, TCPAck}, {25, TCPFin}}},
 	}
 	names := map[Key]string{}
 	for _, c := range conns {
@@ -56,7 +57,7 @@ func TestEvictionPolicy(t *testing.T) {
 	}
 
 	var evicted []string
-	for i := range 9 {
+	for i := range 10 {
 		before := map[Key]bool{}
 		tb.Range(func(k Key, _ Entry) bool { before[k] = true; return true })
 		k := testKey(tcp, 100+i)
@@ -79,7 +80,7 @@ func TestEvictionPolicy(t *testing.T) {
 	// the most idle first, the new ones too: the confirmed connection and
 	// the ASSURED template stay.
 	want := []string{
-		"syn_recv idle 50", "pair idle 90", "controlled pair idle 80", "udp idle 35", "pair idle 20",
+		"syn_recv idle 50", "pair idle 90", "controlled pair idle 80", "closed idle 75", "udp idle 35", "pair idle 20",
 		"three packets idle 95", "new", "new", "new",
 	}
 	if diff := cmp.Diff(want, evicted); diff != "" {
@@ -91,10 +92,10 @@ func TestEvictionPolicy(t *testing.T) {
 	if e, ok := tb.Lookup(conns[0].key, 100); !ok || e.State != StateFinWait || e.Flags&FlagActive != 0 {
 		t.Fatalf("confirmed connection %+v ok=%v, want kept in FIN_WAIT", e, ok)
 	}
-	if got := tb.Stats(); got != (Stats{Evicted: 9}) {
-		t.Fatalf("Stats %+v, want 9 evictions", got)
+	if got := tb.Stats(); got != (Stats{Evicted: 10}) {
+		t.Fatalf("Stats %+v, want 10 evictions", got)
 	}
-	if got := countsOf(reg, ids[0]); got != (counts{Active: 6, Inactive: 1, Persist: 1}) {
+	if got := countsOf(reg, ids[0]); got != (counts{Active: 7, Inactive: 1, Persist: 1}) {
 		t.Fatalf("counts %+v after evictions", got)
 	}
 }

@@ -79,7 +79,7 @@ func (t *Table) makeRoom(k *Key, now uint32) bool {
 // client sets with two packets.
 const (
 	classUnassured   = iota // templates never ASSURED; the closest to expiry first
-	classFewPackets         // unconfirmed connections with one or two packets; the most idle first, one packet's idle counting twice
+	classFewPackets         // unconfirmed connections with one or two packets or closing; the most idle first, one packet's idle counting twice
 	classUnconfirmed        // other unconfirmed connections; the most idle first
 	classConfirmed          // confirmed connections, ASSURED templates; the closest to expiry first
 	numClasses              // never evicted: templates controlling connections
@@ -102,6 +102,10 @@ func (t *Table) evictClass(s *slot, now uint32) (int, int64) {
 	switch {
 	case ev&evConfirmed != 0:
 		return classConfirmed, -left
+	case s.state.closing():
+		// Over, or nearly: whatever it saw, it ranks with the
+		// one- and two-packet entries, by its idle time.
+		return classFewPackets, t.idle(s, now)
 	case ev&evPackets == evPacket:
 		// One packet: its idle time counts twice, so that a second
 		// packet (a handshake's ACK) buys a connection as long again.
@@ -110,4 +114,14 @@ func (t *Table) evictClass(s *slot, now uint32) (int, int64) {
 		return classFewPackets, t.idle(s, now)
 	}
 	return classUnconfirmed, t.idle(s, now)
+}
+
+// closing reports whether TCP state s is one a connection reaches after a
+// FIN or a RST (or a packet with none of SYN, FIN, ACK, RST).
+func (s State) closing() bool {
+	switch s {
+	case StateFinWait, StateTimeWait, StateClose, StateCloseWait, StateLastAck:
+		return true
+	}
+	return false
 }
