@@ -24,7 +24,7 @@ const (
 	DefaultWorkers          = WorkersAuto
 	MaxWorkers              = 256
 	// WorkersAuto asks for one packet worker per CPU that udr may run on
-	// (director.WorkersAuto): workers: auto, --workers auto.
+	// but one (director.WorkersAuto): workers: auto, --workers auto.
 	WorkersAuto = -1
 )
 
@@ -43,8 +43,8 @@ const (
 //	                                 # (TPACKET_V2), socket (recvmmsg), or auto, the ring
 //	                                 # when the kernel gives one
 //	workers: auto                    # packet workers, 1..256 or auto (one per CPU udr may
-//	                                 # run on), each with a socket of one PACKET_FANOUT
-//	                                 # group and a share of the capacity
+//	                                 # run on but one), each with a socket of one
+//	                                 # PACKET_FANOUT group and a share of the capacity
 //	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
 //	capacity: 1048576                # connection table entries
 //	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry

@@ -57,7 +57,7 @@ type Config struct {
 }
 
 // Director runs udr's data plane on one interface: the forwarder.Workers
-// (Settings.Workers; udr run: one per CPU) that move the frames of the AF_PACKET
+// (Settings.Workers; udr run: one per CPU but one) that move the frames of the AF_PACKET
 // sockets, each owning its pipeline and connection table, and a control
 // side (the control loop, Reload, the neighbour watcher) that queues
 // frames for them and swaps compiled tables in. Several workers read

@@ -60,14 +60,19 @@ type Settings struct {
 	// Workers (--workers, workers) is the number of packet workers, each
 	// with its own socket of one PACKET_FANOUT group, pipeline and share
 	// of Capacity (forwarder.ListenGroup, forwarder.Workers); 0 means 1,
-	// WorkersAuto one per CPU that udr may run on (udr run's default).
+	// WorkersAuto one per CPU that udr may run on but one (udr run's
+	// default).
 	Workers int
 }
 
 // WorkersAuto asks for one packet worker per CPU in the process's affinity
-// mask (sched_getaffinity), at most config.MaxWorkers. On the 2-core
-// machine of bench/README.md two workers forwarded a 64-byte flood with no
-// loss and less CPU per frame than one, and HTTP at the same rate.
+// mask (sched_getaffinity) but one, at least one and at most
+// config.MaxWorkers: the CPU left over runs the kernel's share of every
+// frame, the softirq that receives it and the transmit path that sends it
+// on, which CPU profiles of udr under a flood put at about 80 % of the
+// cost (bench/README.md). On the project's 2-core machine one worker
+// forwarded the 64-byte floods faster than two with every receive backend,
+// and HTTP at the same rate.
 const WorkersAuto = config.WorkersAuto
 
 // workerCount resolves Settings.Workers to a number of workers.
@@ -79,7 +84,7 @@ func workerCount(n int) int {
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return 1
 	}
-	return min(max(set.Count(), 1), config.MaxWorkers)
+	return min(max(set.Count()-1, 1), config.MaxWorkers)
 }
 
 // Check reports the first setting out of range, named by its flag: the
