@@ -87,12 +87,13 @@ func newDaemonLab(t *testing.T, name string) *drlab.Lab {
 
 // daemon is `udr run` as a subprocess in the lab director's namespace.
 type daemon struct {
-	bin    udrBinary
-	sock   string
-	cmd    *exec.Cmd
-	log    *lineLog
-	exited chan struct{} // closed when the process has been waited for
-	err    error         // of Wait, once exited is closed
+	bin     udrBinary
+	sock    string
+	cmd     *exec.Cmd
+	log     *lineLog
+	exited  chan struct{} // closed when the process has been waited for
+	err     error         // of Wait, once exited is closed
+	stopped bool          // stop has run: the test stopped it itself
 }
 
 // startDaemon runs `udr run ARGS...` in the director's namespace, whose
@@ -133,8 +134,14 @@ func startDaemonWith(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, w
 }
 
 // stop sends SIGTERM (`ip netns exec` execs udr: the pid is udr's) and
-// waits for a clean exit.
+// waits for a clean exit. A test may stop the daemon itself; the cleanup's
+// stop then does nothing.
 func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if d.stopped {
+		return
+	}
+	d.stopped = true
 	select {
 	case <-d.exited:
 		t.Errorf("udr run exited before the test ended: %v", d.err)

@@ -20,49 +20,16 @@ import (
 	"github.com/udr-lb/udr/internal/netlab"
 )
 
-// hostDaemon is `udr run` in the lab director's namespace, for the tests
-// of what udr does to its host, which stop it themselves.
-type hostDaemon struct {
-	*daemon
-	done bool
-}
-
 // startHostDaemon starts `udr run ARGS...` as startDaemon does, with env
-// added to its environment; the test stops it with terminate, or it is
-// stopped when t ends.
-func startHostDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, env []string, args ...string) *hostDaemon {
+// added to its environment (through env(1), which execs udr: the pid stays
+// udr's). The test may stop it itself with stop.
+func startHostDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, env []string, args ...string) *daemon {
 	t.Helper()
-	d := &hostDaemon{daemon: &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}}
-	d.cmd = lab.Director.Command(bin.exe, append([]string{"run"}, args...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	d.cmd.Env = append(os.Environ(), env...)
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start udr run: %v", err)
+	var wrap []string
+	if len(env) > 0 {
+		wrap = append([]string{"env"}, env...)
 	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		if !d.done {
-			d.terminate(t)
-		}
-		if t.Failed() {
-			t.Logf("udr run log:\n%s", d.log)
-		}
-	})
-	if _, err := d.log.wait(0, "udr running", daemonStartTimeout, d.exited); err != nil {
-		t.Fatalf("udr run %s: %v\n%s", strings.Join(args, " "), err, d.log)
-	}
-	return d
-}
-
-// terminate stops the daemon with SIGTERM and fails t unless it exits
-// cleanly in time.
-func (d *hostDaemon) terminate(t *testing.T) {
-	t.Helper()
-	d.done = true
-	d.daemon.stop(t)
+	return startDaemonWith(t, lab, bin, sock, wrap, args...)
 }
 
 // needEthtool skips t, or fails it when CI=true, unless ethtool is
@@ -157,7 +124,7 @@ func TestPrivilegedOffloadsRestored(t *testing.T) {
 		t.Errorf("features the log says udr turned off (+) and those ethtool shows turned off (-):\n%s", diff)
 	}
 
-	d.terminate(t)
+	d.stop(t)
 	after := ethtoolFeatures(t, lab.Director, "eth0")
 	if diff := cmp.Diff(before, after); diff != "" {
 		t.Errorf("ethtool -k eth0 after udr stopped (-before +after):\n%s", diff)
@@ -291,7 +258,7 @@ func TestPrivilegedCapabilities(t *testing.T) {
 			t.Errorf("udr run's thread %s after reload and checks (-want +got):\n%s", tid, diff)
 		}
 	}
-	d.terminate(t)
+	d.stop(t)
 	if strings.Contains(d.log.String(), "cannot turn the offloads") {
 		t.Errorf("udr could not turn the offloads on again without its other capabilities")
 	}
