@@ -272,9 +272,8 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	if b := i >> blockShift; int32(expiry-t.w.blocks[b].min) < 0 {
 		t.w.refile(int32(b), expiry)
 	}
-	// The entry is built from the values just stored, field by field: a
-	// copy of the slot's 16 entry bytes right after the narrower stores
-	// to state and expiry cannot be forwarded from the store buffer.
+	// The entry is built from the values at hand rather than read back
+	// from the slot just written.
 	e := Entry{Dest: s.dest, Expiry: expiry, State: next, Flags: s.flags, Netmask: s.netmask} // a connection: no Controlled
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
 		t.assure(s)
