@@ -18,6 +18,7 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseArgs$$' -fuzztime 15s ./admin
 	$(GO) test -run '^$$' -fuzz '^FuzzIpvsadmRequest$$' -fuzztime 15s ./director
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 15s ./handoff
+	$(GO) test -run '^$$' -fuzz '^FuzzSyncDecode$$' -fuzztime 15s ./ipvssync
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime 15s ./admin
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 15s ./config
 	$(GO) test -run '^$$' -fuzz '^FuzzARPRequest$$' -fuzztime 15s ./arpresponder
