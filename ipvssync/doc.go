@@ -7,7 +7,8 @@
 // messages as ip_vs_sync_conn does, and DecodeMessage accepts version 1
 // and version 0 messages and refuses or skips exactly what
 // ip_vs_process_message and ip_vs_proc_sync_conn refuse or skip. Neither
-// allocates once its buffers exist; neither panics on any input.
+// allocates once its buffers exist; neither panics on any input. The
+// sockets (Sender, Receiver) are Linux only.
 //
 // # Format
 //
@@ -66,6 +67,28 @@
 // not a template) a protocol without an IPVS handler or a state beyond
 // its protocol's (the ErrSkip* values). The kernel applies the records
 // before a bad one; udr's Receiver drops the whole message.
+//
+// # Sockets
+//
+// A Sender opens its sockets as the kernel's make_send_sock: multicast
+// out of Options.Interface, multicast loop off, TTL 1 by default,
+// fragmentation allowed, its IPv4 socket bound to the interface's
+// address; udr adds unicast Peers (it leaves out its own addresses), and
+// waits at most a second per destination and Send. The Encoder's MaxLen
+// comes from Options.SendMaxLen (1500 less the IP and UDP headers by
+// default, as the kernel's master).
+//
+// A Receiver listens on the port for the group, joined on the interface,
+// and for unicast, in a buffer of the kernel backup's size (max(MTU,
+// 1500) less the headers, or MaxLen), one socket per address family in
+// use. It drops, and counts by DropReason, datagrams longer than that
+// buffer, those the kernel's ip_vs_process_message drops (short, size
+// field not the length, a sync ID other than its own when its own is
+// not 0, no valid version, a malformed record), and datagrams from an
+// address this host had when the Receiver started (the kernel only turns
+// multicast loop off). It calls its function for each other message, one
+// call at a time, with the connections the kernel would apply, reusing
+// one buffer and one slice per socket: no allocation per datagram.
 //
 // # Hello
 //
