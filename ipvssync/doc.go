@@ -7,7 +7,9 @@
 // messages as ip_vs_sync_conn does, and DecodeMessage accepts version 1
 // and version 0 messages and refuses or skips exactly what
 // ip_vs_process_message and ip_vs_proc_sync_conn refuse or skip. Neither
-// allocates once its buffers exist; neither panics on any input. The
+// allocates once its buffers exist; neither panics on any input. Policy
+// is the kernel master's rule for which packet of a connection triggers
+// its sync (ip_vs_sync_conn_needed, sync_threshold "3 50"). The
 // sockets (Sender, Receiver) are Linux only.
 //
 // # Format
