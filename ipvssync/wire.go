@@ -91,9 +91,14 @@ type Conn struct {
 	// conntrack.State uses the same numbers), 0 for UDP, TemplateNone or
 	// TemplateAssured for a template.
 	State uint16
-	// Client, VIP and Dest are all IPv4 or all IPv6. A template's client
-	// port is 0, and so is its VIP port for a persistent port-0 service
-	// or a firewall-mark service.
+	// Client, VIP and Dest are all IPv4 or all IPv6. A template is keyed
+	// as ip_vs_sched_persist builds it, Client being the client's address
+	// masked with the persistence netmask, port 0:
+	//	persistent port:  <protocol, client:0, VIP:vport, dest:dport>
+	//	port-zero service: <protocol, client:0, VIP:0, dest:0>
+	//	fwmark service:   <IPPROTO_IP (0), client:0, mark:0, dest:0>
+	// where mark is the address whose first 4 bytes are the firewall mark
+	// (0.0.0.42 for mark 42; 0:2a:: for IPv6).
 	Client, VIP, Dest netip.AddrPort
 	Fwmark            uint32
 	Timeout           uint32 // seconds; 0 in version 0 messages

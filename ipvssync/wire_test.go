@@ -63,6 +63,18 @@ var (
 		Dest:     netip.MustParseAddrPort("192.0.2.11:0"),
 		Timeout:  360,
 	}
+	// The template of a persistent firewall-mark service, netmask /24:
+	// protocol IPPROTO_IP, the mark as VIP address (ip_vs_sched_persist).
+	tplMark = Conn{
+		Protocol: 0,
+		Flags:    FlagTemplate | FlagDRoute | FlagNoOutput,
+		State:    TemplateNone,
+		Client:   netip.MustParseAddrPort("198.51.100.0:0"),
+		VIP:      netip.MustParseAddrPort("0.0.0.42:0"),
+		Dest:     netip.MustParseAddrPort("192.0.2.11:0"),
+		Fwmark:   42,
+		Timeout:  300,
+	}
 	// An assured IPv6 template of a port-443 persistent service.
 	tpl6 = Conn{
 		Protocol: 6,
@@ -131,6 +143,19 @@ c0 00 02 0b // daddr 192.0.2.11`
 c6 33 64 07 // caddr 198.51.100.7
 c0 00 02 01 // vaddr 192.0.2.1
 c0 00 02 0b // daddr 192.0.2.11`
+	msgTplMark = `
+00 05 00 2c // reserved 0, syncid 5, size 44
+01 01 00 00 // nr_conns 1, version 1, spare 0
+00 00 00 24 // type IPv4, protocol 0 (IPPROTO_IP), size 36
+00 00 10 83 // flags TEMPLATE|DROUTE|NOOUTPUT
+00 00       // state IP_VS_CTPL_S_NONE
+00 00 00 00 // cport 0, vport 0
+00 00       // dport 0
+00 00 00 2a // fwmark 42
+00 00 01 2c // timeout 300 s
+c6 33 64 00 // caddr 198.51.100.0 (client masked with /24)
+00 00 00 2a // vaddr: the mark, 0.0.0.42
+c0 00 02 0b // daddr 192.0.2.11`
 	hdrTpl6 = `
 00 05 00 50 // reserved 0, syncid 5, size 80
 01 01 00 00 // nr_conns 1, version 1, spare 0`
@@ -163,6 +188,7 @@ func goldens() []golden {
 		{"udp6", []Conn{udp6}, hdrUDP6 + recUDP6},
 		{"template4", []Conn{tpl4}, hdrTpl4 + recTpl4},
 		{"template6", []Conn{tpl6}, hdrTpl6 + recTpl6},
+		{"fwmark template", []Conn{tplMark}, msgTplMark},
 		// The controlled connection, then its template, as ip_vs_sync_conn
 		// goes from cp to cp->control.
 		{"several", []Conn{tcp4, tpl4, udp6, tpl6}, hdrAll + recTCP4 + recTpl4 + recUDP6 + recTpl6},
