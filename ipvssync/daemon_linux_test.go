@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/udr-lb/udr/internal/netlab"
 )
@@ -341,5 +342,44 @@ func TestOptions(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestSenderSocketOptions: the sending socket is set up as make_send_sock
+// sets it: multicast loop off, TTL, fragmentation allowed, bound to the
+// interface's address. (IP_MULTICAST_IF is set by interface index, which
+// getsockopt does not return; TestPrivilegedSync's multicast case needs
+// it: its namespaces have no route to 224.0.0.81.)
+func TestSenderSocketOptions(t *testing.T) {
+	s, err := NewSender(Options{Interface: "lo", TTL: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rc, err := s.v4.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loop, ttl, pmtu int
+	var gerr error
+	rc.Control(func(fd uintptr) {
+		f := int(fd)
+		if loop, gerr = unix.GetsockoptInt(f, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP); gerr != nil {
+			return
+		}
+		if ttl, gerr = unix.GetsockoptInt(f, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL); gerr != nil {
+			return
+		}
+		pmtu, gerr = unix.GetsockoptInt(f, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
+	})
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	if loop != 0 || ttl != 3 || pmtu != unix.IP_PMTUDISC_DONT {
+		t.Fatalf("IP_MULTICAST_LOOP %d, IP_MULTICAST_TTL %d, IP_MTU_DISCOVER %d; want 0, 3, %d",
+			loop, ttl, pmtu, unix.IP_PMTUDISC_DONT)
+	}
+	if got := s.v4.LocalAddr().(*net.UDPAddr).IP; !got.Equal(net.IPv4(127, 0, 0, 1)) {
+		t.Errorf("bound to %v, want lo's address 127.0.0.1 (bind_mcastif_addr)", got)
 	}
 }
