@@ -7,21 +7,35 @@ import (
 
 // A connection's evidence word (Table.update keeps it): what the table has
 // seen of a connection's traffic, kept in the slot's controlled field, which
-// only a template uses otherwise (doc.go, "Full table"). Bits 0-28 are the tick of its first
-// packet modulo 2^29 (62 days at 100 ticks a second, longer than any
-// timeout), bits 29-30 count its packets up to 3, and bit 31 says that a
-// packet came at least confirmAfter seconds after the first one: the
-// connection has carried traffic over time and is "confirmed".
+// only a template uses otherwise (doc.go, "Full table"). Bits 0-23 are the
+// tick of its first packet modulo 2^24 (46 hours at 100 ticks a second,
+// longer than the default timeouts; a connection whose only packets are
+// further apart is confirmed one packet late), bits 24-30 count its
+// packets, and bit 31 says that a packet came at least confirmAfter seconds
+// after the first one: the connection has carried traffic over time and is
+// "confirmed".
+//
+// The count goes up to 3 and stays there, except while the table queues
+// sync records (SetSync): then every packet counts, and from 3 it cycles
+// through period values, so that it stays equal to the kernel's in_pkts
+// modulo sync_period (ip_vs_sync_conn_needed). Either way 3 and more read
+// "three or more packets".
 const (
-	evBorn      = 1<<29 - 1
-	evPacket    = 1 << 29
-	evPackets   = 3 << 29
-	evConfirmed = 1 << 31
+	evBorn       = 1<<24 - 1
+	evCountShift = 24
+	evCountMax   = 1<<7 - 1
+	evCount      = evCountMax << evCountShift
+	evPacket     = 1 << evCountShift
+	evPackets    = 3 << evCountShift
+	evConfirmed  = 1 << 31
 
 	// confirmAfter is how many seconds after its first packet a
 	// connection's packet confirms it.
 	confirmAfter = 1
 )
+
+// evPacketsOf returns the packet count of evidence word ev.
+func evPacketsOf(ev uint32) uint32 { return ev >> evCountShift & evCountMax }
 
 // DefenseMode is the setting of one of the kernel's defence strategies
 // (/proc/sys/net/ipv4/vs/drop_entry and secure_tcp): off, automatic

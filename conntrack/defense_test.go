@@ -16,7 +16,7 @@ func TestEvidence(t *testing.T) {
 		if e.Controlled != 0 {
 			t.Fatalf("packet %d: a connection's Entry.Controlled %d, want 0", i+1, e.Controlled)
 		}
-		if got, want := slot().controlled&evPackets>>29, min(uint32(i+1), 3); got != want {
+		if got, want := evPacketsOf(slot().controlled), min(uint32(i+1), 3); got != want {
 			t.Fatalf("packet %d: counted %d packets, want %d", i+1, got, want)
 		}
 		if slot().controlled&evConfirmed != 0 {
@@ -31,7 +31,7 @@ func TestEvidence(t *testing.T) {
 	if slot().controlled&evConfirmed == 0 {
 		t.Fatal("not confirmed by a packet 1 s after the first")
 	}
-	// The tick of the first packet is kept modulo 2^29: across the wrap
+	// The tick of the first packet is kept modulo 2^24: across the wrap
 	// of the table's clock too.
 	k2 := testKey(tcp, 2)
 	mustInsert(t, tb, k2, ids[0], 1<<32-50)

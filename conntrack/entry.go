@@ -29,6 +29,11 @@ const (
 	// FlagRearmed marks a template that expired while it still controlled
 	// connections: its timeout is 60 s from then on.
 	FlagRearmed
+	// FlagSynced marks an entry that a sync record created or last
+	// updated (Table.ApplySync; the kernel's IP_VS_CONN_F_SYNC, "SYNC" in
+	// /proc/net/ip_vs_conn_sync), with no packet of its own since: the
+	// first packet clears it.
+	FlagSynced
 )
 
 // Entry is the state of one connection or template.
@@ -46,6 +51,10 @@ type Entry struct {
 	// Netmask is, for a controlled connection, Persistence.Netmask of its
 	// service, so that its template can be found again.
 	Netmask uint8
+	// SyncDue is set by Update and UpdateRef, while the table queues
+	// sync records (SetSync), when the packet just applied makes the
+	// connection due for one (ip_vs_sync_conn_needed); false elsewhere.
+	SyncDue bool
 }
 
 // Expires returns the ticks left before e expires, 0 once it has

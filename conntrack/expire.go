@@ -106,11 +106,11 @@ func (t *Table) evictClass(s *slot, now uint32) (int, int64) {
 		// Over, or nearly: whatever it saw, it ranks with the
 		// one- and two-packet entries, by its idle time.
 		return classFewPackets, t.idle(s, now)
-	case ev&evPackets == evPacket:
+	case evPacketsOf(ev) == 1:
 		// One packet: its idle time counts twice, so that a second
 		// packet (a handshake's ACK) buys a connection as long again.
 		return classFewPackets, 2 * t.idle(s, now)
-	case ev&evPackets != evPackets:
+	case evPacketsOf(ev) < 3:
 		return classFewPackets, t.idle(s, now)
 	}
 	return classUnconfirmed, t.idle(s, now)

@@ -33,6 +33,12 @@ func (t *Table) Restore(k Key, e Entry, left, now uint32) error {
 	if t.n >= t.capacity {
 		return ErrTableFull
 	}
+	return t.add(k, e, left, now, e.State.Active())
+}
+
+// add is Restore once k is known to be new and to fit, with the
+// connection counted in ActiveConn when active is set; t.hint is its slot.
+func (t *Table) add(k Key, e Entry, left, now uint32, active bool) error {
 	i, err := t.place(&k, now)
 	if err != nil {
 		return err
@@ -57,7 +63,7 @@ func (t *Table) Restore(k Key, e Entry, left, now uint32) error {
 	}
 	t.lower(i, s.expiry)
 	t.bind(s)
-	if !k.Template && e.State.Active() {
+	if !k.Template && active {
 		t.moveActive(s, true)
 	}
 	if s.flags&FlagControlled != 0 {

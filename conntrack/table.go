@@ -71,6 +71,7 @@ type Table struct {
 	stats     Stats
 	w         wheel
 	def       defense
+	sync      syncState
 }
 
 // New returns an empty table for at most capacity entries (connections and
@@ -105,6 +106,7 @@ func New(capacity int, reg *dest.Registry, opts Options) *Table {
 	t.def.rng.Seed(seed, seed^0x9e3779b97f4a7c15)
 	t.SetDefense(opts.DropEntry, opts.SecureTCP)
 	t.SetTimeouts(opts.Timeouts)
+	t.SetSync(false, DefaultSyncThreshold, DefaultSyncPeriod, false)
 	return t
 }
 
@@ -256,9 +258,13 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 		t.moveActive(s, next.Active())
 	}
 	expiry := now + t.timeouts[next]
+	prev := s.state
 	s.state = next
 	s.expiry = expiry
-	if ev := s.controlled; ev&evConfirmed == 0 {
+	due := false
+	if t.sync.on {
+		due = t.syncPacket(s, prev, next, now)
+	} else if ev := s.controlled; ev&evConfirmed == 0 {
 		// The evidence of an unconfirmed connection (defense.go): a
 		// store only when it changes.
 		if (now-ev)&evBorn >= t.confirm {
@@ -272,9 +278,12 @@ func (t *Table) update(i int, tcpFlags uint8, now uint32) Entry {
 	if b := i >> blockShift; int32(expiry-t.w.blocks[b].min) < 0 {
 		t.w.refile(int32(b), expiry)
 	}
+	if s.flags&FlagSynced != 0 {
+		s.flags &^= FlagSynced // a packet of its own
+	}
 	// The entry is built from the values at hand rather than read back
 	// from the slot just written.
-	e := Entry{Dest: s.dest, Expiry: expiry, State: next, Flags: s.flags, Netmask: s.netmask} // a connection: no Controlled
+	e := Entry{Dest: s.dest, Expiry: expiry, State: next, Flags: s.flags, Netmask: s.netmask, SyncDue: due} // a connection: no Controlled
 	if changed && next == StateEstablished && s.flags&FlagControlled != 0 {
 		t.assure(s)
 	}

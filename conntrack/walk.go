@@ -19,6 +19,14 @@ func (l *Listed) Entry() Entry { return l.s.entry() }
 // (Table.SecondsLeft).
 func (l *Listed) Expires() uint32 { return l.s.entry().Expires(l.now) / l.hz }
 
+// TicksLeft returns the ticks the entry had left when it was copied, 0
+// once its timer had fired.
+func (l *Listed) TicksLeft() uint32 { return l.s.entry().Expires(l.now) }
+
+// TicksPerSecond returns the rate of the clock of the table it was copied
+// from.
+func (l *Listed) TicksPerSecond() uint32 { return l.hz }
+
 // Walk is the position of a listing that copies the table in steps, so
 // that its owner (a forwarder worker) is never held up by more than one
 // step. Its zero value starts a new walk.

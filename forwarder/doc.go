@@ -24,4 +24,20 @@
 // table it owns is that worker's too. The live state shared between
 // workers and the control plane (connection counts, statistics, neighbour
 // MACs) is atomic.
+//
+// Connection sync (sync.go) follows the kernel's sync daemon, protocol
+// version 1: while it is on (Workers.EnableSync), each worker queues a
+// fixed-size record for each connection its packets make due
+// (ip_vs_sync_conn_needed: the 3rd, 53rd, 103rd... packet, or a change to
+// a closing TCP state) and for the template that controls it, on a bounded
+// single-producer single-consumer queue that never blocks it
+// (Workers.DrainSync takes them); off, it costs one atomic load per batch.
+// Records from another director go into the table of the worker the
+// fanout gives their client (Workers.InsertSynced, through Worker.Do),
+// bound and counted as ip_vs_bind_dest counts a synced connection: in
+// ActiveConn or InActConn by the activity flag it was sent with. Such an
+// entry is not sent again until packets of its own arrive here, and its
+// packets then go on through the state machine to the server it had,
+// whatever the scheduler. Workers.DumpSync lists every entry for a peer
+// that (re)started.
 package forwarder

@@ -41,7 +41,10 @@ type Pipeline struct {
 	last      Decision
 	stats     Stats
 	counts    destCounts
-	reply     [MaxReplyLen]byte
+	// sync is the worker's queue of sync records while sync is on
+	// (Workers.EnableSync), else nil.
+	sync  *syncQueue
+	reply [MaxReplyLen]byte
 }
 
 // DefaultCapacity is the connection table capacity when none is given.

@@ -67,6 +67,9 @@ func (p *Pipeline) transportTo(svc *compiledService, now uint32) (Verdict, []byt
 		default:
 			e = p.conns.UpdateRef(ref, f.tcpFlags, now)
 			p.last.State = e.State
+			if p.sync != nil {
+				p.syncConn(svc, k, &e, now)
+			}
 			return p.forwardFirst(e.Dest, now)
 		}
 	}
@@ -120,7 +123,7 @@ func (p *Pipeline) schedule(svc *compiledService, now uint32) (Verdict, []byte) 
 	if err := p.conns.Insert(*k, srv.ID, now); err != nil {
 		return VerdictTableFull, nil
 	}
-	return p.established(*k, srv.ID, now)
+	return p.established(svc, *k, srv.ID, now)
 }
 
 // onePacket schedules every datagram of a one-packet service (ipvsadm -o,
@@ -154,6 +157,11 @@ func (p *Pipeline) onePacket(svc *compiledService, now uint32) (Verdict, []byte)
 	}
 	p.last.New = true
 	p.reg.State(id).Conns.Add(1)
+	if p.sync != nil && svc.cfg.Persistent {
+		// IP_VS_CONN_F_ONE_PACKET: not the connection, its template
+		// (ip_vs_sync_conn).
+		p.syncTemplate(svc, svc.persistence(&p.f.key).TemplateKey(p.f.key), now)
+	}
 	return p.forward(id)
 }
 
@@ -196,7 +204,7 @@ func (p *Pipeline) persistent(svc *compiledService, k conntrack.Key, now uint32)
 	if err != nil {
 		return VerdictTableFull, nil
 	}
-	return p.established(k, id, now)
+	return p.established(svc, k, id, now)
 }
 
 // persistence returns how connection k of persistent service svc is
@@ -222,11 +230,14 @@ func (p *Pipeline) templateUsable(t conntrack.Entry) bool {
 
 // established applies the first packet to a connection just created and
 // forwards it.
-func (p *Pipeline) established(k conntrack.Key, id dest.ID, now uint32) (Verdict, []byte) {
+func (p *Pipeline) established(svc *compiledService, k conntrack.Key, id dest.ID, now uint32) (Verdict, []byte) {
 	e, _ := p.conns.Update(k, p.f.tcpFlags, now)
 	p.last.State = e.State
 	p.last.New = true
 	p.reg.State(id).Conns.Add(1)
+	if p.sync != nil {
+		p.syncConn(svc, &k, &e, now)
+	}
 	return p.forwardFirst(id, now)
 }
 

@@ -54,6 +54,7 @@ type Worker struct {
 	flush    conntrack.Flush
 	stats    workerCounters
 	lastPub  time.Time
+	sync     syncCtl
 }
 
 // WorkerConfig configures a Worker. Conn and Pipeline are required.
@@ -94,6 +95,10 @@ type WorkerConfig struct {
 	// instead of one of its own (EventQueue is then unused): Workers that
 	// share one hand the control plane their events in one place.
 	Events chan Event
+	// SyncQueue is the capacity of the worker's queue of sync records
+	// (EnableSync), allocated when sync is first turned on; 0 means
+	// DefaultSyncQueue.
+	SyncQueue int
 	// Observe, when set, is called on the worker after each frame is
 	// decided, with the frame (rewritten when forwarded) and the frame to
 	// send, if any. udr replay explains each frame with it; the live path
@@ -262,6 +267,7 @@ func NewWorker(c WorkerConfig) *Worker {
 		w.events = make(chan Event, orDefault(c.EventQueue, DefaultEventQueue))
 	}
 	w.stats.capacity.Store(int64(w.p.Conns().Cap()))
+	w.sync.size = orDefault(c.SyncQueue, DefaultSyncQueue)
 	return w
 }
 
@@ -484,6 +490,7 @@ func (w *Worker) wait(now time.Time) time.Duration {
 // frames read at now, then does the per-batch work: control frames, calls,
 // flushes, listings, counters.
 func (w *Worker) batch(n int, now time.Time) {
+	w.applySync()
 	// Timers first: a frame at now sees the counts of every connection
 	// whose timer fired before it, as in the kernel.
 	w.p.Sweep(now, w.sweep)
