@@ -87,8 +87,9 @@ type syncQueue struct {
 
 	last syncEntry // the worker's last push
 
-	mu  sync.Mutex // one drain at a time
-	out []SyncRecord
+	mu   sync.Mutex // one drain at a time
+	out  []SyncRecord
+	keys map[dest.ID]dest.Key // the servers of one drain
 }
 
 func newSyncQueue(n int) *syncQueue {
@@ -231,18 +232,22 @@ func (ws Workers) DrainSync(fn func([]SyncRecord)) {
 		t, h := q.tail.Load(), q.head.Load()
 		out := q.out[:0]
 		reg := w.p.reg
-		var last dest.ID
-		var lastKey dest.Key
+		if q.keys == nil {
+			q.keys = make(map[dest.ID]dest.Key)
+		}
+		clear(q.keys) // an ID may have been freed since the last drain
 		for i := t; i != h; i++ {
 			e := &q.buf[i&q.mask]
-			if e.dest != last || last == 0 {
-				last, lastKey = e.dest, reg.Key(e.dest)
+			dk, ok := q.keys[e.dest]
+			if !ok {
+				dk = reg.Key(e.dest)
+				q.keys[e.dest] = dk
 			}
-			if !lastKey.Real.IsValid() {
+			if !dk.Real.IsValid() {
 				w.sync.noServer.Add(1)
 				continue
 			}
-			out = append(out, SyncRecord{Key: e.key, Dest: lastKey, State: e.state, Flags: e.flags, Timeout: e.timeout})
+			out = append(out, SyncRecord{Key: e.key, Dest: dk, State: e.state, Flags: e.flags, Timeout: e.timeout})
 		}
 		q.tail.Store(h)
 		q.out = out

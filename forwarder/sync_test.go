@@ -608,3 +608,30 @@ func BenchmarkWorkerBatchSync(b *testing.B) {
 		})
 	}
 }
+
+// DrainSync names each record's server by address and port; a record
+// whose server's ID was freed since it was queued is dropped and counted.
+func TestDrainSyncServerGone(t *testing.T) {
+	h := newHarness(t, syncRules, 1024)
+	w := NewWorker(WorkerConfig{Conn: nopConn{}, Pipeline: h.p})
+	ws := Workers{w}
+	ws.EnableSync(true)
+	w.batch(0, epoch) // applies it
+	k := dest.Key{Proto: 6, VIP: vip80, Real: netip.AddrPortFrom(udrtest.RS2, 80)}
+	id, ok := h.reg.Lookup(k)
+	if !ok {
+		t.Fatal("no rs2:80")
+	}
+	ck := conntrack.NewKey(6, client(1), vip80)
+	h.p.sync.push(&syncEntry{key: ck, dest: id, timeout: 900, state: conntrack.StateEstablished, flags: conntrack.FlagActive})
+	h.p.sync.push(&syncEntry{key: ck, dest: id + 1<<20, timeout: 900, state: conntrack.StateEstablished}) // never handed out
+	var got []SyncRecord
+	ws.DrainSync(func(rs []SyncRecord) { got = append(got, rs...) })
+	want := SyncRecord{Key: ck, Dest: k, State: conntrack.StateEstablished, Flags: conntrack.FlagActive, Timeout: 900}
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("drained %+v, want %+v", got, want)
+	}
+	if s := ws.SyncStats(); s != (SyncStats{Queued: 2, NoServer: 1}) {
+		t.Errorf("SyncStats %+v, want 2 queued, 1 without a server", s)
+	}
+}
