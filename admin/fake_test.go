@@ -20,6 +20,7 @@ type fakeBackend struct {
 	dests    map[DestKey]DestInfo
 	services map[service.Key]Stats
 	conns    []Conn
+	standby  bool
 
 	connsAsked int // State calls with conns set
 }
@@ -77,6 +78,7 @@ func (f *fakeBackend) State(conns bool) (*State, error) {
 		ConnTabSize: f.size,
 		Dests:       maps.Clone(f.dests),
 		Services:    maps.Clone(f.services),
+		Standby:     f.standby,
 	}
 	if conns {
 		f.connsAsked++

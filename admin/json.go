@@ -19,6 +19,9 @@ type Listing struct {
 	Timeouts    TimeoutsEntry  `json:"timeouts"`
 	Services    []ServiceEntry `json:"services"`
 	Conns       []ConnEntry    `json:"connections,omitempty"` // with -c only
+	// Standby is true when the director is in standby (udr admin
+	// --standby): it answers no ARP/NDP for the VIPs and forwards nothing.
+	Standby bool `json:"standby,omitempty"`
 }
 
 // TimeoutsEntry are the connection timeouts in seconds, as --timeout shows.
@@ -118,6 +121,7 @@ func listing(st *State, services []*service.Service, sorted bool) *Listing {
 		ConnTabSize: st.ConnTabSize,
 		Timeouts:    TimeoutsEntry{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP},
 		Services:    make([]ServiceEntry, 0, len(services)),
+		Standby:     st.Standby,
 	}
 	if l.ConnTabSize == 0 {
 		l.ConnTabSize = 4096

@@ -73,8 +73,15 @@ func (r *runner) list(cmd *Command) int {
 			writeService(r.out, s, st, n, f)
 		}
 	}
+	if st.Standby && !o.Has(OptConnection) && !o.Has(OptTimeout) {
+		// On stderr, so that stdout stays what ipvsadm prints.
+		r.errorln(standbyNote)
+	}
 	return ExitOK
 }
+
+// standbyNote is the line udr adds to a listing of a director in standby.
+const standbyNote = "udr: standby: this director answers no ARP/NDP for the VIPs and forwards nothing (udr admin --active)"
 
 // writeTitle is print_title: the two column title lines.
 func writeTitle(w io.Writer, f format) {

@@ -38,6 +38,9 @@ type State struct {
 	// servers, past and present).
 	Services map[service.Key]Stats
 	Conns    []Conn // only when asked for
+	// Standby: the director is in standby (udr admin --standby), the
+	// backup of an active/backup pair. The listings say so (udr's own).
+	Standby bool
 }
 
 // DestKey names a real server of a service.

@@ -46,6 +46,8 @@ const (
 //	                                 # run on but one), each with a socket of one
 //	                                 # PACKET_FANOUT group and a share of the capacity
 //	announce_interval: 10s           # gratuitous ARP / unsolicited NA period, 1s..1h
+//	standby: false                   # start in standby (a VRRP pair's backup): no ARP/NDP
+//	                                 # answers, no forwarding, until `udr admin --active`
 //	capacity: 1048576                # connection table entries
 //	sloppy_tcp: false                # let any TCP packet (not only SYN) create an entry
 //	conn_reuse_mode: 1               # the kernel's sysctls of that name: 0..3
@@ -104,6 +106,10 @@ type File struct {
 	Capacity         int
 	SloppyTCP        bool
 	Timeouts         service.Timeouts // in seconds; 0 = the kernel default
+	// Standby starts the director in standby, the state of an
+	// active/backup pair's backup (forwarder.Options.Standby), until
+	// `udr admin --active` switches it.
+	Standby bool
 
 	// The kernel's IPVS sysctls that change what happens to a connection
 	// (Documentation/networking/ipvs-sysctl.rst), with its defaults.

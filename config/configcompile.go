@@ -70,6 +70,7 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 	capacity, _ := d.integer("capacity", doc.Capacity, 1, MaxCapacity, DefaultCapacity)
 	fc.Capacity = int(capacity)
 	fc.SloppyTCP, _ = d.boolean("sloppy_tcp", doc.SloppyTCP)
+	fc.Standby, _ = d.boolean("standby", doc.Standby)
 	reuse, _ := d.integer("conn_reuse_mode", doc.ConnReuseMode, 0, 3, DefaultConnReuseMode)
 	fc.ConnReuseMode = int(reuse)
 	fc.ExpireNodestConn, _ = d.boolean("expire_nodest_conn", doc.ExpireNodestConn)

@@ -34,6 +34,7 @@ type fileDoc struct {
 	AnnounceInterval ast.Node     `yaml:"announce_interval"`
 	Capacity         ast.Node     `yaml:"capacity"`
 	SloppyTCP        ast.Node     `yaml:"sloppy_tcp"`
+	Standby          ast.Node     `yaml:"standby"`
 	ConnReuseMode    ast.Node     `yaml:"conn_reuse_mode"`
 	ExpireNodestConn ast.Node     `yaml:"expire_nodest_conn"`
 	ExpireQuiescent  ast.Node     `yaml:"expire_quiescent_template"`

@@ -102,9 +102,11 @@ func (d *Director) Edit(f func(*admin.Editor) error) error {
 // admin.Backend.
 func (d *Director) State(conns bool) (*admin.State, error) {
 	d.mu.Lock()
-	cfg := d.table.Load().Config()
+	t := d.table.Load()
+	cfg := t.Config()
 	st := &admin.State{
 		Config:      cfg,
+		Standby:     t.Options().Standby,
 		ConnTabSize: connTabSize,
 		Dests:       make(map[admin.DestKey]admin.DestInfo),
 		Services:    make(map[service.Key]admin.Stats),

@@ -55,6 +55,7 @@ func ControlLimits(maxConns int, log *slog.Logger) bounded.Limits {
 //	POST /v1/reload    re-read the rules or config file; 200, or 422 with the error
 //	GET  /v1/state     the virtual server table with live counts, as JSON (ipvsadm -L -j)
 //	POST /v1/handoff   stop forwarding and answer the connection table (package handoff); then udr run exits
+//	POST /v1/standby   {"standby": true|false} → {"standby", "changed"}: standby or active (SetStandby)
 //
 // A body must come with its Content-Length (no chunked encoding), of at
 // most MaxRequestBody bytes, and hold one JSON object and nothing else.
@@ -79,6 +80,7 @@ func (d *Director) ControlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, IpvsadmResponse{Stdout: out.String(), Stderr: errb.String(), Exit: code})
 	})
 	mux.HandleFunc("POST /v1/handoff", d.serveHandOff)
+	mux.HandleFunc("POST /v1/standby", d.serveStandby)
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Reload(); err != nil {
 			d.log.Error("reload failed; the running table stays", "err", err)

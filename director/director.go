@@ -237,6 +237,9 @@ func New(cfg Config) (_ *Director, err error) {
 	}
 	d.ws = d.newWorkers()
 	d.logTable(t)
+	if t.Options().Standby {
+		d.log.Info("starting in standby: no ARP/NDP answers, announcements or forwarding for the VIPs until `udr admin --active`")
+	}
 	return d, nil
 }
 
@@ -342,6 +345,12 @@ func (d *Director) compile(rules *service.Config, prev *forwarder.Table, edited 
 			return nil, fmt.Errorf("--vip-mac %w", err)
 		}
 		opts.VIPMAC = [6]byte(hw)
+	}
+	if cur := d.table.Load(); cur != nil {
+		// Standby or active stays as SetStandby left it.
+		opts.Standby = cur.Options().Standby
+	} else {
+		opts.Standby = s.Standby
 	}
 	if d.ps != nil {
 		// The change's time on the connection table's clock: the lblc

@@ -107,7 +107,7 @@ func (d *Director) control(ctx context.Context) {
 // the neighbour probes for real servers, and logs what changed.
 func (d *Director) periodic(now time.Time) {
 	t := d.table.Load()
-	if d.announcer.Due(now) {
+	if !t.Options().Standby && d.announcer.Due(now) {
 		vmac := t.Options().VIPMAC
 		for _, vip := range t.VIPs() {
 			if f, err := announce(vmac, vip); err == nil {

@@ -63,6 +63,12 @@ type Settings struct {
 	// WorkersAuto one per CPU that udr may run on but one (udr run's
 	// default).
 	Workers int
+	// Standby (--standby, standby) starts the director in standby
+	// (forwarder.Options.Standby): the backup of an active/backup pair,
+	// until SetStandby(false) (udr admin --active). Only the start: a
+	// reload leaves the state as it is, which belongs to whatever drives
+	// the pair (keepalived).
+	Standby bool
 }
 
 // WorkersAuto asks for one packet worker per CPU in the process's affinity
@@ -129,6 +135,7 @@ const (
 	SetStateFile
 	SetDropEntry
 	SetSecureTCP
+	SetStandby
 )
 
 // reloadable are the settings that Reload applies. The others hold
@@ -178,6 +185,7 @@ func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
 		IO:                      io,
 		Workers:                 fc.Workers,
 		StateFile:               fc.StateFile,
+		Standby:                 fc.Standby,
 	}
 	return merge(file, flags, given), nil
 }
@@ -229,6 +237,9 @@ func merge(s, from Settings, which Setting) Settings {
 	if which&SetStateFile != 0 {
 		s.StateFile = from.StateFile
 	}
+	if which&SetStandby != 0 {
+		s.Standby = from.Standby
+	}
 	return s
 }
 
@@ -242,7 +253,7 @@ var settingKeys = []struct {
 	{SetExpireNodestConn, "expire_nodest_conn"}, {SetExpireQuiescentTemplate, "expire_quiescent_template"},
 	{SetDropEntry, "drop_entry"}, {SetSecureTCP, "secure_tcp"},
 	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"}, {SetIO, "io"},
-	{SetWorkers, "workers"}, {SetStateFile, "state_file"},
+	{SetWorkers, "workers"}, {SetStateFile, "state_file"}, {SetStandby, "standby"},
 }
 
 // differ returns the settings in which a and b differ.

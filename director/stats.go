@@ -80,8 +80,9 @@ func adminStats(s stats.Snapshot) admin.Stats {
 // MetricsSnapshot is the metrics collector's view of the director, taken at
 // scrape time.
 func (d *Director) MetricsSnapshot() metrics.Snapshot {
-	cfg := d.table.Load().Config()
-	var snap metrics.Snapshot
+	t := d.table.Load()
+	cfg := t.Config()
+	snap := metrics.Snapshot{Standby: t.Options().Standby}
 	for _, s := range cfg.Services {
 		ms := metrics.Service{Key: s.Key}
 		ms.Stats, _ = d.stats.Service(s.Key)

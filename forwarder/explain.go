@@ -43,7 +43,9 @@ func (x *Explainer) Line(d *Decision, b []byte) string {
 		} else {
 			sb.WriteString(" ARP")
 		}
-		if d.Verdict != VerdictReply {
+		if d.Verdict == VerdictStandby {
+			sb.WriteString(standbyND(d.ARPReason))
+		} else if d.Verdict != VerdictReply {
 			fmt.Fprintf(&sb, ": %s", d.ARPReason)
 		} else {
 			fmt.Fprintf(&sb, ": is-at %s", net.HardwareAddr(x.t.opts.VIPMAC[:]))
@@ -55,6 +57,14 @@ func (x *Explainer) Line(d *Decision, b []byte) string {
 	fmt.Fprintf(&sb, " %s %s -> %s", protoName(x.f.key.Proto), x.addrPort(x.f.key.Client, x.f.key.CPort), x.addrPort(x.f.key.VIP, x.f.key.VPort))
 	if x.f.key.Proto == protoTCP && x.f.l4 != 0 {
 		fmt.Fprintf(&sb, " [%s]", tcpFlagsString(x.f.tcpFlags))
+	}
+	if d.Verdict == VerdictStandby {
+		if d.ARPReason != arpresponder.ReasonNone || x.f.key.Proto == protoICMPv6 && x.f.l4 != 0 && isNDP(b[x.f.l4]) {
+			sb.WriteString(standbyND(d.ARPReason))
+		} else {
+			sb.WriteString(": standby, not forwarded")
+		}
+		return sb.String()
 	}
 	if d.Verdict == VerdictReply && x.f.is6 {
 		fmt.Fprintf(&sb, ": NDP is-at %s", net.HardwareAddr(x.t.opts.VIPMAC[:]))
@@ -104,6 +114,15 @@ func (x *Explainer) Line(d *Decision, b []byte) string {
 		sb.WriteString(", port unreachable to the client")
 	}
 	return sb.String()
+}
+
+// standbyND explains an ARP or NDP packet that a standby director did not
+// answer (Pipeline.standbyND).
+func standbyND(r arpresponder.Reason) string {
+	if r == arpresponder.ReasonConflict {
+		return ": standby, another host announces the VIP"
+	}
+	return ": standby, not answered"
 }
 
 func (x *Explainer) addrPort(a [16]byte, port uint16) string {

@@ -253,6 +253,14 @@ func (p *Pipeline) process(b []byte, now uint32) (Verdict, []byte) {
 	if group {
 		return VerdictMulticast, nil
 	}
+	if p.t.opts.Standby {
+		// The Table is loaded already: a standby director pays one
+		// branch on a field of it, and an active one the same.
+		if !p.t.index.isVIP(&f.key.VIP) {
+			return VerdictNotVIP, nil
+		}
+		return VerdictStandby, nil
+	}
 	if (f.key.Proto == protoTCP || f.key.Proto == protoUDP) && f.fragOff == 0 {
 		// The common case: a service of the frame's own protocol, VIP
 		// and port, which also says that the address is a VIP.
@@ -313,6 +321,9 @@ func (p *Pipeline) arp(b []byte) (Verdict, []byte) {
 	}
 	p.learnARP(src, &a)
 	out, reason := p.t.resp.AnswerARP(p.reply[:0], f.vlanTag(), src, &a)
+	if p.t.opts.Standby {
+		return p.standbyND(reason, VerdictARPIgnored)
+	}
 	return p.answered(out, reason, VerdictARPIgnored)
 }
 
@@ -325,7 +336,26 @@ func (p *Pipeline) ndp(b []byte) (Verdict, []byte) {
 	}
 	p.learnNA(src, &m)
 	out, reason := p.t.resp.AnswerND(p.reply[:0], f.vlanTag(), src, &m)
+	if p.t.opts.Standby {
+		return p.standbyND(reason, VerdictNDPIgnored)
+	}
 	return p.answered(out, reason, VerdictNDPIgnored)
+}
+
+// standbyND is the verdict of an ARP or NDP packet in standby, whose
+// answer the responder gave as reason: a request for a VIP is not
+// answered, and another host claiming a VIP (the active director's
+// announcements) is no conflict to defend against; both are
+// VerdictStandby. The rest gets the verdict it gets when active.
+func (p *Pipeline) standbyND(reason arpresponder.Reason, ignored Verdict) (Verdict, []byte) {
+	p.last.ARPReason = reason
+	switch reason {
+	case arpresponder.ReasonNone, arpresponder.ReasonConflict:
+		return VerdictStandby, nil
+	case arpresponder.ReasonMalformed:
+		return VerdictMalformed, nil
+	}
+	return ignored, nil
 }
 
 // answered turns the responder's decision into a verdict; ignored is the

@@ -58,6 +58,13 @@ type Options struct {
 	// servers are unchanged and that Edited does not name keeps its
 	// scheduler's state exactly.
 	Edited []dest.Key
+	// Standby is the backup director's state of an active/backup pair
+	// (keepalived's VRRP decides which is which): no answer to ARP or NDP
+	// for the VIPs, and no frame to a VIP forwarded or answered; each is
+	// dropped as VerdictStandby. The connection table, its timers and the
+	// learning of real servers' MACs go on, so that the director can take
+	// over at once. Table.WithStandby switches it without compiling.
+	Standby bool
 }
 
 // ConnReuse is a conn_reuse_mode value. The zero value is the kernel's
@@ -239,6 +246,15 @@ func editedServices(keys []dest.Key) map[svcKey]bool {
 		m[svcKey{addr: k.VIP.Addr().As16(), port: k.VIP.Port(), proto: k.Proto}] = true
 	}
 	return m
+}
+
+// WithStandby returns a Table that is t with Options.Standby set to on: the
+// same services, schedulers and state, for the control plane to swap in
+// in t's place. t itself is unchanged.
+func (t *Table) WithStandby(on bool) *Table {
+	c := *t
+	c.opts.Standby = on
+	return &c
 }
 
 // Config returns the configuration the Table was compiled from. It must not

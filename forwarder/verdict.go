@@ -28,6 +28,7 @@ const (
 	VerdictICMPNoConn                 // an ICMP error about no tracked connection
 	VerdictMulticast                  // an IP packet sent to a broadcast or multicast MAC
 	VerdictFTPData                    // from client port 20 (FTP data) with no connection entry: never scheduled
+	VerdictStandby                    // to a VIP, or ARP/NDP about one, while the director is in standby (Options.Standby)
 
 	numVerdicts
 )
@@ -54,6 +55,7 @@ var verdictNames = [numVerdicts]string{
 	VerdictICMPNoConn:  "icmp-no-conn",
 	VerdictMulticast:   "multicast",
 	VerdictFTPData:     "ftp-data",
+	VerdictStandby:     "standby",
 }
 
 // String returns the verdict's short name, as summaries and metrics use it.

@@ -279,12 +279,15 @@ func orDefault(n, def int) int {
 }
 
 // Send queues frame, a complete Ethernet frame, to be written after the
-// worker's next batch. It never blocks: when the queue is full the frame is
-// dropped, counted in ControlDropped, and Send returns false. The worker
-// owns frame from then on. Send is safe for concurrent use.
+// worker's next batch, which it cuts its wait short for: an announcement
+// leaves at once, not at the idle wake. It never blocks: when the queue is
+// full the frame is dropped, counted in ControlDropped, and Send returns
+// false. The worker owns frame from then on. Send is safe for concurrent
+// use.
 func (w *Worker) Send(frame []byte) bool {
 	select {
 	case w.control <- frame:
+		w.wake()
 		return true
 	default:
 		w.stats.controlDropped.Add(1)
@@ -427,7 +430,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				wake = time.Now()
 			}
 			dl.SetReadDeadline(wake.Add(w.wait(now)))
-			if (w.list == nil && len(w.lists) > 0) || len(w.calls) > 0 || (!w.flushing && w.flushReq.Load()) {
+			if (w.list == nil && len(w.lists) > 0) || len(w.calls) > 0 || len(w.control) > 0 || (!w.flushing && w.flushReq.Load()) {
 				// A request came before this deadline was set, so its
 				// wake may have been overwritten: do not wait for it.
 				dl.SetReadDeadline(time.Now())

@@ -40,6 +40,7 @@ type descs struct {
 	ctDropped, ctDefending                      *prometheus.Desc
 	ctFull, kernelDrops                         *prometheus.Desc
 	lnHeld, lnIdleClosed, lnWaited              *prometheus.Desc
+	standby                                     *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls snapshot at each scrape; opts
@@ -89,6 +90,7 @@ func NewCollector(snapshot func() Snapshot, opts *Options) *Collector {
 		kernelDrops:  d("socket_kernel_drops_total", "Frames the kernel dropped at udr's packet socket: rx when the receive buffer was full, tx when the device queue was.", []string{"direction"}),
 		ctDropped:    d("conntrack_defense_dropped_total", "Connection entries the drop_entry and secure_tcp defences removed before their timer fired.", nil),
 		ctDefending:  d("conntrack_defending_workers", "Workers whose connection table has the drop_entry or secure_tcp defence on.", nil),
+		standby:      d("standby", "Whether the director is in standby (1: no ARP/NDP answers and no forwarding for the VIPs, udr admin --standby) or active (0).", nil),
 	}
 	return c
 }
@@ -100,7 +102,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		d.svcConns, d.svcConnsTotal, d.svcPkts, d.svcBytes,
 		d.srvConns, d.srvWeight, d.srvConnsTotal, d.srvPkts, d.srvBytes,
 		d.srvUp, d.srvTransitions, d.srvUnknown, d.forwarded, d.replied, d.dropped,
-		d.ctEntries, d.ctCapacity, d.ctExpired, d.ctEvicted, d.ctFull, d.ctDropped, d.ctDefending, d.kernelDrops,
+		d.ctEntries, d.ctCapacity, d.ctExpired, d.ctEvicted, d.ctFull, d.ctDropped, d.ctDefending, d.kernelDrops, d.standby,
 	} {
 		ch <- x
 	}
@@ -189,6 +191,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(d.ctFull, s.Conntrack.Full)
 	counter(d.ctDropped, s.Conntrack.Dropped)
 	gauge(d.ctDefending, float64(s.Conntrack.Defending))
+	standby := 0.0
+	if s.Standby {
+		standby = 1
+	}
+	gauge(d.standby, standby)
 	counter(d.kernelDrops, s.Socket.RxKernelDrops, "rx")
 	counter(d.kernelDrops, s.Socket.TxNoBuffers, "tx")
 	for name, n := range c.opts.Listeners {

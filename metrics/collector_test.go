@@ -264,8 +264,8 @@ func TestCollectorDrops(t *testing.T) {
 // TestCollectorLint runs promlint over every metric, rates included.
 func TestCollectorLint(t *testing.T) {
 	mfs := gatherFamilies(t, NewCollector(fakeSnapshot, &Options{Rates: true}))
-	if len(mfs) != 29 {
-		t.Fatalf("%d metric families, want 29", len(mfs))
+	if len(mfs) != 30 {
+		t.Fatalf("%d metric families, want 30", len(mfs))
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {

@@ -18,6 +18,9 @@ type Snapshot struct {
 	// Socket are the AF_PACKET socket's counters; only the kernel's drops
 	// are exported.
 	Socket forwarder.ConnStats
+	// Standby: the director is the standby one of an active/backup pair
+	// (forwarder.Options.Standby).
+	Standby bool
 }
 
 // Service is one virtual service and its real servers.

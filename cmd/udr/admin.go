@@ -25,6 +25,7 @@ import (
 //
 //	udr admin [--control PATH] IPVSADM-ARGS...
 //	udr admin [--control PATH] --reload
+//	udr admin [--control PATH] --standby | --active
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	return adminWith(args, os.Stdin, stdout, stderr)
 }
@@ -55,6 +56,9 @@ func adminWith(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return &exitError{code: 1, err: fmt.Errorf("reload refused, the running configuration stays: %s", strings.TrimSpace(string(body)))}
 		}
 		return nil
+	}
+	if len(args) == 1 && (args[0] == "--standby" || args[0] == "--active") {
+		return setStandby(c, path, args[0] == "--standby", stdout)
 	}
 	req := director.IpvsadmRequest{Args: args}
 	if slices.ContainsFunc(args, isRestore) {
@@ -105,4 +109,41 @@ func controlClient(path string) *http.Client {
 
 func unreachable(path string, err error) error {
 	return &exitError{code: 2, err: fmt.Errorf("admin: cannot reach the udr daemon at %s (is `udr run` running? --control or UDR_CONTROL name another socket): %v", path, err)}
+}
+
+// setStandby is `udr admin --standby` and `udr admin --active`: it puts the
+// director in standby or makes it active (POST /v1/standby), and prints
+// the state it is in and whether it changed, e.g. "standby (was active)".
+func setStandby(c *http.Client, path string, on bool, stdout io.Writer) error {
+	body, _ := json.Marshal(map[string]bool{"standby": on})
+	resp, err := c.Post("http://udr/v1/standby", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return unreachable(path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("admin: the daemon answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	var out director.StandbyResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return fmt.Errorf("admin: bad answer from the daemon: %w", err)
+	}
+	if out.Standby != on {
+		return fmt.Errorf("admin: the daemon answered standby=%v, asked %v", out.Standby, on)
+	}
+	fmt.Fprintln(stdout, standbyLine(out))
+	return nil
+}
+
+// standbyLine is what udr admin --standby and --active print.
+func standbyLine(r director.StandbyResponse) string {
+	state, other := "active", "standby"
+	if r.Standby {
+		state, other = other, state
+	}
+	if r.Changed {
+		return state + " (was " + other + ")"
+	}
+	return state + " (already)"
 }

@@ -455,6 +455,27 @@ var goldenCases = []goldenCase{
 		},
 	},
 	{
+		// A director in standby (the backup of a keepalived pair): it
+		// learns the real servers' MACs, answers no ARP/NDP for the VIPs
+		// and takes the other director's announcements for no conflict,
+		// and forwards nothing to a VIP; the rest is as when active.
+		name: "standby",
+		rules: rulesHTTP +
+			"-A -t [2001:db8::100]:80 -s rr\n" +
+			"-a -t [2001:db8::100]:80 -r [2001:db8::11]:80 -g -w 1\n",
+		args: macArgs + " --standby --conns",
+		build: func(c *genCapture) {
+			c.lan(rs1, rs2)
+			c.neighborSolicit(clientMAC, client6, vip6, 0)
+			c.whoHas(clientMAC, client, rs2, 0) // not a VIP: as when active
+			// The active director's gratuitous ARP for the VIP.
+			c.arp(ether{src: strangerMAC, dst: broadcast}, layers.ARPRequest, strangerMAC, vip, [6]byte{}, vip)
+			c.openConn(c.toVIP(clientMAC), clientPort(client, 0), vip80, isn(0))
+			c.udp(c.toVIP(clientMAC), clientPort(client, 1), netip.AddrPortFrom(vip, 53), []byte("q"))
+			c.tcp(c.toVIP(clientMAC), clientPort(client, 2), netip.AddrPortFrom(netip.MustParseAddr("192.0.2.200"), 80), seg{flags: "S", seq: isn(2)})
+		},
+	},
+	{
 		name:  "arp_other",
 		rules: rulesHTTP,
 		args:  macArgs,

@@ -79,6 +79,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		reuse   = fs.Int("conn-reuse-mode", 1, "the kernel's conn_reuse_mode `0..3`")
 		nodest  = fs.Bool("expire-nodest-conn", false, "expire a deleted real server's connections at their next packet (sysctl expire_nodest_conn)")
 		quiesc  = fs.Bool("expire-quiescent-template", false, "persistent clients leave a weight-0 real server (sysctl expire_quiescent_template)")
+		standby = fs.Bool("standby", false, "decide as a director in standby (udr run --standby): no ARP/NDP answers and no forwarding for the VIPs")
 		neigh   = neighFlags{}
 	)
 	fs.Var(neigh, "neigh", "real server `RIP=MAC` (repeatable); more are learnt from ARP in the input")
@@ -101,7 +102,7 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErrorf("replay: %v", err)
 	}
-	opts := forwarder.Options{IfMAC: ifMAC, SloppyTCP: *sloppy, ExpireNodestConn: *nodest, ExpireQuiescentTemplate: *quiesc}
+	opts := forwarder.Options{IfMAC: ifMAC, SloppyTCP: *sloppy, ExpireNodestConn: *nodest, ExpireQuiescentTemplate: *quiesc, Standby: *standby}
 	if opts.ConnReuseMode, err = forwarder.ConnReuseMode(*reuse); err != nil {
 		return usageErrorf("replay: --conn-reuse-mode: %v", err)
 	}

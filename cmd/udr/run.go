@@ -185,6 +185,7 @@ var runFlags = map[string]director.Setting{
 	"io":                        director.SetIO,
 	"workers":                   director.SetWorkers,
 	"state":                     director.SetStateFile,
+	"standby":                   director.SetStandby,
 }
 
 // parseRun parses udr run's command line into the director's Config: the
@@ -213,6 +214,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	ioMode := fs.String("io", config.DefaultIO, "how frames are received: `ring` (a TPACKET_V3 ring, frames decided in place), ring-v2 (a TPACKET_V2 ring: no wait for a block to fill), socket (recvmmsg), or auto (the ring-v2 ring when the kernel gives one, else the socket)")
 	fs.BoolVar(&cfg.TakeOver, "takeover", false, "take the connection table over from the udr serving the control socket, which stops forwarding and exits (instead of reading the state file)")
 	fs.StringVar(&cfg.StateFile, "state", "", "`file` where SIGTERM leaves the connection table and scheduler positions for the next start, which takes them over; empty for "+director.StateFileName+" next to the control socket, \"off\" for none")
+	fs.BoolVar(&cfg.Standby, "standby", false, "start in standby, as the backup of an active/backup pair (keepalived's VRRP): no ARP/NDP answers for the VIPs and no forwarding until `udr admin --active`")
 	workers := fs.String("workers", "auto", "`number` of packet workers (1..256), or auto (one per CPU udr may run on but one): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)

@@ -76,6 +76,8 @@ func TestRunSettings(t *testing.T) {
 		{"DropEntry", "--drop-entry=0", "drop_entry: 2", conntrack.DefenseOff, conntrack.DefenseAutoOn},
 		{"SecureTCP", "--secure-tcp=3", "secure_tcp: 1", conntrack.DefenseAlways, conntrack.DefenseAuto},
 		{"SecureTCP", "--secure-tcp=0", "secure_tcp: 1", conntrack.DefenseOff, conntrack.DefenseAuto},
+		{"Standby", "--standby", "standby: false", true, false},
+		{"Standby", "--standby=false", "standby: true", false, true},
 	}
 	dir := t.TempDir()
 	for i, r := range rows {
