@@ -14,6 +14,9 @@ func (t *Table) expire(i int, now uint32) bool {
 		late := now - s.expiry
 		s.expiry += t.rearm * (late/t.rearm + 1)
 		s.flags |= FlagRearmed
+		if t.sync.on {
+			t.sync.noteRearmed(s)
+		}
 		return false
 	}
 	t.remove(i, now, false)

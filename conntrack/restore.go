@@ -49,11 +49,6 @@ func (t *Table) add(k Key, e Entry, left, now uint32, active bool) error {
 	s.state = e.State
 	if k.Template {
 		s.flags |= e.Flags & FlagRearmed
-	} else {
-		s.flags |= e.Flags & (FlagControlled | FlagAllPorts)
-		if s.flags&FlagControlled != 0 {
-			s.netmask = e.Netmask
-		}
 	}
 	if !k.Template {
 		// Its evidence (defense.go) is not carried over: it counts as a
@@ -66,16 +61,25 @@ func (t *Table) add(k Key, e Entry, left, now uint32, active bool) error {
 	if !k.Template && active {
 		t.moveActive(s, true)
 	}
-	if s.flags&FlagControlled != 0 {
-		if j := t.templateOf(s); j >= 0 {
-			t.slots[j].controlled++
-		} else {
-			s.flags &^= FlagControlled | FlagAllPorts
-			s.netmask = 0
-		}
+	if !k.Template && e.Flags&FlagControlled != 0 {
+		t.link(s, e)
 	}
 	t.hint = i
 	return nil
+}
+
+// link makes connection s controlled by its template, whose key e.Flags'
+// FlagAllPorts and e.Netmask give with s's key, if that is in the table,
+// and counts it there.
+func (t *Table) link(s *slot, e Entry) {
+	s.flags |= e.Flags & (FlagControlled | FlagAllPorts)
+	s.netmask = e.Netmask
+	if j := t.templateOf(s); j >= 0 {
+		t.slots[j].controlled++
+	} else {
+		s.flags &^= FlagControlled | FlagAllPorts
+		s.netmask = 0
+	}
 }
 
 // restorable checks that an entry to restore is one a table could hold.

@@ -27,6 +27,31 @@ type syncState struct {
 	phase   uint8 // the count of an entry ApplySync wrote: in_pkts = sync_threshold
 	next    [evCountMax + 1]uint8
 	at      [evCountMax + 1]bool
+	// rearmed are the templates re-armed since the last Rearmed call.
+	rearmed  [maxRearmed]Key
+	nRearmed int
+}
+
+// maxRearmed bounds the templates Rearmed reports between two calls; more
+// are not reported.
+const maxRearmed = 64
+
+func (s *syncState) noteRearmed(sl *slot) {
+	if k := sl.key(); s.nRearmed < maxRearmed && !k.Invalidated() {
+		s.rearmed[s.nRearmed] = k
+		s.nRearmed++
+	}
+}
+
+// Rearmed returns the keys of the templates whose timer re-armed them
+// (they still control connections) since the last call, while sync is
+// on: the kernel sends such a template with its new 60 s timeout
+// (ip_vs_conn_expire, expire_later). At most 64 are kept between two calls;
+// the slice is valid until the next call that changes the table.
+func (t *Table) Rearmed() []Key {
+	n := t.sync.nRearmed
+	t.sync.nRearmed = 0
+	return t.sync.rearmed[:n]
 }
 
 // CheckSync checks a sync_threshold pair: 0 <= threshold < period <=
@@ -212,6 +237,10 @@ func (t *Table) ApplySync(k Key, e Entry, timeout, now uint32) (SyncOutcome, err
 			} else {
 				if active := e.Flags&FlagActive != 0; active != (s.flags&FlagActive != 0) {
 					t.moveActive(s, active)
+				}
+				if e.Flags&FlagControlled != 0 && s.flags&FlagControlled == 0 {
+					// Its template came after it: link them now.
+					t.link(s, e)
 				}
 				s.controlled = s.controlled&^evCount | uint32(t.sync.phase)<<evCountShift
 			}

@@ -191,7 +191,11 @@ func (p *Pipeline) Sweep(now time.Time, budget int) int {
 		p.dropEntry, p.secureTCP = o.DropEntry, o.SecureTCP
 		p.conns.SetDefense(o.DropEntry, o.SecureTCP)
 	}
-	return p.conns.Sweep(p.Ticks(now), budget)
+	n := p.conns.Sweep(p.Ticks(now), budget)
+	if p.sync != nil {
+		p.syncRearmed(p.Ticks(now))
+	}
+	return n
 }
 
 // FlushCounters adds the InPkts and InBytes that Process counted for each

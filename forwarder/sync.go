@@ -287,6 +287,16 @@ func (p *Pipeline) syncTemplate(svc *compiledService, tk conntrack.Key, now uint
 	p.sync.push(&syncEntry{key: tk, dest: te.Dest, timeout: timeout, state: te.State, flags: te.Flags})
 }
 
+// syncRearmed queues the records of the templates the timers re-armed,
+// with their new 60 s timeout (ip_vs_conn_expire, expire_later).
+func (p *Pipeline) syncRearmed(now uint32) {
+	for _, tk := range p.conns.Rearmed() {
+		if te, ok := p.conns.Lookup(tk, now); ok {
+			p.sync.push(&syncEntry{key: tk, dest: te.Dest, timeout: templateRearm, state: te.State, flags: te.Flags})
+		}
+	}
+}
+
 // templateRearm is the timeout of a re-armed template, in seconds
 // (ip_vs_conn_expire: cp->timeout = 60*HZ).
 const templateRearm = 60

@@ -635,3 +635,46 @@ func TestDrainSyncServerGone(t *testing.T) {
 		t.Errorf("SyncStats %+v, want 2 queued, 1 without a server", s)
 	}
 }
+
+// A template that expires while it still controls connections is re-armed
+// for 60 s and sent with that timeout (ip_vs_conn_expire, expire_later).
+func TestSyncRearmedTemplate(t *testing.T) {
+	h := newHarness(t, syncRules, 1024)
+	q := syncOn(t, h, 3, 50, false, 64)
+	h.p.Process(udrtest.TCP(h.toVIP(), client(3100), vip8080, udrtest.SYN, nil), epoch)
+	h.p.Process(udrtest.TCP(h.toVIP(), client(3100), vip8080, udrtest.ACK, nil), epoch)
+	id := h.p.Decision().Dest
+	q.take()
+	h.p.Sweep(epoch.Add(30*time.Second), 1<<20)
+	if rs := q.take(); len(rs) != 0 {
+		t.Fatalf("before the template's timer: queued %+v", rs)
+	}
+	h.p.Sweep(epoch.Add(61*time.Second), 1<<20) // its 60 s ran out
+	tk := conntrack.Persistence{Netmask: 32}.TemplateKey(conntrack.NewKey(6, client(3100), vip8080))
+	rs := q.take()
+	if len(rs) != 1 || rs[0].key != tk || rs[0].dest != id || rs[0].timeout != 60 || rs[0].state != conntrack.StateAssured ||
+		rs[0].flags&conntrack.FlagRearmed == 0 {
+		t.Fatalf("re-armed template: queued %+v, want its record with 60 s", rs)
+	}
+}
+
+// A connection whose template arrives after it is linked by its next
+// record.
+func TestInsertSyncedLinksLateTemplate(t *testing.T) {
+	r := syncRig(t)
+	c := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.50"), 1050)
+	conn := rec(c, vip8080, udrtest.RS1, conntrack.StateEstablished, conntrack.FlagActive, 900)
+	tmpl := rec(netip.AddrPortFrom(c.Addr(), 0), vip8080, udrtest.RS1, conntrack.StateAssured, conntrack.FlagTemplate, 60)
+	tmpl.Key.Template = true
+	for i, x := range []SyncRecord{conn, tmpl, conn} {
+		if _, err := r.insert(t, x); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	if e, _, _, _ := r.entry(t, tmpl.Key); e.Controlled != 1 {
+		t.Errorf("template controls %d connections, want 1", e.Controlled)
+	}
+	if e, _, _, _ := r.entry(t, conn.Key); e.Flags&conntrack.FlagControlled == 0 {
+		t.Errorf("connection flags %#x: not controlled", e.Flags)
+	}
+}
