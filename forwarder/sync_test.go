@@ -2,6 +2,7 @@ package forwarder
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -676,5 +677,66 @@ func TestInsertSyncedLinksLateTemplate(t *testing.T) {
 	}
 	if e, _, _, _ := r.entry(t, conn.Key); e.Flags&conntrack.FlagControlled == 0 {
 		t.Errorf("connection flags %#x: not controlled", e.Flags)
+	}
+}
+
+// Records of any content never crash the workers, and the servers' counts
+// stay those of the entries in the tables.
+func TestInsertSyncedRandom(t *testing.T) {
+	r := syncRig(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	vips := []netip.AddrPort{vip80, vip443, vip8080, vip53, netip.AddrPortFrom(udrtest.VIP, 1)}
+	reals := []netip.Addr{udrtest.RS1, udrtest.RS2, netip.MustParseAddr("192.0.2.13")}
+	var all InsertStats
+	for round := range 20 {
+		var recs []SyncRecord
+		for range 200 {
+			c := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(rng.IntN(8))}), uint16(rng.IntN(4)))
+			vip := vips[rng.IntN(len(vips))]
+			x := rec(c, vip, reals[rng.IntN(len(reals))], conntrack.State(rng.IntN(16)), conntrack.Flags(rng.IntN(256)), uint32(rng.IntN(1000)))
+			x.Key.Proto = []uint8{6, 17}[rng.IntN(2)]
+			x.Dest.Proto = x.Key.Proto
+			if rng.IntN(4) == 0 {
+				x.Key.Template = true
+				x.Key.CPort = 0
+			}
+			recs = append(recs, x)
+		}
+		st, _ := r.insert(t, recs...)
+		if n := st.Inserted + st.Updated + st.Replaced + st.Kept + st.Ignored + st.NoServer + st.Refused; n != len(recs) {
+			t.Fatalf("round %d: %+v accounts for %d of %d records", round, st, n, len(recs))
+		}
+		all.add(st)
+	}
+	t.Logf("%+v", all)
+	if all.Inserted == 0 || all.Updated == 0 || all.Refused == 0 || all.NoServer == 0 {
+		t.Errorf("%+v: the records did not exercise every outcome", all)
+	}
+	// Every entry is counted once on its server, and nothing else is.
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	want := make(map[dest.ID][3]int32)
+	if err := r.ws.Do(ctx, func(p *Pipeline, now time.Time) {
+		p.Conns().Range(func(k conntrack.Key, e conntrack.Entry) bool {
+			c := want[e.Dest]
+			switch {
+			case k.Template:
+				c[2]++
+			case e.Flags&conntrack.FlagActive != 0:
+				c[0]++
+			default:
+				c[1]++
+			}
+			want[e.Dest] = c
+			return true
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range r.h.cur.Load().DestIDs() {
+		s := r.h.reg.State(id)
+		if got := [3]int32{s.Active.Load(), s.Inactive.Load(), s.Persist.Load()}; got != want[id] {
+			t.Errorf("%v: counts %v, entries %v", r.h.reg.Key(id), got, want[id])
+		}
 	}
 }
