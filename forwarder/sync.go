@@ -28,7 +28,10 @@ type SyncRecord struct {
 	// address and port. InsertSynced resolves it against the workers'
 	// Table as ip_vs_find_dest does: the service (Proto, VIP address and
 	// port, with ip_vs_service_find's fall-backs to the FTP and the port-0
-	// service), then the server by address and port.
+	// service, and the FTP service for port 0, where an FTP template's
+	// virtual port is), then the server by address and port. DrainSync
+	// and DumpSync give the service's own VIP and port: the wire's
+	// virtual port is Key.VPort (0 for such a template).
 	Dest dest.Key
 	// State is conntrack's: conntrack.State.KernelState and
 	// conntrack.StateFromKernel convert it from and to the kernel's
@@ -426,11 +429,17 @@ func (ws Workers) InsertSynced(ctx context.Context, recs []SyncRecord, v4, v6 in
 
 // resolve finds the real server of key k in t as ip_vs_find_dest does:
 // its service by protocol, VIP and port with ip_vs_service_find's
-// fall-backs (Table.lookup), then the server by address and port. It
-// returns ID 0 when there is none.
+// fall-backs (Table.lookup), and for a virtual port 0 the FTP service,
+// then the server by address and port. It returns ID 0 when there is none.
 func (t *Table) resolve(k dest.Key) (*compiledService, dest.ID) {
 	vip := k.VIP.Addr().As16()
 	cs, ok := t.lookup(k.Proto, &vip, k.VIP.Port())
+	if !ok && k.Proto == protoTCP && k.VIP.Port() == 0 {
+		// The template of a persistent FTP service has virtual port 0
+		// (ip_vs_sched_persist); ip_vs_service_find does not try port 21
+		// for it, and the kernel leaves it unbound.
+		cs, ok = t.lookup(k.Proto, &vip, ftpPort)
+	}
 	if !ok {
 		return nil, 0
 	}

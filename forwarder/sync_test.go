@@ -740,3 +740,21 @@ func TestInsertSyncedRandom(t *testing.T) {
 		}
 	}
 }
+
+// The template of a persistent FTP service (virtual port 0) is bound to
+// the port-21 service's server.
+func TestInsertSyncedFTPTemplate(t *testing.T) {
+	r := startWorkers(t, `-A -t 192.0.2.100:21 -s rr -p 60
+-a -t 192.0.2.100:21 -r 192.0.2.11:21 -g -w 1
+`, 2, 1024)
+	c := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.60"), 0)
+	tmpl := rec(c, netip.AddrPortFrom(udrtest.VIP, 0), udrtest.RS1, conntrack.StateNone, conntrack.FlagTemplate, 60)
+	tmpl.Dest.Real = netip.AddrPortFrom(udrtest.RS1, 21)
+	tmpl.Key.Template = true
+	if st, err := r.insert(t, tmpl); err != nil || st != (InsertStats{Inserted: 1}) {
+		t.Fatalf("FTP template: %+v, %v; want inserted", st, err)
+	}
+	if got := r.counts(t, netip.AddrPortFrom(udrtest.VIP, 21), udrtest.RS1); got != [3]int32{0, 0, 1} {
+		t.Errorf("rs1:21 counts %v, want one template", got)
+	}
+}
