@@ -22,7 +22,8 @@
 // kernel's messages with status 255, and 1 for a failed listing. udr adds a
 // one-line warning on stderr when direct routing ignored a real server port,
 // -j/--json (the Listing document), and '#' comments in -R input; the sync
-// daemon commands answer as a director without a sync daemon. -R differs
+// daemon commands go to a DaemonBackend, and any other Backend answers them
+// as a director without a sync daemon. -R differs
 // from ipvsadm on purpose: its lines are all checked, on an Editor over the
 // running table, before any is applied, and are applied as one change or,
 // when any fails, not at all (see Editor, Backend.Edit). Run keeps no

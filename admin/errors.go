@@ -103,4 +103,5 @@ var strerror = map[syscall.Errno]string{
 	syscall.ESRCH:  "No such process",
 	syscall.EEXIST: "File exists",
 	syscall.ERANGE: "Numerical result out of range",
+	syscall.ENODEV: "No such device",
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/udr-lb/udr/service"
 )
@@ -23,6 +24,8 @@ type fakeBackend struct {
 	standby  bool
 
 	connsAsked int // State calls with conns set
+
+	daemons []Daemon // the sync daemons that run, master first
 }
 
 func newFakeBackend() *fakeBackend {
@@ -226,3 +229,31 @@ func (fakeResolver) ServiceName(port uint16, proto service.Proto) (string, bool)
 	}
 	return "", false
 }
+
+// The fake backend runs sync daemons as the kernel does
+// (start_sync_thread, stop_sync_thread) on a host whose interfaces are
+// lo and eth0, of MTU 1500.
+func (f *fakeBackend) StartDaemon(d Daemon) error {
+	if d.McastInterface != "eth0" && d.McastInterface != "lo" {
+		return DaemonError(OpStartDaemon, syscall.ENODEV)
+	}
+	if slices.ContainsFunc(f.daemons, func(r Daemon) bool { return r.State == d.State }) {
+		return DaemonError(OpStartDaemon, syscall.EEXIST)
+	}
+	f.daemons = append(f.daemons, CompleteDaemon(d, 1500))
+	slices.SortFunc(f.daemons, func(a, b Daemon) int { return strings.Compare(b.State, a.State) }) // master first
+	return nil
+}
+
+func (f *fakeBackend) StopDaemon(state string) error {
+	i := slices.IndexFunc(f.daemons, func(r Daemon) bool { return r.State == state })
+	if i < 0 {
+		return DaemonError(OpStopDaemon, syscall.ESRCH)
+	}
+	f.daemons = slices.Delete(f.daemons, i, i+1)
+	return nil
+}
+
+func (f *fakeBackend) Daemons() []Daemon { return slices.Clone(f.daemons) }
+
+var _ DaemonBackend = (*fakeBackend)(nil)

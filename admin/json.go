@@ -22,6 +22,20 @@ type Listing struct {
 	// Standby is true when the director is in standby (udr admin
 	// --standby): it answers no ARP/NDP for the VIPs and forwards nothing.
 	Standby bool `json:"standby,omitempty"`
+	// SyncDaemons are the connection sync daemons that run, the master
+	// first, as -L --daemon prints them; absent when none runs.
+	SyncDaemons []DaemonEntry `json:"sync_daemons,omitempty"`
+}
+
+// DaemonEntry is one running sync daemon.
+type DaemonEntry struct {
+	State     string     `json:"state"` // "master" or "backup"
+	Interface string     `json:"mcast_interface"`
+	SyncID    int        `json:"syncid"`
+	MaxLen    int        `json:"maxlen"`
+	Group     netip.Addr `json:"group"`
+	Port      int        `json:"port"`
+	TTL       int        `json:"ttl"`
 }
 
 // TimeoutsEntry are the connection timeouts in seconds, as --timeout shows.
@@ -105,7 +119,14 @@ func (r *runner) listJSON(cmd *Command) int {
 	case !o.Has(OptNoSort):
 		services = service.SortedServices(st.Config)
 	}
-	b, err := json.MarshalIndent(listing(st, services, !o.Has(OptNoSort)), "", "  ")
+	l := listing(st, services, !o.Has(OptNoSort))
+	if db, ok := r.b.(DaemonBackend); ok {
+		for _, d := range db.Daemons() {
+			l.SyncDaemons = append(l.SyncDaemons, DaemonEntry{State: d.State, Interface: d.McastInterface,
+				SyncID: d.SyncID, MaxLen: d.SyncMaxLen, Group: d.McastGroup, Port: d.McastPort, TTL: d.McastTTL})
+		}
+	}
+	b, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		r.errorln("udr: " + err.Error())
 		return ExitListFail

@@ -34,8 +34,9 @@ func (r *runner) list(cmd *Command) int {
 	if o.Has(OptJSON) {
 		return r.listJSON(cmd)
 	}
-	if o.Has(OptDaemon) {
-		return ExitOK // no sync daemon runs: list_daemon prints nothing
+	if o&(OptConnection|OptService|OptTimeout) == 0 && o.Has(OptDaemon) {
+		r.listDaemons(r.out) // needs no table
+		return ExitOK
 	}
 	st, err := r.b.State(o.Has(OptConnection))
 	if err != nil {

@@ -140,9 +140,6 @@ func (rs *restorer) line(e *Editor, n int, line string) {
 	switch cmd.Op {
 	case OpAddService, OpEditService, OpDeleteService, OpClear,
 		OpAddServer, OpEditServer, OpDeleteServer, OpSet, OpZero:
-	case OpStartDaemon:
-		fail(ExitUsage, errStartDaemon)
-		return
 	default:
 		fail(ExitUsage, "cannot be in a restore, whose lines are applied as one change: "+
 			"only -A -E -D -C -a -e -d --set and -Z can")

@@ -31,8 +31,9 @@ const (
 // direct routing ignored a real server port (the command still succeeds),
 // -j/--json for listings, and -R skipping lines that start with '#', as
 // ipvsadm-restore does. -R applies its lines as one change, all or none
-// (see restore). The sync daemon commands are answered as by a director
-// that has no sync daemon.
+// (see restore). The sync daemon commands are carried out by a
+// DaemonBackend; any other Backend answers them as a director that has no
+// sync daemon.
 func Run(args []string, b Backend, stdin io.Reader, stdout, stderr io.Writer, opts Options) int {
 	r := &runner{b: b, stdin: stdin, out: bufio.NewWriter(stdout), stderr: stderr, resolver: opts.Resolver}
 	if r.resolver == nil {
@@ -78,12 +79,9 @@ func (r *runner) run(args []string) int {
 	case OpRestore:
 		return r.restore()
 	case OpStartDaemon:
-		r.errorln(errStartDaemon)
-		return ExitUsage
+		return r.startDaemon(cmd)
 	case OpStopDaemon:
-		// What ipvsadm prints when no daemon runs (ESRCH), which is true.
-		r.errorln("No daemon is running")
-		return ExitKernel
+		return r.stopDaemon(cmd)
 	}
 	if err := r.b.Apply(cmd); err != nil {
 		return r.failed(err)
@@ -94,7 +92,9 @@ func (r *runner) run(args []string) int {
 	return ExitOK
 }
 
-const errStartDaemon = "udr has no connection sync daemon: --start-daemon is not supported"
+// errStartDaemon is the answer of a Backend that runs no sync daemon (not
+// a DaemonBackend) to --start-daemon.
+const errStartDaemon = "udr has no connection sync daemon here: --start-daemon is not supported"
 
 // failed prints err as ipvsadm would and returns its exit status.
 func (r *runner) failed(err error) int {
