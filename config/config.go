@@ -56,6 +56,7 @@ const (
 //	drop_entry: 0                    # the kernel's defences: 0 off, 1 on while the connection
 //	secure_tcp: 0                    # table is 7/8 full, 3 always on (conntrack's doc)
 //	timeouts: {tcp: 0s, tcp_fin: 0s, udp: 0s}   # ipvsadm --set; whole seconds, 0s = kernel default (900s, 120s, 300s)
+//	sync: {...}                      # the connection sync daemons (Sync); absent = none
 //	rules: ""                        # an `ipvsadm -S -n` rules file, relative to this file's directory
 //	services:                        # or the services themselves; not both
 //	  - protocol: tcp                # tcp (default) or udp
@@ -118,6 +119,10 @@ type File struct {
 	ExpireQuiescentTemplate bool // default false
 	DropEntry               int  // 0..3, default 0
 	SecureTCP               int  // 0..3, default 0
+
+	// Sync is the sync block: the connection sync daemons to run
+	// (DefaultSync when the block is absent).
+	Sync Sync
 
 	// Rules is the rules file, joined to the directory of udr.yaml when
 	// relative, or "". Its services are not in Services.

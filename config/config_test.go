@@ -46,6 +46,8 @@ func TestLoadConfigFull(t *testing.T) {
 		ExpireNodestConn:        true,
 		ExpireQuiescentTemplate: true,
 		Timeouts:                service.Timeouts{TCP: 3600, TCPFin: 60},
+		Sync: Sync{Master: true, Backup: true, Interface: "eth2", SyncID: 7, MaxLen: 9000, Group: a("ff02::81"), Port: 8849, TTL: 2,
+			Peers: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.3:8849"), netip.MustParseAddrPort("[2001:db8::3]:8850")}},
 		Services: []Service{
 			{
 				Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 80}, Scheduler: "wrr", HealthCheck: web,
@@ -144,6 +146,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		AnnounceInterval: DefaultAnnounceInterval,
 		Capacity:         DefaultCapacity,
 		ConnReuseMode:    DefaultConnReuseMode,
+		Sync:             DefaultSync(),
 	}
 	if diff := cmp.Diff(want, fc); diff != "" {
 		t.Errorf("File mismatch (-want +got):\n%s", diff)

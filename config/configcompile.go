@@ -86,6 +86,8 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 		}
 	}
 
+	fc.Sync = d.sync(doc.Sync)
+
 	fc.Rules, ok = d.str("rules", doc.Rules, "")
 	if ok && fc.Rules != "" && !filepath.IsAbs(fc.Rules) {
 		fc.Rules = filepath.Join(dir, fc.Rules)

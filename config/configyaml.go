@@ -43,6 +43,7 @@ type fileDoc struct {
 	Timeouts         *timeoutsDoc `yaml:"timeouts"`
 	Rules            ast.Node     `yaml:"rules"`
 	Services         []serviceDoc `yaml:"services"`
+	Sync             *syncDoc     `yaml:"sync"`
 }
 
 type timeoutsDoc struct {
