@@ -41,6 +41,9 @@ type descs struct {
 	ctFull, kernelDrops                         *prometheus.Desc
 	lnHeld, lnIdleClosed, lnWaited              *prometheus.Desc
 	standby                                     *prometheus.Desc
+	syncRunning, syncMsgs, syncConns            *prometheus.Desc
+	syncHellos, syncResyncs, syncResyncConns    *prometheus.Desc
+	syncDropped                                 *prometheus.Desc
 }
 
 // NewCollector returns a Collector that calls snapshot at each scrape; opts
@@ -76,21 +79,28 @@ func NewCollector(snapshot func() Snapshot, opts *Options) *Collector {
 			"Changes of the real server's health state.", srv),
 		srvUnknown: d("server_health_unknown_total",
 			"Health checks of the real server that could not run for the director's own want of resources (descriptors, buffers, memory): no result, the state stays.", srv),
-		forwarded:    d("frames_forwarded_total", "Frames rewritten and sent to a real server.", nil),
-		replied:      d("frames_replied_total", "Frames answered by udr (ARP replies, neighbor advertisements, ICMP unreachables).", nil),
-		dropped:      d("frames_dropped_total", "Frames dropped, by the forwarder's verdict.", []string{"reason"}),
-		ctEntries:    d("conntrack_entries", "Entries in the connection table.", nil),
-		ctCapacity:   d("conntrack_capacity", "Most entries the connection table holds.", nil),
-		ctExpired:    d("conntrack_expired_total", "Connection entries removed because their timer had fired.", nil),
-		ctEvicted:    d("conntrack_evictions_total", "Live connection entries evicted to make room.", nil),
-		ctFull:       d("conntrack_full_total", "New connections refused because the connection table was full.", nil),
-		lnHeld:       d("listener_connections", "Connections the listener (control, metrics) holds; at most its cap.", []string{"listener"}),
-		lnIdleClosed: d("listener_idle_closed_total", "Idle connections the listener closed, at its cap, to make room for a new one.", []string{"listener"}),
-		lnWaited:     d("listener_waited_total", "New connections that waited, at the listener's cap, for a busy one to end.", []string{"listener"}),
-		kernelDrops:  d("socket_kernel_drops_total", "Frames the kernel dropped at udr's packet socket: rx when the receive buffer was full, tx when the device queue was.", []string{"direction"}),
-		ctDropped:    d("conntrack_defense_dropped_total", "Connection entries the drop_entry and secure_tcp defences removed before their timer fired.", nil),
-		ctDefending:  d("conntrack_defending_workers", "Workers whose connection table has the drop_entry or secure_tcp defence on.", nil),
-		standby:      d("standby", "Whether the director is in standby (1: no ARP/NDP answers and no forwarding for the VIPs, udr admin --standby) or active (0).", nil),
+		forwarded:       d("frames_forwarded_total", "Frames rewritten and sent to a real server.", nil),
+		replied:         d("frames_replied_total", "Frames answered by udr (ARP replies, neighbor advertisements, ICMP unreachables).", nil),
+		dropped:         d("frames_dropped_total", "Frames dropped, by the forwarder's verdict.", []string{"reason"}),
+		ctEntries:       d("conntrack_entries", "Entries in the connection table.", nil),
+		ctCapacity:      d("conntrack_capacity", "Most entries the connection table holds.", nil),
+		ctExpired:       d("conntrack_expired_total", "Connection entries removed because their timer had fired.", nil),
+		ctEvicted:       d("conntrack_evictions_total", "Live connection entries evicted to make room.", nil),
+		ctFull:          d("conntrack_full_total", "New connections refused because the connection table was full.", nil),
+		lnHeld:          d("listener_connections", "Connections the listener (control, metrics) holds; at most its cap.", []string{"listener"}),
+		lnIdleClosed:    d("listener_idle_closed_total", "Idle connections the listener closed, at its cap, to make room for a new one.", []string{"listener"}),
+		lnWaited:        d("listener_waited_total", "New connections that waited, at the listener's cap, for a busy one to end.", []string{"listener"}),
+		kernelDrops:     d("socket_kernel_drops_total", "Frames the kernel dropped at udr's packet socket: rx when the receive buffer was full, tx when the device queue was.", []string{"direction"}),
+		ctDropped:       d("conntrack_defense_dropped_total", "Connection entries the drop_entry and secure_tcp defences removed before their timer fired.", nil),
+		ctDefending:     d("conntrack_defending_workers", "Workers whose connection table has the drop_entry or secure_tcp defence on.", nil),
+		syncRunning:     d("sync_daemon_running", "Whether the connection sync daemon of the state (master, backup) runs.", []string{"state"}),
+		syncMsgs:        d("sync_messages_total", "Connection sync messages sent by the master (resyncs included) or received by the backup (hellos apart).", []string{"direction"}),
+		syncConns:       d("sync_connections_total", "Connections in the sync messages sent or received.", []string{"direction"}),
+		syncHellos:      d("sync_hellos_total", "Hellos (sync messages without connections) sent by a starting backup, or received from a starting peer.", []string{"direction"}),
+		syncResyncs:     d("sync_resyncs_total", "Whole connection tables sent in answer to a peer's hello.", nil),
+		syncResyncConns: d("sync_resync_connections_total", "Connections sent in resyncs.", nil),
+		syncDropped:     d("sync_dropped_total", "Sync messages or connections dropped, by reason (decode, syncid, skipped, fwmark, no-cport, no-server, insert, encode, send, queue).", []string{"reason"}),
+		standby:         d("standby", "Whether the director is in standby (1: no ARP/NDP answers and no forwarding for the VIPs, udr admin --standby) or active (0).", nil),
 	}
 	return c
 }
@@ -103,6 +113,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		d.srvConns, d.srvWeight, d.srvConnsTotal, d.srvPkts, d.srvBytes,
 		d.srvUp, d.srvTransitions, d.srvUnknown, d.forwarded, d.replied, d.dropped,
 		d.ctEntries, d.ctCapacity, d.ctExpired, d.ctEvicted, d.ctFull, d.ctDropped, d.ctDefending, d.kernelDrops, d.standby,
+		d.syncRunning, d.syncMsgs, d.syncConns, d.syncHellos, d.syncResyncs, d.syncResyncConns, d.syncDropped,
 	} {
 		ch <- x
 	}
@@ -198,6 +209,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(d.standby, standby)
 	counter(d.kernelDrops, s.Socket.RxKernelDrops, "rx")
 	counter(d.kernelDrops, s.Socket.TxNoBuffers, "tx")
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	gauge(d.syncRunning, b2f(s.Sync.Master), "master")
+	gauge(d.syncRunning, b2f(s.Sync.Backup), "backup")
+	counter(d.syncMsgs, s.Sync.SentMessages, "sent")
+	counter(d.syncMsgs, s.Sync.ReceivedMessages, "received")
+	counter(d.syncConns, s.Sync.SentConns, "sent")
+	counter(d.syncConns, s.Sync.ReceivedConns, "received")
+	counter(d.syncHellos, s.Sync.HellosSent, "sent")
+	counter(d.syncHellos, s.Sync.HellosReceived, "received")
+	counter(d.syncResyncs, s.Sync.Resyncs)
+	counter(d.syncResyncConns, s.Sync.ResyncConns)
+	for reason, n := range s.Sync.Dropped {
+		counter(d.syncDropped, n, reason)
+	}
 	for name, n := range c.opts.Listeners {
 		gauge(d.lnHeld, float64(n.Held.Load()), name)
 		counter(d.lnIdleClosed, n.IdleClosed.Load(), name)

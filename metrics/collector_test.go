@@ -264,8 +264,8 @@ func TestCollectorDrops(t *testing.T) {
 // TestCollectorLint runs promlint over every metric, rates included.
 func TestCollectorLint(t *testing.T) {
 	mfs := gatherFamilies(t, NewCollector(fakeSnapshot, &Options{Rates: true}))
-	if len(mfs) != 30 {
-		t.Fatalf("%d metric families, want 30", len(mfs))
+	if len(mfs) != 36 { // udr_sync_dropped_total has no series without drops
+		t.Fatalf("%d metric families, want 36", len(mfs))
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {
@@ -332,5 +332,47 @@ udr_listener_waited_total{listener="metrics"} 2
 	}
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestCollectorSync checks the sync daemons' series.
+func TestCollectorSync(t *testing.T) {
+	c := NewCollector(func() Snapshot {
+		s := fakeSnapshot()
+		s.Sync = Sync{Master: true, SentMessages: 7, SentConns: 250, ReceivedMessages: 3, ReceivedConns: 40,
+			HellosSent: 1, HellosReceived: 2, Resyncs: 1, ResyncConns: 20, Dropped: map[string]uint64{"decode": 4, "no-service": 0}}
+		return s
+	}, nil)
+	want := `# HELP udr_sync_connections_total Connections in the sync messages sent or received.
+# TYPE udr_sync_connections_total counter
+udr_sync_connections_total{direction="received"} 40
+udr_sync_connections_total{direction="sent"} 250
+# HELP udr_sync_daemon_running Whether the connection sync daemon of the state (master, backup) runs.
+# TYPE udr_sync_daemon_running gauge
+udr_sync_daemon_running{state="backup"} 0
+udr_sync_daemon_running{state="master"} 1
+# HELP udr_sync_dropped_total Sync messages or connections dropped, by reason (decode, syncid, skipped, fwmark, no-cport, no-server, insert, encode, send, queue).
+# TYPE udr_sync_dropped_total counter
+udr_sync_dropped_total{reason="decode"} 4
+udr_sync_dropped_total{reason="no-service"} 0
+# HELP udr_sync_hellos_total Hellos (sync messages without connections) sent by a starting backup, or received from a starting peer.
+# TYPE udr_sync_hellos_total counter
+udr_sync_hellos_total{direction="received"} 2
+udr_sync_hellos_total{direction="sent"} 1
+# HELP udr_sync_messages_total Connection sync messages sent by the master (resyncs included) or received by the backup (hellos apart).
+# TYPE udr_sync_messages_total counter
+udr_sync_messages_total{direction="received"} 3
+udr_sync_messages_total{direction="sent"} 7
+# HELP udr_sync_resync_connections_total Connections sent in resyncs.
+# TYPE udr_sync_resync_connections_total counter
+udr_sync_resync_connections_total 20
+# HELP udr_sync_resyncs_total Whole connection tables sent in answer to a peer's hello.
+# TYPE udr_sync_resyncs_total counter
+udr_sync_resyncs_total 1
+`
+	got := gather(t, c, "udr_sync_connections_total", "udr_sync_daemon_running", "udr_sync_dropped_total", "udr_sync_hellos_total",
+		"udr_sync_messages_total", "udr_sync_resync_connections_total", "udr_sync_resyncs_total")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("sync metrics (-want +got):\n%s", diff)
 	}
 }

@@ -21,6 +21,23 @@ type Snapshot struct {
 	// Standby: the director is the standby one of an active/backup pair
 	// (forwarder.Options.Standby).
 	Standby bool
+	// Sync are the connection sync daemons' counters.
+	Sync Sync
+}
+
+// Sync are the connection sync daemons' state and counters.
+type Sync struct {
+	Master, Backup bool // which daemons run
+	// Messages and connections sent by the master (resyncs included) and
+	// received by the backup (hellos apart).
+	SentMessages, SentConns, ReceivedMessages, ReceivedConns uint64
+	// Hellos sent by a starting backup and received from starting peers.
+	HellosSent, HellosReceived uint64
+	// Resyncs are the whole tables sent in answer to hellos, and
+	// ResyncConns the connections they held.
+	Resyncs, ResyncConns uint64
+	// Dropped counts messages or connections dropped, by reason.
+	Dropped map[string]uint64
 }
 
 // Service is one virtual service and its real servers.
