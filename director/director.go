@@ -113,6 +113,11 @@ type Director struct {
 	checker *health.Checker
 	health  healthState // guarded by mu
 	hand    handOff     // a hand-off of the table to a new udr (state.go)
+
+	sync *syncDaemons // the connection sync daemons (sync.go)
+	// fanoutMasks are fanout4<<8 | fanout6, for the sync daemons, which
+	// read them without d.mu.
+	fanoutMasks atomic.Uint64
 }
 
 // probeInterval is how often real servers are asked for their MAC.
@@ -236,6 +241,9 @@ func New(cfg Config) (_ *Director, err error) {
 		d.loadState(t)
 	}
 	d.ws = d.newWorkers()
+	d.fanoutMasks.Store(uint64(d.fanout4)<<8 | uint64(d.fanout6))
+	d.sync = newSyncDaemons(d.log, workersSync{d})
+	d.sync.ns = d.ns.Do
 	d.logTable(t)
 	if t.Options().Standby {
 		d.log.Info("starting in standby: no ARP/NDP answers, announcements or forwarding for the VIPs until `udr admin --active`")
@@ -388,6 +396,11 @@ func (d *Director) Reload() error {
 		d.file, d.settings = oldFile, oldSettings
 		return err
 	}
+	if !d.settings.Sync.Equal(oldSettings.Sync) {
+		// Daemons started or stopped with udr admin since stay as they
+		// are unless the file changed them.
+		d.sync.apply(d.settings.Sync, d.settings.Iface)
+	}
 	if len(rules.Services) == 0 && len(oldRules.Services) > 0 {
 		// Allowed (a director being drained), but rarely meant.
 		var removed []string
@@ -488,6 +501,7 @@ func (d *Director) widenFanout(t *forwarder.Table) error {
 	}
 	d.log.Warn("the workers' fanout now hashes clients by a persistence netmask: clients moved to another worker lose their connections", "ipv4_prefix", v4, "ipv6_prefix", v6)
 	d.fanout4, d.fanout6 = v4, v6
+	d.fanoutMasks.Store(uint64(v4)<<8 | uint64(v6))
 	return nil
 }
 
@@ -539,11 +553,22 @@ func (d *Director) Close() error {
 // returned.
 func (d *Director) Stats() forwarder.Stats { return d.ws.PipelineStats() }
 
-// Run forwards frames until ctx is done.
+// Run forwards frames until ctx is done. The sync daemons of the
+// settings start with it, and every sync daemon stops before it returns.
 func (d *Director) Run(ctx context.Context) error {
 	go d.estimate(ctx)
 	go d.checker.Run(ctx)
-	return d.loop(ctx)
+	set := d.Settings()
+	sctx, stopSync := context.WithCancel(ctx)
+	syncDone := make(chan struct{})
+	go func() {
+		defer close(syncDone)
+		d.sync.run(sctx, set.Sync, set.Iface)
+	}()
+	err := d.loop(ctx)
+	stopSync()
+	<-syncDone
+	return err
 }
 
 // neighborSeen takes a MAC from the kernel's neighbour table.

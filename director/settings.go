@@ -4,6 +4,7 @@ package director
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -69,6 +70,19 @@ type Settings struct {
 	// reload leaves the state as it is, which belongs to whatever drives
 	// the pair (keepalived).
 	Standby bool
+	// Sync (the --sync* flags, the sync block) are the connection sync
+	// daemons started at Run, and started, stopped or restarted by a
+	// Reload that changes them; its Interface "" is Iface.
+	Sync config.Sync
+}
+
+// Equal reports whether s and o are the same settings.
+func (s Settings) Equal(o Settings) bool {
+	if !s.Sync.Equal(o.Sync) {
+		return false
+	}
+	s.Sync, o.Sync = config.Sync{}, config.Sync{}
+	return reflect.DeepEqual(s, o) // comparable but for Sync, which is equal
 }
 
 // WorkersAuto asks for one packet worker per CPU in the process's affinity
@@ -116,7 +130,7 @@ func (s Settings) Check(explicit Setting) error {
 }
 
 // Setting is a set of Settings' fields, one bit each.
-type Setting uint16
+type Setting uint32
 
 // The fields of Settings.
 const (
@@ -136,6 +150,7 @@ const (
 	SetDropEntry
 	SetSecureTCP
 	SetStandby
+	SetSync
 )
 
 // reloadable are the settings that Reload applies. The others hold
@@ -143,7 +158,7 @@ const (
 // connection table, the announcer, the sockets of udr run) and change only
 // with a restart.
 const reloadable = SetSloppyTCP | SetConnReuseMode | SetExpireNodestConn | SetExpireQuiescentTemplate |
-	SetDropEntry | SetSecureTCP
+	SetDropEntry | SetSecureTCP | SetSync
 
 // Resolve returns the settings in force: flags > file > defaults. Each
 // setting in given (the flags given on the command line) comes from flags;
@@ -186,6 +201,7 @@ func Resolve(flags Settings, given Setting, fc *config.File) (Settings, error) {
 		Workers:                 fc.Workers,
 		StateFile:               fc.StateFile,
 		Standby:                 fc.Standby,
+		Sync:                    fc.Sync,
 	}
 	return merge(file, flags, given), nil
 }
@@ -240,6 +256,9 @@ func merge(s, from Settings, which Setting) Settings {
 	if which&SetStandby != 0 {
 		s.Standby = from.Standby
 	}
+	if which&SetSync != 0 {
+		s.Sync = from.Sync
+	}
 	return s
 }
 
@@ -253,14 +272,14 @@ var settingKeys = []struct {
 	{SetExpireNodestConn, "expire_nodest_conn"}, {SetExpireQuiescentTemplate, "expire_quiescent_template"},
 	{SetDropEntry, "drop_entry"}, {SetSecureTCP, "secure_tcp"},
 	{SetControlSocket, "control_socket"}, {SetMetricsAddress, "metrics_address"}, {SetIO, "io"},
-	{SetWorkers, "workers"}, {SetStateFile, "state_file"}, {SetStandby, "standby"},
+	{SetWorkers, "workers"}, {SetStateFile, "state_file"}, {SetStandby, "standby"}, {SetSync, "sync"},
 }
 
 // differ returns the settings in which a and b differ.
 func differ(a, b Settings) Setting {
 	var d Setting
 	for _, k := range settingKeys {
-		if merge(a, b, k.set) != a {
+		if !merge(a, b, k.set).Equal(a) {
 			d |= k.set
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/udr-lb/udr/arpresponder"
+	"github.com/udr-lb/udr/config"
 	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/forwarder"
 	"github.com/udr-lb/udr/internal/drlab"
@@ -226,7 +227,7 @@ func TestPrivilegedSettingsReload(t *testing.T) {
 		if diff := want.diff(compiledOf(d.TableOptions())); diff != "" {
 			t.Errorf("%s: the table is compiled with %s", when, diff)
 		}
-		if got := d.Settings(); got != wantSettings {
+		if got := d.Settings(); !got.Equal(wantSettings) {
 			t.Errorf("%s: settings\n%+v, want\n%+v", when, got, wantSettings)
 		}
 	}
@@ -234,6 +235,7 @@ func TestPrivilegedSettingsReload(t *testing.T) {
 		Iface: "eth0", VIPMAC: "02:00:00:00:00:08", AnnounceInterval: 10 * time.Second, Capacity: 4096,
 		SloppyTCP: true, ConnReuseMode: reuseMode(t, 2), ExpireNodestConn: true, ExpireQuiescentTemplate: false,
 		ControlSocket: "/tmp/flag.sock", MetricsAddress: "127.0.0.1:9780", IO: forwarder.IORing, Workers: 2,
+		Sync: config.DefaultSync(),
 	}
 	check("New", compiled{SloppyTCP: true, ConnReuseMode: 2, ExpireNodestConn: true, VIPMAC: "02:00:00:00:00:08"}, settings)
 

@@ -112,5 +112,6 @@ func (d *Director) MetricsSnapshot() metrics.Snapshot {
 	snap.Conntrack = metrics.Conntrack{Entries: ws.Conns, Capacity: ws.Capacity, Expired: ws.Expired, Evicted: ws.Evicted, Full: ws.Full,
 		Dropped: ws.Dropped, Defending: ws.Defending}
 	snap.Socket = d.ConnStats()
+	snap.Sync = d.sync.snapshot()
 	return snap
 }

@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -186,6 +188,14 @@ var runFlags = map[string]director.Setting{
 	"workers":                   director.SetWorkers,
 	"state":                     director.SetStateFile,
 	"standby":                   director.SetStandby,
+	"sync":                      director.SetSync,
+	"sync-interface":            director.SetSync,
+	"sync-id":                   director.SetSync,
+	"sync-maxlen":               director.SetSync,
+	"sync-group":                director.SetSync,
+	"sync-port":                 director.SetSync,
+	"sync-ttl":                  director.SetSync,
+	"sync-peers":                director.SetSync,
 }
 
 // parseRun parses udr run's command line into the director's Config: the
@@ -215,6 +225,14 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.BoolVar(&cfg.TakeOver, "takeover", false, "take the connection table over from the udr serving the control socket, which stops forwarding and exits (instead of reading the state file)")
 	fs.StringVar(&cfg.StateFile, "state", "", "`file` where SIGTERM leaves the connection table and scheduler positions for the next start, which takes them over; empty for "+director.StateFileName+" next to the control socket, \"off\" for none")
 	fs.BoolVar(&cfg.Standby, "standby", false, "start in standby, as the backup of an active/backup pair (keepalived's VRRP): no ARP/NDP answers for the VIPs and no forwarding until `udr admin --active`")
+	syncDaemons := fs.String("sync", "off", "connection sync `daemons` to run: master, backup, master,backup, or off (ipvsadm --start-daemon); any --sync* flag replaces the config file's whole sync block")
+	syncIface := fs.String("sync-interface", "", "`interface` of the sync daemons' multicast; empty for --iface (ipvsadm --mcast-interface)")
+	syncID := fs.Int("sync-id", 0, "sync `ID` 0..255 written in the messages; a backup with 0 takes every ID (ipvsadm --syncid)")
+	syncMaxLen := fs.Int("sync-maxlen", 0, "largest sync message in `bytes`, 1..65507; 0 for the kernel's default, 1472 (ipvsadm --sync-maxlen)")
+	syncGroup := fs.String("sync-group", config.DefaultSyncGroup.String(), "sync multicast `group`, IPv4 or IPv6 (ipvsadm --mcast-group)")
+	syncPort := fs.Int("sync-port", config.DefaultSyncPort, "sync UDP `port` (ipvsadm --mcast-port)")
+	syncTTL := fs.Int("sync-ttl", config.DefaultSyncTTL, "sync multicast `TTL`, 1..255 (ipvsadm --mcast-ttl)")
+	syncPeers := fs.String("sync-peers", "", "unicast sync `peers`, comma-separated ADDR or ADDR:PORT, sent to beside the group")
 	workers := fs.String("workers", "auto", "`number` of packet workers (1..256), or auto (one per CPU udr may run on but one): sockets of one PACKET_FANOUT group that hands all of a client's frames to one worker, each with its own connection table (a share of --capacity)")
 	if err := fs.Parse(args); err != nil {
 		return nil, flagError(err)
@@ -235,6 +253,9 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	}
 	if cfg.IO, err = forwarder.ParseIO(*ioMode); err != nil {
 		return nil, usageErrorf("run: --io: %v", err)
+	}
+	if cfg.Sync, err = parseSyncFlags(*syncDaemons, *syncIface, *syncID, *syncMaxLen, *syncGroup, *syncPort, *syncTTL, *syncPeers); err != nil {
+		return nil, usageErrorf("run: %v", err)
 	}
 	cfg.Workers = config.WorkersAuto
 	if *workers != "auto" {
@@ -261,6 +282,66 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 		return nil, usageErrorf("run: --iface (or interface: in the config file) is required")
 	}
 	return &cfg, nil
+}
+
+// parseSyncFlags reads the --sync* flags into a sync block, with the
+// checks of udr.yaml's.
+func parseSyncFlags(daemons, iface string, id, maxLen int, group string, port, ttl int, peers string) (config.Sync, error) {
+	s := config.DefaultSync()
+	switch daemons {
+	case "off", "":
+	case "master":
+		s.Master = true
+	case "backup":
+		s.Backup = true
+	case "master,backup", "backup,master":
+		s.Master, s.Backup = true, true
+	default:
+		return s, fmt.Errorf("--sync %q: want master, backup, master,backup or off", daemons)
+	}
+	if iface != "" {
+		if err := config.CheckInterfaceName(iface); err != nil {
+			return s, fmt.Errorf("--sync-interface %v", err)
+		}
+	}
+	s.Interface = iface
+	if id < 0 || id > 255 {
+		return s, fmt.Errorf("--sync-id %d out of range 0..255", id)
+	}
+	s.SyncID = id
+	if maxLen < 0 || maxLen > config.MaxSyncMaxLen {
+		return s, fmt.Errorf("--sync-maxlen %d out of range 0..%d", maxLen, config.MaxSyncMaxLen)
+	}
+	s.MaxLen = maxLen
+	g, err := netip.ParseAddr(group)
+	if err != nil {
+		return s, fmt.Errorf("--sync-group %q is not an IP address", group)
+	}
+	if err := config.CheckSyncGroup(g); err != nil {
+		return s, fmt.Errorf("--sync-group %v", err)
+	}
+	s.Group = g
+	if port < 1 || port > 65535 {
+		return s, fmt.Errorf("--sync-port %d out of range 1..65535", port)
+	}
+	s.Port = port
+	if ttl < 1 || ttl > 255 {
+		return s, fmt.Errorf("--sync-ttl %d out of range 1..255", ttl)
+	}
+	s.TTL = ttl
+	if peers != "" {
+		for _, p := range strings.Split(peers, ",") {
+			ap, err := config.ParseSyncPeer(strings.TrimSpace(p), uint16(port))
+			if err != nil {
+				return s, fmt.Errorf("--sync-peers %v", err)
+			}
+			s.Peers = append(s.Peers, ap)
+		}
+		if len(s.Peers) > config.MaxSyncPeers {
+			return s, fmt.Errorf("--sync-peers: %d peers, at most %d", len(s.Peers), config.MaxSyncPeers)
+		}
+	}
+	return s, nil
 }
 
 // takeOverListenTimeout bounds how long a udr that took the table over

@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -33,7 +34,9 @@ func TestRunSettings(t *testing.T) {
 		MetricsAddress:   "127.0.0.1:9780",
 		IO:               forwarder.IOAuto,
 		Workers:          director.WorkersAuto,
+		Sync:             config.DefaultSync(),
 	}
+	syncWith := func(f func(*config.Sync)) config.Sync { s := config.DefaultSync(); f(&s); return s }
 	// Each row gives a value by flag and another by the file's key; the
 	// settings that have a non-default value by either source appear twice,
 	// so that each source is seen giving the default and not.
@@ -78,6 +81,19 @@ func TestRunSettings(t *testing.T) {
 		{"SecureTCP", "--secure-tcp=0", "secure_tcp: 1", conntrack.DefenseOff, conntrack.DefenseAuto},
 		{"Standby", "--standby", "standby: false", true, false},
 		{"Standby", "--standby=false", "standby: true", false, true},
+		// Any --sync* flag gives the whole sync block.
+		{"Sync", "--sync=master,backup", "sync: {backup: true, syncid: 3}",
+			syncWith(func(s *config.Sync) { s.Master, s.Backup = true, true }), syncWith(func(s *config.Sync) { s.Backup, s.SyncID = true, 3 })},
+		{"Sync", "--sync-id=9", "sync: {master: true, peers: [192.0.2.3]}",
+			syncWith(func(s *config.Sync) { s.SyncID = 9 }),
+			syncWith(func(s *config.Sync) {
+				s.Master, s.Peers = true, []netip.AddrPort{netip.MustParseAddrPort("192.0.2.3:8848")}
+			})},
+		{"Sync", "--sync-peers=192.0.2.4:9000,[2001:db8::4]", "sync: {backup: true, port: 8849}",
+			syncWith(func(s *config.Sync) {
+				s.Peers = []netip.AddrPort{netip.MustParseAddrPort("192.0.2.4:9000"), netip.MustParseAddrPort("[2001:db8::4]:8848")}
+			}),
+			syncWith(func(s *config.Sync) { s.Backup, s.Port = true, 8849 })},
 	}
 	dir := t.TempDir()
 	for i, r := range rows {
@@ -201,6 +217,14 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--rules", "r", "--iface", "eth0", "--vip-mac", "00:00:00:00:00:00"}, "--vip-mac 00:00:00:00:00:00 is the all-zero MAC"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--vip-mac", "ff:ff:ff:ff:ff:ff"}, "--vip-mac ff:ff:ff:ff:ff:ff is the broadcast MAC"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--vip-mac", "33:33:00:00:00:01"}, "--vip-mac 33:33:00:00:00:01 is a multicast MAC"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync", "slave"}, `--sync "slave": want master, backup, master,backup or off`},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-id", "256"}, "--sync-id 256 out of range 0..255"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-maxlen", "65508"}, "--sync-maxlen 65508 out of range 0..65507"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-group", "192.0.2.81"}, "--sync-group 192.0.2.81 is not a multicast address"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-port", "0"}, "--sync-port 0 out of range 1..65535"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-ttl", "0"}, "--sync-ttl 0 out of range 1..255"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-peers", "224.0.0.81"}, "--sync-peers 224.0.0.81 is not a unicast address"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-interface", "a/b"}, `--sync-interface "a/b" is not an interface name`},
 	} {
 		cfg, err := parseRun(tt.args, io.Discard)
 		var ee *exitError

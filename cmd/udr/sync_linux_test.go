@@ -1,0 +1,300 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/udr-lb/udr/internal/drlab"
+	"github.com/udr-lb/udr/internal/netlab"
+)
+
+// The sync test's service: wlc, whose picks depend on the director's own
+// counts, over three real servers.
+const syncRules = `-A -t 192.0.2.100:7002 -s wlc
+-a -t 192.0.2.100:7002 -r 192.0.2.11:7002 -g -w 1
+-a -t 192.0.2.100:7002 -r 192.0.2.12:7002 -g -w 1
+-a -t 192.0.2.100:7002 -r 192.0.2.13:7002 -g -w 1
+`
+
+var (
+	director2 = netip.MustParsePrefix("192.0.2.3/24")
+	vipMACA   = net.HardwareAddr{0x02, 0, 0, 0, 0x0a, 0x01}
+	vipMACB   = net.HardwareAddr{0x02, 0, 0, 0, 0x0b, 0x01}
+)
+
+// startSyncDaemon is startRestartDaemon on host h.
+func startSyncDaemon(t *testing.T, h *netlab.Host, bin udrBinary, sock string, args ...string) *restartDaemon {
+	t.Helper()
+	d := &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
+	d.cmd = h.Command(bin.exe, append([]string{"run"}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start udr run: %v", err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	rd := &restartDaemon{daemon: d}
+	t.Cleanup(func() {
+		rd.stop(t)
+		if t.Failed() {
+			t.Logf("udr run on %s %s log:\n%s", h.Name(), strings.Join(args, " "), d.log)
+		}
+	})
+	if _, err := d.log.wait(0, "udr running", daemonStartTimeout, d.exited); err != nil {
+		t.Fatalf("udr run on %s: %v\n%s", h.Name(), err, d.log)
+	}
+	return rd
+}
+
+// kill ends the daemon with SIGKILL, as a crash would.
+func (d *restartDaemon) kill(t *testing.T) {
+	d.once.Do(func() {
+		d.cmd.Process.Signal(syscall.SIGKILL)
+		<-d.exited
+	})
+}
+
+// connBindings returns, from ipvsadm -L -c -n, each connection's real
+// server and state by client address and port.
+func connBindings(listing string) map[string]string {
+	m := make(map[string]string)
+	for _, line := range strings.Split(listing, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 6 && f[0] == "TCP" {
+			m[f[3]] = f[5] + " " + f[2]
+		}
+	}
+	return m
+}
+
+// waitListing polls ipvsadm args on d until ok accepts its output.
+func waitListing(t *testing.T, d *restartDaemon, what string, timeout time.Duration, ok func(string) bool, args ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		out := d.mustIpvsadm(t, args...)
+		if ok(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last ipvsadm %s:\n%s", what, timeout, strings.Join(args, " "), out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestPrivilegedSyncFailover: two directors on one segment, A running the
+// master and backup sync daemons, B the backup and master; 20 long TCP
+// connections through A's wlc service. B learns them from A's sync
+// messages, bound to the same real servers with the same counts; then A is
+// killed and the client's neighbour entry for the VIP moves to B (as a
+// VRRP switch-over's gratuitous ARP would): every connection carries on
+// through B to the real server it had, with no reset, and new ones are
+// served. A started again sends a hello, B answers with its table, and A
+// lists the 20 connections.
+func TestPrivilegedSyncFailover(t *testing.T) {
+	netlab.Privileged(t)
+	bin := buildUDR(t)
+	lab, err := drlab.New("sync", drlab.Options{RealServers: 3})
+	if err != nil {
+		t.Fatalf("build lab: %v", err)
+	}
+	prefix := lab.Prefix()
+	t.Cleanup(func() {
+		if err := lab.Close(); err != nil {
+			t.Errorf("close lab: %v", err)
+		}
+		if left := netlab.Leftovers(prefix); len(left) > 0 {
+			t.Errorf("namespaces left after closing the lab: %q", left)
+		}
+	})
+	hostB, err := lab.AddHost("director2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Connect(hostB, "eth0", director2); err != nil {
+		t.Fatal(err)
+	}
+	var clients []netip.Addr
+	var prefixes []netip.Prefix
+	for i := range restartClients {
+		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(60 + i)})
+		clients = append(clients, a)
+		prefixes = append(prefixes, netip.PrefixFrom(a, 24))
+	}
+	if err := lab.Client.AddAddrs("eth0", prefixes...); err != nil {
+		t.Fatal(err)
+	}
+	for i, rs := range lab.RS {
+		echoServer(t, rs, fmt.Sprintf("rs%d", i+1), 7002)
+	}
+	rules := filepath.Join(bin.dir, "rules")
+	if err := os.WriteFile(rules, []byte(syncRules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sockA, sockB := filepath.Join(bin.dir, "a.sock"), filepath.Join(bin.dir, "b.sock")
+	args := func(sock string, mac net.HardwareAddr, workers string) []string {
+		return []string{"--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", "off", "--state", "off",
+			"--vip-mac", mac.String(), "--workers", workers, "--sync", "master,backup"}
+	}
+	neighbour := func(mac net.HardwareAddr) {
+		t.Helper()
+		if out, err := lab.Client.Command("ip", "neigh", "replace", drlab.VIP.String(), "lladdr", mac.String(),
+			"dev", "eth0", "nud", "permanent").CombinedOutput(); err != nil {
+			t.Fatalf("ip neigh replace %s: %v\n%s", mac, err, out)
+		}
+	}
+	// The client reaches the VIP through A; B runs beside it.
+	neighbour(vipMACA)
+	a := startSyncDaemon(t, lab.Director, bin, sockA, args(sockA, vipMACA, "2")...)
+	b := startSyncDaemon(t, hostB, bin, sockB, args(sockB, vipMACB, "1")...)
+	for _, d := range []*restartDaemon{a, b} {
+		for range 3 {
+			if _, err := d.log.wait(0, "real server reachable", daemonEventTimeout, d.exited); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := "master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n" +
+		"backup sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+	if got := b.mustIpvsadm(t, "-L", "--daemon"); got != want {
+		t.Errorf("ipvsadm -L --daemon on B:\n%swant\n%s", got, want)
+	}
+
+	conns := dialLong(t, lab, clients, 7002)
+	servers := make(map[string]int)
+	for _, lc := range conns {
+		if err := lc.exchange(); err != nil {
+			t.Fatal(err)
+		}
+		servers[lc.server]++
+	}
+	if len(servers) != 3 {
+		t.Fatalf("connections per real server %v: want all three used", servers)
+	}
+	x := exchangeAll(conns)
+	defer x.end()
+	marks := make([]int64, len(conns))
+	for i, lc := range conns {
+		marks[i] = lc.done.Load()
+	}
+	waitCarryOn(t, x, conns, marks, 3)
+
+	// B learns every connection, bound to the server A picked, and counts
+	// them as A does.
+	onA := connBindings(a.mustIpvsadm(t, "-L", "-c", "-n"))
+	if len(onA) != len(conns) {
+		t.Fatalf("A lists %d connections, want %d", len(onA), len(conns))
+	}
+	syncStart := time.Now()
+	waitListing(t, b, "B lists A's connections", 30*time.Second, func(out string) bool {
+		onB := connBindings(out)
+		for c, bind := range onA {
+			if onB[c] != bind {
+				return false
+			}
+		}
+		return true
+	}, "-L", "-c", "-n")
+	t.Logf("B had every connection %v after A listed them", time.Since(syncStart).Round(time.Millisecond))
+	listA := a.mustIpvsadm(t, "-L", "-n")
+	listB := waitListing(t, b, "B counts the connections as A", 10*time.Second, func(out string) bool { return out == listA }, "-L", "-n")
+	t.Logf("ipvsadm -L -n on B before the failover:\n%s", listB)
+
+	// A dies; the VIP's neighbour entry moves to B.
+	for i, lc := range conns {
+		marks[i] = lc.done.Load()
+	}
+	killed := time.Now()
+	a.kill(t)
+	neighbour(vipMACB)
+	waitCarryOn(t, x, conns, marks, 4)
+	t.Logf("every connection made 4 exchanges through B %v after A was killed", time.Since(killed).Round(time.Millisecond))
+	if errs := x.failed(); len(errs) > 0 {
+		t.Fatalf("%d connections lost: %v", len(errs), errors.Join(errs...))
+	}
+	onB := connBindings(b.mustIpvsadm(t, "-L", "-c", "-n"))
+	for _, lc := range conns {
+		c := lc.c.LocalAddr().String()
+		if got, want := strings.Fields(onB[c]+" "), strings.Fields(onA[c]); len(got) == 0 || got[0] != want[0] {
+			t.Errorf("connection %d from %s: B binds it as %q, A did as %q", lc.id, c, onB[c], onA[c])
+		}
+	}
+	// New connections through B.
+	fresh := dialLong(t, lab, clients[:1], 7002)
+	for _, lc := range fresh {
+		if err := lc.exchange(); err != nil {
+			t.Errorf("a new connection through B: %v", err)
+		}
+	}
+	for _, lc := range fresh {
+		lc.c.Close()
+	}
+
+	// A comes back: its hello makes B send the table.
+	restart := time.Now()
+	a2 := startSyncDaemon(t, lab.Director, bin, sockA, args(sockA, vipMACA, "2")...)
+	line, err := a2.log.wait(0, "resync: received the peers' connection table", 30*time.Second, a2.exited)
+	if err != nil {
+		t.Fatalf("A after its restart: %v", err)
+	}
+	took := "?"
+	if m := regexp.MustCompile(`took=(\S+)`).FindStringSubmatch(line); m != nil {
+		took = m[1]
+	}
+	onB = connBindings(b.mustIpvsadm(t, "-L", "-c", "-n"))
+	waitListing(t, a2, "A lists B's connections after its restart", 10*time.Second, func(out string) bool {
+		onA2 := connBindings(out)
+		for _, lc := range conns {
+			c := lc.c.LocalAddr().String()
+			if onA2[c] == "" || onA2[c] != onB[c] {
+				return false
+			}
+		}
+		return true
+	}, "-L", "-c", "-n")
+	if _, err := b.log.wait(0, "resync: sent the connection table to a peer that started", daemonEventTimeout, b.exited); err != nil {
+		t.Errorf("B: %v", err)
+	}
+	t.Logf("resync: A listed the %d connections %v after its start; its log: took=%s", len(conns),
+		time.Since(restart).Round(time.Millisecond), took)
+
+	for i, lc := range conns {
+		marks[i] = lc.done.Load()
+	}
+	waitCarryOn(t, x, conns, marks, 2)
+	if errs := x.end(); len(errs) > 0 {
+		t.Fatalf("connections broke: %v", errors.Join(errs...))
+	}
+	lost := 0
+	for _, lc := range conns {
+		if err := lc.exchange(); err != nil {
+			lost++
+			if errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("reset: %v", err)
+			} else {
+				t.Error(err)
+			}
+		}
+	}
+	t.Logf("connections lost: %d of %d", lost, len(conns))
+	if got := b.mustIpvsadm(t, "--stop-daemon", "master"); got != "" {
+		t.Errorf("--stop-daemon master printed %q", got)
+	}
+	if r := b.ipvsadm(t, "", "--stop-daemon", "master"); r.code != 255 || r.stderr != "No daemon is running\n" {
+		t.Errorf("a second --stop-daemon master: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
