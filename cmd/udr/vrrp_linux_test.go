@@ -19,7 +19,6 @@ import (
 	"github.com/udr-lb/udr/internal/netlab"
 )
 
-
 // vrrpTimeout bounds the election and the takeover: keepalived declares a
 // silent master down after 3 advert_int (1 s) and its skew, and TCP's
 // retransmission timer, doubled at each loss, brings the connections'
@@ -467,4 +466,102 @@ func needFlock(t *testing.T) {
 	if _, err := exec.LookPath("flock"); err != nil {
 		t.Skip("flock(1) (util-linux) is not installed")
 	}
+}
+
+// TestPrivilegedVRRPPairSync is TestPrivilegedVRRPPair's first takeover
+// with a wlc service, whose picks depend on the director's own counts, and
+// both connection sync daemons on both directors: the backup, in standby,
+// receives the master's connections and binds each to the real server the
+// master picked; when the master dies (udr, then keepalived, SIGKILLed)
+// the backup takes over and every connection goes on through it to its
+// real server, none lost.
+func TestPrivilegedVRRPPairSync(t *testing.T) {
+	netlab.Privileged(t)
+	needKeepalived(t)
+	needFlock(t)
+	bin := buildUDR(t)
+	lab, h2, clients := vrrpLab(t, "vrrpsync", 7002)
+	rules := filepath.Join(bin.dir, "rules")
+	if err := os.WriteFile(rules, []byte("-A -t 192.0.2.100:7002 -s wlc\n"+
+		"-a -t 192.0.2.100:7002 -r 192.0.2.11:7002 -g -w 1\n"+
+		"-a -t 192.0.2.100:7002 -r 192.0.2.12:7002 -g -w 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pair := []*pairDirector{
+		startPairDirector(t, bin, lab.Director, "d1", 150, rules, "--sync", "master,backup"),
+		startPairDirector(t, bin, h2, "d2", 100, rules, "--sync", "master,backup"),
+	}
+	master, backup := awaitElection(t, pair)
+	t.Logf("elected: %s master, %s backup", master.name, backup.name)
+
+	conns := dialLong(t, lab, clients, 7002)
+	servers := make(map[string]int)
+	for _, lc := range conns {
+		if err := lc.exchange(); err != nil {
+			t.Fatal(err)
+		}
+		servers[lc.server]++
+	}
+	if servers["rs1"] == 0 || servers["rs2"] == 0 {
+		t.Fatalf("connections per real server %v: want both used", servers)
+	}
+	x := exchangeAll(conns)
+	defer x.end()
+	marks := make([]int64, len(conns))
+	for i, lc := range conns {
+		marks[i] = lc.done.Load()
+	}
+	waitCarryOn(t, x, conns, marks, 3)
+
+	// The backup, in standby, has every connection, bound as on the
+	// master.
+	onMaster := connBindings(master.udr.mustIpvsadm(t, "-L", "-c", "-n"))
+	if len(onMaster) != len(conns) {
+		t.Fatalf("the master lists %d connections, want %d", len(onMaster), len(conns))
+	}
+	waitListing(t, backup.udr, "the backup in standby lists the master's connections", vrrpTimeout, func(out string) bool {
+		on := connBindings(out)
+		for c, bind := range onMaster {
+			if boundTo(on[c]) != boundTo(bind) {
+				return false
+			}
+		}
+		return true
+	}, "-L", "-c", "-n")
+	if sb, ok := backup.standby(t); !ok || !sb {
+		t.Fatalf("the backup's udr: answered %v, standby %v; want standby", ok, sb)
+	}
+
+	for i, lc := range conns {
+		marks[i] = lc.done.Load()
+	}
+	mark := backup.udr.log.len()
+	killed := time.Now()
+	master.udr.kill(t)
+	master.ka.kill(t)
+	active, first, last := takeover(t, x, conns, marks, killed, backup, mark)
+	errs := x.end()
+	t.Logf("master killed: %s's udr active %v after the kill; the connections' first echo %v after the kill, the last's %v; connections lost %d of %d",
+		backup.name, active.Round(time.Millisecond), first.Round(time.Millisecond), last.Round(time.Millisecond), len(errs), len(conns))
+	if len(errs) > 0 {
+		t.Fatalf("connections broke: %v", errors.Join(errs...))
+	}
+	onBackup := connBindings(backup.udr.mustIpvsadm(t, "-L", "-c", "-n"))
+	for _, lc := range conns {
+		c := lc.c.LocalAddr().String()
+		if boundTo(onBackup[c]) != boundTo(onMaster[c]) {
+			t.Errorf("connection %d from %s: the new master binds it as %q, the old one did as %q", lc.id, c, onBackup[c], onMaster[c])
+		}
+		if err := lc.exchange(); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// boundTo returns the real server of a connBindings value, "" for none.
+func boundTo(binding string) string {
+	if f := strings.Fields(binding); len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }
