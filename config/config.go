@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/udr-lb/udr/bgp"
 	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/service"
 )
@@ -77,6 +78,7 @@ const (
 //	        lower_threshold: 0       # ipvsadm -y; at most upper_threshold
 //	        health_check: {...}      # overrides the service's field by field;
 //	                                 # one of another kind inherits nothing; {kind: none} = no check
+//	bgp: {...}                       # announce the VIPs to routers (bgpDoc in configbgp.go); absent = no BGP
 //
 // A health_check mapping, with its defaults (health.CheckConfig's):
 //
@@ -128,6 +130,10 @@ type File struct {
 	// relative, or "". Its services are not in Services.
 	Rules    string
 	Services []Service
+
+	// BGP is the bgp section: the VIPs are announced to routers; nil
+	// when it is absent (configbgp.go has its keys).
+	BGP *bgp.Config
 }
 
 // Service is one service of udr.yaml.

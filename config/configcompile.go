@@ -118,6 +118,8 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 		fc.Services = append(fc.Services, s)
 	}
 	cfg.Timeouts = fc.Timeouts
+	fc.BGP = d.bgp(doc.BGP)
+	warnings = append(warnings, BGPWarnings(d.name, fc.BGP, cfg)...)
 	return fc, cfg, warnings
 }
 

@@ -44,6 +44,7 @@ type fileDoc struct {
 	Rules            ast.Node     `yaml:"rules"`
 	Services         []serviceDoc `yaml:"services"`
 	Sync             *syncDoc     `yaml:"sync"`
+	BGP              *bgpDoc      `yaml:"bgp"`
 }
 
 type timeoutsDoc struct {

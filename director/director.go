@@ -118,6 +118,8 @@ type Director struct {
 	// fanoutMasks are fanout4<<8 | fanout6, for the sync daemons, which
 	// read them without d.mu.
 	fanoutMasks atomic.Uint64
+
+	bgp bgpState // the VIPs' routes, with a bgp section (bgp.go)
 }
 
 // probeInterval is how often real servers are asked for their MAC.
@@ -247,6 +249,9 @@ func New(cfg Config) (_ *Director, err error) {
 	d.logTable(t)
 	if t.Options().Standby {
 		d.log.Info("starting in standby: no ARP/NDP answers, announcements or forwarding for the VIPs until `udr admin --active`")
+	}
+	if err := d.startBGP(); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -389,6 +394,7 @@ func (d *Director) Reload() error {
 	if fixed := differ(d.settings, next) &^ reloadable; fixed != 0 {
 		d.log.Warn("settings changed in the config file apply at the next start", "keys", fixed.keys())
 	}
+	d.bgpReloaded(fc)
 	oldFile, oldSettings, oldRules := d.file, d.settings, d.running
 	// The file's settings apply to the table being compiled.
 	d.file, d.settings = fc, merge(d.settings, next, reloadable)
@@ -532,6 +538,7 @@ func (d *Director) logTable(t *forwarder.Table) {
 // turns the offloads that New turned off on again, unless a new udr took
 // the table over (HandedOff): they stay off for it.
 func (d *Director) Close() error {
+	d.stopBGP()
 	d.stopWatch()
 	d.checker.Close()
 	var errs []error
@@ -558,6 +565,7 @@ func (d *Director) Stats() forwarder.Stats { return d.ws.PipelineStats() }
 func (d *Director) Run(ctx context.Context) error {
 	go d.estimate(ctx)
 	go d.checker.Run(ctx)
+	go d.runBGP(ctx)
 	set := d.Settings()
 	sctx, stopSync := context.WithCancel(ctx)
 	syncDone := make(chan struct{})

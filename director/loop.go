@@ -107,7 +107,10 @@ func (d *Director) control(ctx context.Context) {
 // the neighbour probes for real servers, and logs what changed.
 func (d *Director) periodic(now time.Time) {
 	t := d.table.Load()
-	if !t.Options().Standby && d.announcer.Due(now) {
+	// With BGP the routers reach the VIPs through the next hop: the
+	// directors do not claim them on the segment (README, Several
+	// directors).
+	if !t.Options().Standby && d.announcer.Due(now) && !d.bgpOn() {
 		vmac := t.Options().VIPMAC
 		for _, vip := range t.VIPs() {
 			if f, err := announce(vmac, vip); err == nil {

@@ -16,16 +16,17 @@ import (
 	"github.com/udr-lb/udr/internal/bounded"
 )
 
-// Handler returns an http.Handler that serves the metrics of c, with the
-// Go runtime's and the process's, in the Prometheus exposition formats. It
-// builds its own registry: nothing is registered globally.
-func Handler(c prometheus.Collector) (http.Handler, error) {
+// Handler returns an http.Handler that serves the metrics of c and of
+// more (the BGP speaker's), with the Go runtime's and the process's, in
+// the Prometheus exposition formats. It builds its own registry: nothing
+// is registered globally.
+func Handler(c prometheus.Collector, more ...prometheus.Collector) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
-	for _, x := range []prometheus.Collector{
+	for _, x := range append([]prometheus.Collector{
 		c,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
+	}, more...) {
 		if err := reg.Register(x); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

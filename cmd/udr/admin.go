@@ -26,6 +26,7 @@ import (
 //	udr admin [--control PATH] IPVSADM-ARGS...
 //	udr admin [--control PATH] --reload
 //	udr admin [--control PATH] --standby | --active
+//	udr admin [--control PATH] -L --bgp [-j]
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	return adminWith(args, os.Stdin, stdout, stderr)
 }
@@ -59,6 +60,9 @@ func adminWith(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if len(args) == 1 && (args[0] == "--standby" || args[0] == "--active") {
 		return setStandby(c, path, args[0] == "--standby", stdout)
+	}
+	if slices.Contains(args, "--bgp") {
+		return adminBGP(c, path, args, stdout)
 	}
 	req := director.IpvsadmRequest{Args: args}
 	if slices.ContainsFunc(args, isRestore) {

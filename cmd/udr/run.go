@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
 	"github.com/udr-lb/udr/config"
@@ -70,8 +71,21 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 	set := d.Settings() // the flags, and the file's settings where none is given
 	control, metrics := set.ControlSocket, set.MetricsAddress
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	sig, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGTERM or SIGINT: with BGP, the routes are withdrawn first and the
+	// workers go on forwarding for the drain time, while the routers
+	// move the flows to the other directors; then everything stops.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-sig.Done():
+			d.Drain(ctx)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -112,7 +126,11 @@ func runDirector(args []string, stdout, stderr io.Writer) error {
 		lim := udrmetrics.Limits(metricsConns, log)
 		lim.Counters = new(bounded.Counters)
 		listeners["metrics"] = lim.Counters
-		h, err := udrmetrics.Handler(udrmetrics.NewCollector(d.MetricsSnapshot, &udrmetrics.Options{Rates: true, Listeners: listeners}))
+		var more []prometheus.Collector
+		if d.BGPStatus() != nil {
+			more = append(more, udrmetrics.NewBGPCollector(d.BGPMetrics))
+		}
+		h, err := udrmetrics.Handler(udrmetrics.NewCollector(d.MetricsSnapshot, &udrmetrics.Options{Rates: true, Listeners: listeners}), more...)
 		if err != nil {
 			return err
 		}
@@ -154,6 +172,12 @@ func runCapabilities(cfg *director.Config) (privs.Set, error) {
 		}
 		if set, err = director.Resolve(cfg.Settings, cfg.Given, fc); err != nil {
 			return 0, usageErrorf("run: %v", err)
+		}
+	}
+	if cfg.ConfigFile != "" {
+		// A BGP listener on port 179 (passive peers).
+		if fc, _, _, err := config.Load(cfg.ConfigFile); err == nil && fc.BGP != nil && fc.BGP.ListenPort > 0 && fc.BGP.ListenPort < 1024 {
+			keep |= privs.Of(unix.CAP_NET_BIND_SERVICE)
 		}
 	}
 	if a := set.MetricsAddress; a != "off" && a != "" {
