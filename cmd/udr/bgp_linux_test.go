@@ -64,7 +64,7 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 	}
 	m := scrape(t, metricsClient(l.directors[0]))
 	for name, want := range map[string]float64{
-		`udr_bgp_peer_up{peer="192.0.2.1"}`:                  1,
+		`udr_bgp_peer_up{peer="192.0.2.1"}`:                 1,
 		`udr_bgp_route_announced{prefix="203.0.113.10/32"}`: 1,
 		`udr_bgp_route_changes_total{change="announce"}`:    1,
 	} {
