@@ -268,10 +268,10 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
-// bgpConfig is director i's udr.yaml: an mh (or other) service on the
-// echo port and on port 80 of bgpVIP over the three real servers, and a
-// bgp section that peers with the router.
-func bgpConfig(dir string, i int, sched, extra string, minHealthy int) string {
+// bgpConfig is director i's udr.yaml: a service with scheduler sched and
+// flags (ipvsadm -b) on the echo port of bgpVIP over the three real
+// servers, and a bgp section that peers with the router.
+func bgpConfig(dir string, i int, sched, flags string, minHealthy int) string {
 	return fmt.Sprintf(`interface: eth0
 control_socket: %s
 state_file: "off"
@@ -279,6 +279,7 @@ services:
   - address: %s
     port: %d
     scheduler: %s
+    flags: [%s]
     servers: [{address: 192.0.2.11}, {address: 192.0.2.12}, {address: 192.0.2.13}]
 bgp:
   asn: %d
@@ -287,8 +288,8 @@ bgp:
   drain: 3s
   peers:
     - {address: %s, asn: %d, hold_time: 3s, keepalive: 1s, connect_retry: 1s}
-%s`, filepath.Join(dir, fmt.Sprintf("udr%d.sock", i)), bgpVIP, echoPort, sched, bgpUDRASN, bgpDirectorAddr(i).Addr(),
-		minHealthy, drlab.Router.Addr(), bgpRouterASN, extra)
+`, filepath.Join(dir, fmt.Sprintf("udr%d.sock", i)), bgpVIP, echoPort, sched, flags, bgpUDRASN, bgpDirectorAddr(i).Addr(),
+		minHealthy, drlab.Router.Addr(), bgpRouterASN)
 }
 
 // bgpDaemon is `udr run --config` in one director's namespace.
