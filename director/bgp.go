@@ -96,6 +96,13 @@ func (d *Director) runBGP(ctx context.Context) {
 // false when a change failed and is to be tried again.
 func (d *Director) reconcileBGP(t *forwarder.Table, now time.Time) bool {
 	want := decideVIPs(t.Config(), d.bgp.cfg.MinHealthy)
+	if t.Options().Standby {
+		// A standby director forwards nothing to the VIPs: it must not
+		// draw their flows.
+		for vip := range want {
+			want[vip] = vipDecision{reason: "standby: this director forwards nothing until udr admin --active"}
+		}
+	}
 	d.bgp.mu.Lock()
 	defer d.bgp.mu.Unlock()
 	if d.bgp.draining {

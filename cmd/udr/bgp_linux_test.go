@@ -24,7 +24,7 @@ const bgpRouteTimeout = 30 * time.Second
 // set to weight 0 (below min_healthy) withdraws it and weight 1 brings it
 // back; the state shows in udr admin -L --bgp (and -j) and in the
 // metrics; SIGTERM withdraws the route while udr still forwards (drain),
-// and only then does udr stop.
+// and only then does udr stop. A standby director withdraws it too.
 func TestPrivilegedBGPFRR(t *testing.T) {
 	l := newBGPLab(t, "bgpfrr", 1)
 	bin := buildUDR(t)
@@ -89,6 +89,16 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 		t.Fatalf("udr admin -e -w 1: exit %d: %s", r.code, r.stderr)
 	}
 	l.waitGateways(t, "announced again", bgpRouteTimeout, 1)
+
+	// A standby director draws no flows: withdrawn, and back when active.
+	if r := d.admin(t, "--standby"); r.code != 0 {
+		t.Fatalf("udr admin --standby: exit %d: %s", r.code, r.stderr)
+	}
+	l.waitGateways(t, "withdrawn in standby", bgpRouteTimeout)
+	if r := d.admin(t, "--active"); r.code != 0 {
+		t.Fatalf("udr admin --active: exit %d: %s", r.code, r.stderr)
+	}
+	l.waitGateways(t, "announced when active", bgpRouteTimeout, 1)
 
 	// SIGTERM: the route goes first, while udr still runs (drain 3s).
 	from := d.log.len()
