@@ -211,19 +211,19 @@ var statelessSchedulers = map[string]bool{"sh": true, "mh": true, "dh": true}
 // state (connection counts, positions, caches, randomness): after a route
 // change moves a flow to another director, that director, which has no
 // entry for it, drops its packets (or, with sloppy_tcp, picks again, maybe
-// another server). sh, mh and dh pick from the packet and the rules.
-func BGPWarnings(name string, bgpCfg *bgp.Config, cfg *service.Config) []string {
-	if bgpCfg == nil || cfg == nil {
+// another server). sh, mh and dh pick from the packet and the rules. With
+// both sync daemons (master and backup) the other directors have the
+// entries: no warning.
+func BGPWarnings(name string, bgpCfg *bgp.Config, sync Sync, cfg *service.Config) []string {
+	if bgpCfg == nil || cfg == nil || sync.Master && sync.Backup {
 		return nil
 	}
-	// TODO(#12): no warning when connection sync (master and backup) is
-	// configured: the other directors then have the entry.
 	var out []string
 	for _, s := range service.SortedServices(cfg) {
 		if statelessSchedulers[s.Scheduler] {
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s: bgp: service %s %s uses %s, whose picks depend on this director's own state: a flow that a route change moves to another director loses its connection there; with BGP use mh (or sh), which every director computes alike from the same rules",
+		out = append(out, fmt.Sprintf("%s: bgp: service %s %s uses %s, whose picks depend on this director's own state: a flow that a route change moves to another director loses its connection there; with BGP use mh (or sh), which every director computes alike from the same rules, or run connection sync (sync: {master: true, backup: true})",
 			name, strings.ToLower(s.Proto.String()), service.FormatAddrPort(s.Addr, s.Port), s.Scheduler))
 	}
 	return out

@@ -146,13 +146,20 @@ services:
 		t.Fatal(err)
 	}
 	want := []string{
-		"udr.yaml: bgp: service tcp 203.0.113.10:443 uses wlc, whose picks depend on this director's own state: a flow that a route change moves to another director loses its connection there; with BGP use mh (or sh), which every director computes alike from the same rules",
-		"udr.yaml: bgp: service tcp 203.0.113.13:80 uses rr, whose picks depend on this director's own state: a flow that a route change moves to another director loses its connection there; with BGP use mh (or sh), which every director computes alike from the same rules",
+		"udr.yaml: bgp: service tcp 203.0.113.10:443 uses wlc, whose picks depend on this director's own state: a flow that a route change moves to another director loses its connection there; with BGP use mh (or sh), which every director computes alike from the same rules, or run connection sync (sync: {master: true, backup: true})",
+		"udr.yaml: bgp: service tcp 203.0.113.13:80 uses rr, whose picks depend on this director's own state: a flow that a route change moves to another director loses its connection there; with BGP use mh (or sh), which every director computes alike from the same rules, or run connection sync (sync: {master: true, backup: true})",
 	}
 	if diff := cmp.Diff(want, warnings); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 	if _, _, warnings, _ := parseConfig([]byte(file), "udr.yaml", "."); len(warnings) != 0 {
 		t.Errorf("warnings without bgp: %q", warnings)
+	}
+	const bgpSection = "bgp: {asn: 65001, router_id: 192.0.2.2, peers: [{address: 192.0.2.1, asn: 65000}]}\n"
+	if _, _, warnings, err := parseConfig([]byte(file+bgpSection+"sync: {master: true, backup: true}\n"), "udr.yaml", "."); err != nil || len(warnings) != 0 {
+		t.Errorf("warnings with sync master and backup: %q, %v", warnings, err)
+	}
+	if _, _, warnings, _ := parseConfig([]byte(file+bgpSection+"sync: {master: true}\n"), "udr.yaml", "."); len(warnings) != 2 {
+		t.Errorf("warnings with a sync master alone: %q, want 2", warnings)
 	}
 }

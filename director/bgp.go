@@ -73,8 +73,15 @@ func (d *Director) runBGP(ctx context.Context) {
 	if !d.bgpOn() {
 		return
 	}
-	// TODO(#12): wait for the director to be warm (its connection table
-	// synced from the other directors) before the first announcement.
+	// Before the first announcement, the director waits to be warm: with
+	// a backup sync daemon, until its peers' connection tables came
+	// (Warm), so that the flows the routers move here find their entries.
+	select {
+	case <-ctx.Done():
+		return
+	case <-d.Warm():
+	}
+	d.log.Info("bgp: the director is warm: the VIPs may be announced")
 	tick := time.NewTicker(bgpInterval)
 	defer tick.Stop()
 	var last *forwarder.Table
