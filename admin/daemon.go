@@ -71,10 +71,15 @@ func CompleteDaemon(d Daemon, mtu int) Daemon {
 }
 
 // DaemonLine is how ipvsadm -L --daemon prints a running daemon
-// (list_daemon), with a newline.
+// (list_daemon), with a newline. As ipvsadm, it leaves the group out when
+// there is none (a daemon of udr.yaml's that sends to its peers only).
 func DaemonLine(d Daemon) string {
-	return fmt.Sprintf("%s sync daemon (mcast=%s, syncid=%d, maxlen=%d, group=%s, port=%d, ttl=%d)\n",
-		d.State, d.McastInterface, d.SyncID, d.SyncMaxLen, d.McastGroup, d.McastPort, d.McastTTL)
+	group := ""
+	if d.McastGroup.IsValid() {
+		group = ", group=" + d.McastGroup.String()
+	}
+	return fmt.Sprintf("%s sync daemon (mcast=%s, syncid=%d, maxlen=%d%s, port=%d, ttl=%d)\n",
+		d.State, d.McastInterface, d.SyncID, d.SyncMaxLen, group, d.McastPort, d.McastTTL)
 }
 
 // startDaemon is CMD_STARTDAEMON.

@@ -32,7 +32,7 @@ const (
 //	  interface: ""          # the multicast interface; "" = the director's interface
 //	  syncid: 0              # 0..255; a backup with syncid 0 takes every syncid
 //	  maxlen: 0              # message length, 1..65507; 0 = the kernel's default (1472)
-//	  group: 224.0.0.81      # multicast group, IPv4 or IPv6
+//	  group: 224.0.0.81      # multicast group, IPv4 or IPv6; none: the peers only
 //	  port: 8848             # UDP port of the group and of the backup's socket
 //	  ttl: 1                 # multicast TTL (hop limit), 1..255
 //	  peers: []              # unicast peers, addr or addr:port (port: the sync port),
@@ -42,7 +42,7 @@ type Sync struct {
 	Interface      string
 	SyncID         int
 	MaxLen         int
-	Group          netip.Addr
+	Group          netip.Addr // invalid for none: unicast to the peers only
 	Port           int
 	TTL            int
 	Peers          []netip.AddrPort
@@ -103,7 +103,9 @@ func (d *configDecoder) sync(doc *syncDoc) Sync {
 	s.SyncID = int(id)
 	maxLen, _ := d.integer("sync.maxlen", doc.MaxLen, 0, MaxSyncMaxLen, 0)
 	s.MaxLen = int(maxLen)
-	if !absent(doc.Group) {
+	if sn, ok := doc.Group.(*ast.StringNode); ok && sn.Value == "none" {
+		s.Group = netip.Addr{}
+	} else if !absent(doc.Group) {
 		if g, ok := d.addr("sync.group", doc.Group); ok {
 			if err := CheckSyncGroup(g); err != nil {
 				d.errorf("sync.group", "%v", err)
@@ -117,6 +119,9 @@ func (d *configDecoder) sync(doc *syncDoc) Sync {
 	ttl, _ := d.integer("sync.ttl", doc.TTL, 1, 255, DefaultSyncTTL)
 	s.TTL = int(ttl)
 	peers, _ := d.stringList("sync.peers", doc.Peers)
+	if !s.Group.IsValid() && len(peers) == 0 {
+		d.errorf("sync.group", "none needs peers: with neither a group nor peers, nothing is sent or received")
+	}
 	if len(peers) > MaxSyncPeers {
 		d.errorf("sync.peers", "%d peers, at most %d", len(peers), MaxSyncPeers)
 		peers = nil

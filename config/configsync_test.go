@@ -66,3 +66,18 @@ func TestLoadConfigSyncDefaults(t *testing.T) {
 		t.Error("the default sync block starts a daemon")
 	}
 }
+
+// group: none sends to the peers only, and needs some.
+func TestLoadConfigSyncNoGroup(t *testing.T) {
+	fc, _, _, err := parseConfig([]byte("interface: eth0\nsync: {master: true, group: none, peers: [192.0.2.3]}\n"), "udr.yaml", ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.Sync.Group.IsValid() || len(fc.Sync.Peers) != 1 {
+		t.Errorf("sync %+v, want no group and one peer", fc.Sync)
+	}
+	_, _, _, err = parseConfig([]byte("interface: eth0\nsync: {master: true, group: none}\n"), "udr.yaml", ".")
+	if want := "udr.yaml:2: sync.group: none needs peers: with neither a group nor peers, nothing is sent or received"; err == nil || err.Error() != want {
+		t.Errorf("group: none without peers: %v, want %q", err, want)
+	}
+}

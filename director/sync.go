@@ -226,12 +226,13 @@ func (sd *syncDaemons) apply(s config.Sync, iface string) {
 		sd.mu.Lock()
 		cur, running := sd.runningLocked(st.state)
 		sd.mu.Unlock()
-		same := running && sameDaemon(cur, want, s.Peers)
+		noGroup := !s.Group.IsValid()
+		same := running && sameDaemon(cur, want, s.Peers, noGroup)
 		if running && !same {
 			sd.Stop(st.state)
 		}
 		if st.on && !same {
-			if err := sd.Start(want); err != nil {
+			if err := sd.start(want, noGroup); err != nil {
 				sd.log.Error("sync daemon not started", "state", st.state, "iface", want.McastInterface, "err", err)
 			}
 		}
@@ -250,8 +251,8 @@ func daemonOf(s config.Sync, state, iface string) admin.Daemon {
 
 // sameDaemon reports whether a running daemon has the options and peers
 // that want and peers ask for.
-func sameDaemon(cur *daemonConfig, want admin.Daemon, peers []netip.AddrPort) bool {
-	return withDefaults(cur.asked) == withDefaults(want) && slices.Equal(cur.peers, peers)
+func sameDaemon(cur *daemonConfig, want admin.Daemon, peers []netip.AddrPort, noGroup bool) bool {
+	return withDefaults(cur.asked) == withDefaults(want) && slices.Equal(cur.peers, peers) && cur.noGroup == noGroup
 }
 
 // withDefaults fills in the options whose defaults do not depend on the
@@ -274,6 +275,7 @@ func withDefaults(d admin.Daemon) admin.Daemon {
 type daemonConfig struct {
 	asked, d admin.Daemon
 	peers    []netip.AddrPort
+	noGroup  bool // the peers only: no multicast group (d.McastGroup invalid)
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -309,7 +311,11 @@ func (sd *syncDaemons) runningLocked(state string) (*daemonConfig, bool) {
 // errors are *admin.KernelError (EEXIST when one of that state runs,
 // ENODEV when the interface does not exist), and a socket that cannot be
 // opened is EINVAL with the reason.
-func (sd *syncDaemons) Start(asked admin.Daemon) error {
+func (sd *syncDaemons) Start(asked admin.Daemon) error { return sd.start(asked, false) }
+
+// start is Start; noGroup sends to the peers only (udr.yaml's group:
+// none).
+func (sd *syncDaemons) start(asked admin.Daemon, noGroup bool) error {
 	sd.mu.Lock()
 	defer sd.mu.Unlock()
 	mtu, err := sd.mtu(asked.McastInterface)
@@ -323,7 +329,10 @@ func (sd *syncDaemons) Start(asked admin.Daemon) error {
 		return &admin.KernelError{Op: admin.OpStartDaemon, Errno: syscall.EINVAL, Msg: "the director is not forwarding: no sync daemon can start"}
 	}
 	ctx, cancel := context.WithCancel(sd.ctx)
-	cfg := daemonConfig{asked: asked, d: admin.CompleteDaemon(asked, mtu), peers: sd.peers, cancel: cancel, done: make(chan struct{})}
+	cfg := daemonConfig{asked: asked, d: admin.CompleteDaemon(asked, mtu), peers: sd.peers, noGroup: noGroup, cancel: cancel, done: make(chan struct{})}
+	if noGroup {
+		cfg.d.McastGroup = netip.Addr{} // ipvssync: no multicast, the peers only
+	}
 	fail := func(err error) error {
 		cancel()
 		return &admin.KernelError{Op: admin.OpStartDaemon, Errno: syscall.EINVAL, Msg: "sync daemon: " + err.Error()}
@@ -465,7 +474,8 @@ func (sd *syncDaemons) runMaster(ctx context.Context, m *masterDaemon) {
 			pendingDump = true
 		case <-dumpDone:
 			dumping = false
-		case now := <-tick.C:
+		case <-tick.C:
+			now := time.Now() // not the tick's: a late tick must not age the records it drains
 			drain(now)
 			if enc.Pending() > 0 && now.Sub(first) >= flushTime {
 				sd.send(m, enc.Flush())

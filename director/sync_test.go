@@ -80,6 +80,7 @@ type fakeNet struct {
 	mu    sync.Mutex
 	sent  [][]byte
 	recvs map[*fakeReceiver]bool
+	opts  []ipvssync.Options // of every socket opened
 }
 
 type fakeSender struct {
@@ -116,9 +117,6 @@ type fakeReceiver struct {
 func (r *fakeReceiver) Stats() ipvssync.ReceiverStats { return ipvssync.ReceiverStats{} }
 
 func (r *fakeReceiver) Run(ctx context.Context) error {
-	r.n.mu.Lock()
-	r.n.recvs[r] = true
-	r.n.mu.Unlock()
 	defer func() {
 		r.n.mu.Lock()
 		delete(r.n.recvs, r)
@@ -163,9 +161,20 @@ func newTestSync(t *testing.T, table *fakeSyncTable, n *fakeNet, self string, lo
 	}
 	from := netip.MustParseAddrPort(self)
 	sd.sockets = syncSockets{
-		sender: func(ipvssync.Options) (syncSender, error) { return &fakeSender{n: n, from: from}, nil },
-		receiver: func(_ ipvssync.Options, fn func(netip.AddrPort, uint8, []ipvssync.Conn)) (syncReceiver, error) {
-			return &fakeReceiver{n: n, self: from, ch: make(chan []byte, 1024), fn: fn}, nil
+		sender: func(o ipvssync.Options) (syncSender, error) {
+			n.mu.Lock()
+			n.opts = append(n.opts, o)
+			n.mu.Unlock()
+			return &fakeSender{n: n, from: from}, nil
+		},
+		receiver: func(o ipvssync.Options, fn func(netip.AddrPort, uint8, []ipvssync.Conn)) (syncReceiver, error) {
+			r := &fakeReceiver{n: n, self: from, ch: make(chan []byte, 1024), fn: fn}
+			// Listening from now on, as NewReceiver's sockets are.
+			n.mu.Lock()
+			n.opts = append(n.opts, o)
+			n.recvs[r] = true
+			n.mu.Unlock()
+			return r, nil
 		},
 	}
 	return sd
@@ -338,8 +347,8 @@ func TestSyncResync(t *testing.T) {
 	if got != 500 {
 		t.Fatalf("after the resync the starting director has %d connections, want 500\n%s", got, la.String())
 	}
-	if took > WarmNoPeer+time.Second || !strings.Contains(la.String(), "received the peers' connection table") {
-		t.Errorf("warm after %v; log:\n%s", took, la.String())
+	if !strings.Contains(la.String(), "received the peers' connection table") {
+		t.Errorf("warm after %v, not by the peer's answer; log:\n%s", took, la.String())
 	}
 	if !strings.Contains(lb.String(), "sent the connection table to a peer that started") || !strings.Contains(lb.String(), "conns=500") {
 		t.Errorf("the answering director's log:\n%s", lb.String())
@@ -432,6 +441,19 @@ func TestSyncApply(t *testing.T) {
 	sd.apply(s, "eth0")
 	if got := states(); got != "backup/5" || starts() != 4 {
 		t.Errorf("daemons %s after %d starts, want backup/5 after 4 (new peers)", got, starts())
+	}
+	// group: none with peers: the sockets get no group, and the listing
+	// none either.
+	s.Group = netip.Addr{}
+	sd.apply(s, "eth0")
+	n.mu.Lock()
+	last := n.opts[len(n.opts)-1]
+	n.mu.Unlock()
+	if last.Group.IsValid() || len(last.Peers) != 1 || starts() != 5 {
+		t.Errorf("group none: options %+v after %d starts, want no group and one peer after 5", last, starts())
+	}
+	if got, want := admin.DaemonLine(sd.Daemons()[0]), "backup sync daemon (mcast=eth0, syncid=5, maxlen=1472, port=8848, ttl=1)\n"; got != want {
+		t.Errorf("group none: %q, want %q", got, want)
 	}
 	s.Interface = "eth7"
 	sd.apply(s, "eth0")

@@ -253,7 +253,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	syncIface := fs.String("sync-interface", "", "`interface` of the sync daemons' multicast; empty for --iface (ipvsadm --mcast-interface)")
 	syncID := fs.Int("sync-id", 0, "sync `ID` 0..255 written in the messages; a backup with 0 takes every ID (ipvsadm --syncid)")
 	syncMaxLen := fs.Int("sync-maxlen", 0, "largest sync message in `bytes`, 1..65507; 0 for the kernel's default, 1472 (ipvsadm --sync-maxlen)")
-	syncGroup := fs.String("sync-group", config.DefaultSyncGroup.String(), "sync multicast `group`, IPv4 or IPv6 (ipvsadm --mcast-group)")
+	syncGroup := fs.String("sync-group", config.DefaultSyncGroup.String(), "sync multicast `group`, IPv4 or IPv6 (ipvsadm --mcast-group), or none to send to --sync-peers only")
 	syncPort := fs.Int("sync-port", config.DefaultSyncPort, "sync UDP `port` (ipvsadm --mcast-port)")
 	syncTTL := fs.Int("sync-ttl", config.DefaultSyncTTL, "sync multicast `TTL`, 1..255 (ipvsadm --mcast-ttl)")
 	syncPeers := fs.String("sync-peers", "", "unicast sync `peers`, comma-separated ADDR or ADDR:PORT, sent to beside the group")
@@ -337,14 +337,18 @@ func parseSyncFlags(daemons, iface string, id, maxLen int, group string, port, t
 		return s, fmt.Errorf("--sync-maxlen %d out of range 0..%d", maxLen, config.MaxSyncMaxLen)
 	}
 	s.MaxLen = maxLen
-	g, err := netip.ParseAddr(group)
-	if err != nil {
-		return s, fmt.Errorf("--sync-group %q is not an IP address", group)
+	if group == "none" {
+		s.Group = netip.Addr{}
+	} else {
+		g, err := netip.ParseAddr(group)
+		if err != nil {
+			return s, fmt.Errorf("--sync-group %q is not an IP address or none", group)
+		}
+		if err := config.CheckSyncGroup(g); err != nil {
+			return s, fmt.Errorf("--sync-group %v", err)
+		}
+		s.Group = g
 	}
-	if err := config.CheckSyncGroup(g); err != nil {
-		return s, fmt.Errorf("--sync-group %v", err)
-	}
-	s.Group = g
 	if port < 1 || port > 65535 {
 		return s, fmt.Errorf("--sync-port %d out of range 1..65535", port)
 	}
@@ -364,6 +368,9 @@ func parseSyncFlags(daemons, iface string, id, maxLen int, group string, port, t
 		if len(s.Peers) > config.MaxSyncPeers {
 			return s, fmt.Errorf("--sync-peers: %d peers, at most %d", len(s.Peers), config.MaxSyncPeers)
 		}
+	}
+	if !s.Group.IsValid() && len(s.Peers) == 0 {
+		return s, fmt.Errorf("--sync-group none needs --sync-peers")
 	}
 	return s, nil
 }

@@ -222,6 +222,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"--rules", "r", "--iface", "eth0", "--sync-maxlen", "65508"}, "--sync-maxlen 65508 out of range 0..65507"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--sync-group", "192.0.2.81"}, "--sync-group 192.0.2.81 is not a multicast address"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--sync-port", "0"}, "--sync-port 0 out of range 1..65535"},
+		{[]string{"--rules", "r", "--iface", "eth0", "--sync-group", "none"}, "--sync-group none needs --sync-peers"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--sync-ttl", "0"}, "--sync-ttl 0 out of range 1..255"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--sync-peers", "224.0.0.81"}, "--sync-peers 224.0.0.81 is not a unicast address"},
 		{[]string{"--rules", "r", "--iface", "eth0", "--sync-interface", "a/b"}, `--sync-interface "a/b" is not an interface name`},
