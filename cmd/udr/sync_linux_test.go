@@ -3,13 +3,17 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -59,6 +63,52 @@ func startSyncDaemon(t *testing.T, h *netlab.Host, bin udrBinary, sock string, a
 	return rd
 }
 
+// syncMetrics is where B serves its metrics, in its own namespace.
+const syncMetrics = "127.0.0.1:9780"
+
+// syncScrape returns the udr_sync_* samples of the metrics h serves at
+// syncMetrics, by name and labels.
+func syncScrape(t *testing.T, h *netlab.Host) map[string]float64 {
+	t.Helper()
+	var body []byte
+	err := h.Run(func() error {
+		// Dialled here, on the thread in h's namespace (http.Client
+		// dials from another goroutine, which may run elsewhere).
+		c, err := net.DialTimeout("tcp", syncMetrics, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: udr\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err = io.ReadAll(resp.Body)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("scrape %s: %v", h.Name(), err)
+	}
+	m := make(map[string]float64)
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "udr_sync_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		m[line[:i]] = v
+	}
+	return m
+}
+
 // kill ends the daemon with SIGKILL, as a crash would.
 func (d *restartDaemon) kill(t *testing.T) {
 	d.once.Do(func() {
@@ -105,10 +155,21 @@ func waitListing(t *testing.T, d *restartDaemon, what string, timeout time.Durat
 // through B to the real server it had, with no reset, and new ones are
 // served. A started again sends a hello, B answers with its table, and A
 // lists the 20 connections.
-func TestPrivilegedSyncFailover(t *testing.T) {
+func TestPrivilegedSyncFailover(t *testing.T) { syncFailover(t, false) }
+
+// TestPrivilegedSyncFailoverUnicast is TestPrivilegedSyncFailover with no
+// multicast group: both directors list both as unicast peers (each leaves
+// itself out).
+func TestPrivilegedSyncFailoverUnicast(t *testing.T) { syncFailover(t, true) }
+
+func syncFailover(t *testing.T, unicast bool) {
 	netlab.Privileged(t)
 	bin := buildUDR(t)
-	lab, err := drlab.New("sync", drlab.Options{RealServers: 3})
+	name := "sync"
+	if unicast {
+		name = "syncu"
+	}
+	lab, err := drlab.New(name, drlab.Options{RealServers: 3})
 	if err != nil {
 		t.Fatalf("build lab: %v", err)
 	}
@@ -147,8 +208,16 @@ func TestPrivilegedSyncFailover(t *testing.T) {
 	}
 	sockA, sockB := filepath.Join(bin.dir, "a.sock"), filepath.Join(bin.dir, "b.sock")
 	args := func(sock string, mac net.HardwareAddr, workers string) []string {
-		return []string{"--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", "off", "--state", "off",
+		metrics := "off"
+		if sock == sockB {
+			metrics = syncMetrics // in B's namespace
+		}
+		a := []string{"--iface", "eth0", "--rules", rules, "--control", sock, "--metrics", metrics, "--state", "off",
 			"--vip-mac", mac.String(), "--workers", workers, "--sync", "master,backup"}
+		if unicast {
+			a = append(a, "--sync-group", "none", "--sync-peers", drlab.Director.Addr().String()+","+director2.Addr().String())
+		}
+		return a
 	}
 	neighbour := func(mac net.HardwareAddr) {
 		t.Helper()
@@ -168,8 +237,12 @@ func TestPrivilegedSyncFailover(t *testing.T) {
 			}
 		}
 	}
-	want := "master sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n" +
-		"backup sync daemon (mcast=eth0, syncid=0, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+	group := "group=224.0.0.81, "
+	if unicast {
+		group = ""
+	}
+	want := "master sync daemon (mcast=eth0, syncid=0, maxlen=1472, " + group + "port=8848, ttl=1)\n" +
+		"backup sync daemon (mcast=eth0, syncid=0, maxlen=1472, " + group + "port=8848, ttl=1)\n"
 	if got := b.mustIpvsadm(t, "-L", "--daemon"); got != want {
 		t.Errorf("ipvsadm -L --daemon on B:\n%swant\n%s", got, want)
 	}
@@ -291,6 +364,24 @@ func TestPrivilegedSyncFailover(t *testing.T) {
 		}
 	}
 	t.Logf("connections lost: %d of %d", lost, len(conns))
+	// B's metrics count what it sent and received.
+	m := syncScrape(t, hostB)
+	for name, min := range map[string]float64{
+		`udr_sync_daemon_running{state="master"}`:       1,
+		`udr_sync_daemon_running{state="backup"}`:       1,
+		`udr_sync_messages_total{direction="received"}`: 1, // A's
+		`udr_sync_messages_total{direction="sent"}`:     1, // the resync at least
+		`udr_sync_hellos_total{direction="received"}`:   1,
+		`udr_sync_resyncs_total`:                        1,
+		`udr_sync_resync_connections_total`:             float64(len(conns)),
+	} {
+		if m[name] < min {
+			t.Errorf("B's metric %s = %v, want at least %v", name, m[name], min)
+		}
+	}
+	if n := m[`udr_sync_dropped_total{reason="decode"}`]; n != 0 {
+		t.Errorf("B dropped %v messages as malformed", n)
+	}
 	if got := b.mustIpvsadm(t, "--stop-daemon", "master"); got != "" {
 		t.Errorf("--stop-daemon master printed %q", got)
 	}
