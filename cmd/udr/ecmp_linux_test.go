@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -73,7 +75,25 @@ func serviceConns(t *testing.T, h *netlab.Host) float64 {
 // again nothing breaks; it is killed and comes back. It reports the
 // failover times and the connections lost.
 func TestPrivilegedBGPECMP(t *testing.T) {
-	l := newBGPLab(t, "ecmp", 2)
+	// mh-port: the client's port is hashed too, so that one client's
+	// connections spread over the real servers.
+	ecmpAcceptance(t, "ecmp", "mh", "mh-port", "")
+}
+
+// TestPrivilegedBGPECMPSync is TestPrivilegedBGPECMP with a wlc service,
+// whose picks depend on each director's own counts, and both sync daemons
+// on both directors: the connections a director carried go on through the
+// other because its master synced them there, and a director that comes
+// back announces the VIP only once warm, with the table its peer sent it.
+func TestPrivilegedBGPECMPSync(t *testing.T) {
+	ecmpAcceptance(t, "ecmpsync", "wlc", "", "sync: {master: true, backup: true}\n")
+}
+
+// ecmpAcceptance runs the ECMP acceptance test with the service's
+// scheduler sched and flags, and extra appended to both udr.yaml files.
+func ecmpAcceptance(t *testing.T, name, sched, flags, extra string) {
+	synced := extra != ""
+	l := newBGPLab(t, name, 2)
 	bin := buildUDR(t)
 	dir := t.TempDir()
 	var configs, socks [2]string
@@ -81,9 +101,7 @@ func TestPrivilegedBGPECMP(t *testing.T) {
 	for i := range 2 {
 		configs[i] = filepath.Join(dir, fmt.Sprintf("udr%d.yaml", i+1))
 		socks[i] = filepath.Join(dir, fmt.Sprintf("udr%d.sock", i+1))
-		// mh-port: the client's port is hashed too, so that one
-		// client's connections spread over the real servers.
-		if err := os.WriteFile(configs[i], []byte(bgpConfig(dir, i+1, "mh", "mh-port", 1)), 0o644); err != nil {
+		if err := os.WriteFile(configs[i], []byte(bgpConfig(dir, i+1, sched, flags, 1)+extra), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		ds[i] = startBGPDaemon(t, l.directors[i], bin, configs[i], socks[i])
@@ -155,10 +173,18 @@ func TestPrivilegedBGPECMP(t *testing.T) {
 	if n, err := lost(); n > 0 {
 		t.Errorf("%d of %d connections lost at the failover; the first: %v", n, ecmpConns, err)
 	}
-	took := serviceConns(t, l.directors[1]) - before[1]
-	t.Logf("director2 took over %v connections mid-stream (director1 had %v)", took, before[0])
-	if took < before[0] {
-		t.Errorf("director2 took over %v connections, director1 had %v", took, before[0])
+	if synced {
+		// The synced entries are director2's own now: every one of
+		// the 200 connections counts in its ActiveConn.
+		if n := activeConns(t, ds[1]); n < ecmpConns {
+			t.Errorf("director2's table holds %d active connections after the failover, want the %d", n, ecmpConns)
+		}
+	} else {
+		took := serviceConns(t, l.directors[1]) - before[1]
+		t.Logf("director2 took over %v connections mid-stream (director1 had %v)", took, before[0])
+		if took < before[0] {
+			t.Errorf("director2 took over %v connections, director1 had %v", took, before[0])
+		}
 	}
 	newConnsSucceed(t, l.Routed, 20, 1000)
 
@@ -166,13 +192,32 @@ func TestPrivilegedBGPECMP(t *testing.T) {
 	ds[0] = startBGPDaemon(t, l.directors[0], bin, configs[0], socks[0])
 	rejoin := l.waitGateways(t, "director1 announced again", bgpRouteTimeout, 1, 2)
 	t.Logf("rejoin: the router routes via both directors %v after director1 started", rejoin.Round(time.Millisecond))
+	if synced {
+		// It got the table before it announced the VIP.
+		line, err := ds[0].log.wait(0, "resync: received the peers' connection table", daemonEventTimeout, ds[0].exited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("director1: %s", line)
+		lines := strings.Split(ds[0].log.String(), "\n")
+		got := slices.IndexFunc(lines, func(s string) bool { return strings.Contains(s, "resync: received the peers' connection table") })
+		announced := slices.IndexFunc(lines, func(s string) bool { return strings.Contains(s, "bgp route announced") })
+		if got < 0 || announced < got {
+			t.Errorf("director1 announced the VIP (log line %d) before its resync came (line %d)", announced, got)
+		}
+		if n := activeConns(t, ds[0]); n < ecmpConns {
+			t.Errorf("director1's table holds %d active connections after its resync, want the %d", n, ecmpConns)
+		}
+	}
 	time.Sleep(3*echoEvery + time.Second)
 	newConnsSucceed(t, l.Routed, 20, 2000)
-	back := serviceConns(t, l.directors[0])
-	t.Logf("director1 took %v connections back after it rejoined (mid-stream and new)", back)
-	if back == 0 {
-		t.Errorf("director1 carries no connection after it rejoined")
-	}
+	// The statistics follow the estimator's 2 s tick: poll.
+	var back float64
+	waitUntil(t, "director1 to schedule connections after it rejoined", 3*daemonEventTimeout, func() bool {
+		back = serviceConns(t, l.directors[0])
+		return back > 0
+	})
+	t.Logf("director1 scheduled %v connections after it rejoined (new ones, and with mh mid-stream ones)", back)
 	if n, err := lost(); n > 0 {
 		t.Fatalf("%d of %d connections lost after director1 rejoined; the first: %v", n, ecmpConns, err)
 	}
@@ -206,4 +251,20 @@ func TestPrivilegedBGPECMP(t *testing.T) {
 	if n > 0 {
 		t.Errorf("%d of %d connections lost; the first: %v", n, ecmpConns, err)
 	}
+}
+
+// activeConns sums the ActiveConn column of a director's udr admin -L -n.
+func activeConns(t *testing.T, d *bgpDaemon) int {
+	t.Helper()
+	r := d.admin(t, "-L", "-n")
+	n := 0
+	for _, line := range strings.Split(r.stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 6 && f[0] == "->" {
+			if v, err := strconv.Atoi(f[4]); err == nil {
+				n += v
+			}
+		}
+	}
+	return n
 }
