@@ -389,3 +389,75 @@ func syncFailover(t *testing.T, unicast bool) {
 		t.Errorf("a second --stop-daemon master: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestPrivilegedSyncReload: the sync block of udr.yaml starts the daemons
+// at udr run; a reload that changes it starts, stops and restarts the
+// daemons whose options changed, keeping the connection table's entries; a
+// reload that leaves it as it was leaves the daemons started or stopped
+// with udr admin as they are; an invalid block is refused with its field.
+func TestPrivilegedSyncReload(t *testing.T) {
+	netlab.Privileged(t)
+	bin := buildUDR(t)
+	lab := newDaemonLab(t, "syncrl")
+	sock := filepath.Join(bin.dir, "udr.sock")
+	conf := filepath.Join(bin.dir, "udr.yaml")
+	write := func(sync string) {
+		t.Helper()
+		web := "  - {address: 192.0.2.100, port: 80, scheduler: wrr, servers: [{address: 192.0.2.11}]}\n"
+		if err := os.WriteFile(conf, []byte(reloadConfig(sock, web)+"sync: "+sync+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload := func() result {
+		t.Helper()
+		return runCommand(t, "", nil, nil, bin.exe, "admin", "--control", sock, "--reload")
+	}
+	const (
+		master = "master sync daemon (mcast=eth0, syncid=%d, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+		backup = "backup sync daemon (mcast=eth0, syncid=%d, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+	)
+	write("{backup: true}")
+	d := startDaemon(t, lab, bin, sock, "--config", conf)
+	daemons := func() string { t.Helper(); return d.mustIpvsadm(t, "-L", "--daemon") }
+	if got, want := daemons(), fmt.Sprintf(backup, 0); got != want {
+		t.Fatalf("daemons at start:\n%swant\n%s", got, want)
+	}
+	// A changed block: the backup restarts with syncid 3, a master starts.
+	write("{master: true, backup: true, syncid: 3}")
+	if r := reload(); r.code != 0 {
+		t.Fatalf("reload: exit %d: %s", r.code, r.stderr)
+	}
+	if got, want := daemons(), fmt.Sprintf(master, 3)+fmt.Sprintf(backup, 3); got != want {
+		t.Errorf("daemons after the reload:\n%swant\n%s", got, want)
+	}
+	// udr admin stops the master; a reload of the same block leaves it so.
+	d.mustIpvsadm(t, "--stop-daemon", "master")
+	if r := reload(); r.code != 0 {
+		t.Fatalf("reload: exit %d: %s", r.code, r.stderr)
+	}
+	if got, want := daemons(), fmt.Sprintf(backup, 3); got != want {
+		t.Errorf("daemons after a reload of the same block:\n%swant\n%s", got, want)
+	}
+	// An invalid block changes nothing.
+	write("{master: true, ttl: 0}")
+	if r := reload(); r.code != 1 || !strings.Contains(r.stderr, "sync.ttl: 0 out of range 1..255") {
+		t.Errorf("reload of an invalid sync block: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if got, want := daemons(), fmt.Sprintf(backup, 3); got != want {
+		t.Errorf("daemons after a refused reload:\n%swant\n%s", got, want)
+	}
+	// No block: every daemon stops.
+	write("{}")
+	if r := reload(); r.code != 0 {
+		t.Fatalf("reload: exit %d: %s", r.code, r.stderr)
+	}
+	if got := daemons(); got != "" {
+		t.Errorf("daemons after a reload with none:\n%s", got)
+	}
+	for _, line := range []string{`msg="sync daemon started" state=backup mcast=eth0 syncid=0`, `msg="sync daemon stopped" state=backup mcast=eth0 syncid=0`,
+		`msg="sync daemon started" state=master mcast=eth0 syncid=3`, `msg="sync daemon stopped" state=backup mcast=eth0 syncid=3`} {
+		if !strings.Contains(d.log.String(), line) {
+			t.Errorf("no %q in the log", line)
+		}
+	}
+}
