@@ -601,8 +601,13 @@ func (sd *syncDaemons) hello(ctx context.Context, b *backupDaemon, first bool) {
 // master, if one runs, for a dump; connections are converted and
 // inserted.
 func (sd *syncDaemons) received(ctx context.Context, b *backupDaemon) func(netip.AddrPort, uint8, []ipvssync.Conn) {
-	var recs []forwarder.SyncRecord
+	var (
+		mu   sync.Mutex // the Receiver's sockets (one per family) may call at once
+		recs []forwarder.SyncRecord
+	)
 	return func(from netip.AddrPort, syncid uint8, conns []ipvssync.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
 		if len(conns) == 0 {
 			sd.stats.hellosRecv.Add(1)
 			sd.mu.Lock()
