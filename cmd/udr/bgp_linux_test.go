@@ -4,6 +4,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,7 +26,8 @@ const bgpRouteTimeout = 30 * time.Second
 // set to weight 0 (below min_healthy) withdraws it and weight 1 brings it
 // back; the state shows in udr admin -L --bgp (and -j) and in the
 // metrics; SIGTERM withdraws the route while udr still forwards (drain),
-// and only then does udr stop. A standby director withdraws it too.
+// and only then does udr stop. A standby director withdraws it too, and
+// a reload that adds or removes a VIP announces or withdraws it.
 func TestPrivilegedBGPFRR(t *testing.T) {
 	l := newBGPLab(t, "bgpfrr", 1)
 	bin := buildUDR(t)
@@ -89,6 +92,30 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 		t.Fatalf("udr admin -e -w 1: exit %d: %s", r.code, r.stderr)
 	}
 	l.waitGateways(t, "announced again", bgpRouteTimeout, 1)
+
+	// A reload that adds a VIP announces it; one that removes it
+	// withdraws it.
+	vip2 := netip.MustParseAddr("203.0.113.11")
+	second := "  - {address: 203.0.113.11, port: 80, scheduler: mh, servers: [{address: 192.0.2.11}, {address: 192.0.2.12}, {address: 192.0.2.13}]}\n"
+	base := bgpConfig(dir, 1, "mh", "", 3)
+	withSecond := strings.Replace(base, "bgp:\n", second+"bgp:\n", 1)
+	for _, step := range []struct {
+		config string
+		want   []netip.Addr
+	}{{withSecond, []netip.Addr{bgpDirectorAddr(1).Addr()}}, {base, nil}} {
+		if err := os.WriteFile(config, []byte(step.config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := d.admin(t, "--reload"); r.code != 0 {
+			t.Fatalf("udr admin --reload: exit %d: %s", r.code, r.stderr)
+		}
+		waitUntil(t, fmt.Sprintf("the router's route to %s via %v", vip2, step.want), bgpRouteTimeout, func() bool {
+			return slices.Equal(l.gateways(t, vip2), step.want)
+		})
+		if got := l.vipGateways(t); len(got) != 1 {
+			t.Errorf("after a reload the router routes %s via %v, want the director", bgpVIP, got)
+		}
+	}
 
 	// A standby director draws no flows: withdrawn, and back when active.
 	if r := d.admin(t, "--standby"); r.code != 0 {

@@ -212,9 +212,12 @@ func (l *bgpLab) vtysh(t *testing.T, command string) string {
 // vipGateways returns the next hops of the router's kernel route to
 // bgpVIP (zebra installs bgpd's best paths), sorted; none when it has no
 // such route.
-func (l *bgpLab) vipGateways(t *testing.T) []netip.Addr {
+func (l *bgpLab) vipGateways(t *testing.T) []netip.Addr { return l.gateways(t, bgpVIP) }
+
+// gateways returns the next hops of the router's kernel route to vip/32.
+func (l *bgpLab) gateways(t *testing.T, vip netip.Addr) []netip.Addr {
 	t.Helper()
-	dst := &net.IPNet{IP: bgpVIP.AsSlice(), Mask: net.CIDRMask(32, 32)}
+	dst := &net.IPNet{IP: vip.AsSlice(), Mask: net.CIDRMask(32, 32)}
 	routes, err := l.Router.Netlink().RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: dst}, netlink.RT_FILTER_DST)
 	if err != nil {
 		t.Fatalf("router's routes: %v", err)
