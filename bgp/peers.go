@@ -3,7 +3,6 @@ package bgp
 import (
 	"context"
 	"net/netip"
-	"slices"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -89,7 +88,9 @@ func (s *Speaker) Peers() []PeerStatus {
 	return out
 }
 
-// peerEvent logs a session's change of state.
+// peerEvent logs a session's change of state: up when it is established,
+// down (with the reason) when an established session ends; the steps in
+// between (Idle, Connect, Active, OpenSent, OpenConfirm) at DEBUG.
 func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
 	if ev.Type != apiutil.PEER_EVENT_STATE {
 		return
@@ -99,12 +100,16 @@ func (s *Speaker) peerEvent(ev *apiutil.WatchEventMessage_PeerEvent, _ time.Time
 	if state == "" {
 		state = p.State.SessionState.String()
 	}
+	s.statesMu.Lock()
+	was := s.states[p.Conf.NeighborAddress]
+	s.states[p.Conf.NeighborAddress] = p.State.SessionState
+	s.statesMu.Unlock()
 	switch {
 	case p.State.SessionState == gobgp.BGP_FSM_ESTABLISHED:
 		s.log.Info("bgp peer up", "peer", p.Conf.NeighborAddress, "asn", p.State.PeerASN, "router_id", p.State.RouterID, "local", p.Transport.LocalAddress)
-	case slices.Contains([]gobgp.FSMState{gobgp.BGP_FSM_IDLE, gobgp.BGP_FSM_ACTIVE}, p.State.SessionState) && p.State.DisconnectMessage != "":
+	case was == gobgp.BGP_FSM_ESTABLISHED:
 		s.log.Warn("bgp peer down", "peer", p.Conf.NeighborAddress, "state", state, "reason", p.State.DisconnectMessage)
 	default:
-		s.log.Debug("bgp peer state", "peer", p.Conf.NeighborAddress, "state", state)
+		s.log.Debug("bgp peer state", "peer", p.Conf.NeighborAddress, "state", state, "reason", p.State.DisconnectMessage)
 	}
 }

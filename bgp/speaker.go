@@ -30,6 +30,10 @@ type Speaker struct {
 	routes map[netip.Prefix]uuid.UUID // announced, with GoBGP's handle
 	closed bool
 
+	// states are each peer's last session state, for the log.
+	statesMu sync.Mutex
+	states   map[netip.Addr]gobgp.FSMState
+
 	announced, withdrawn atomic.Uint64
 	stopWatch            context.CancelFunc
 }
@@ -53,6 +57,7 @@ func Start(cfg Config, log *slog.Logger) (_ *Speaker, err error) {
 		srv:    server.NewBgpServer(server.LoggerOption(glog, lvl)),
 		log:    log,
 		routes: make(map[netip.Prefix]uuid.UUID),
+		states: make(map[netip.Addr]gobgp.FSMState),
 	}
 	go s.srv.Serve()
 	defer func() {

@@ -41,8 +41,10 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 
 	took := l.waitGateways(t, "announced", bgpRouteTimeout, 1)
 	t.Logf("the router routes %s via the director %v after udr started", bgpVIP, took.Round(time.Millisecond))
-	if _, err := d.log.wait(0, "bgp route announced", daemonEventTimeout, d.exited); err != nil {
-		t.Error(err)
+	for _, line := range []string{"bgp speaker started", "bgp peer up", "bgp route announced"} {
+		if _, err := d.log.wait(0, line, daemonEventTimeout, d.exited); err != nil {
+			t.Error(err)
+		}
 	}
 	r := d.admin(t, "-L", "--bgp")
 	if r.code != 0 {
