@@ -21,7 +21,8 @@ import (
 // kernel: udr sends it at once, FRR installs it within a second.
 const bgpRouteTimeout = 30 * time.Second
 
-// TestPrivilegedBGPFRR peers udr with FRR's bgpd: the router's kernel
+// TestPrivilegedBGPFRR peers udr with FRR's bgpd (after checking that udr
+// refuses to start with BGP while IP forwarding is on): the router's kernel
 // routes the VIP via the director once udr announced it; a real server
 // set to weight 0 (below min_healthy) withdraws it and weight 1 brings it
 // back; the state shows in udr admin -L --bgp (and -j) and in the
@@ -37,6 +38,20 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 	if err := os.WriteFile(config, []byte(bgpConfig(dir, 1, "mh", "", 3)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// With forwarding on, the director's kernel would route the frames
+	// the router sends to its MAC: udr refuses to start.
+	fwd := "/proc/sys/net/ipv4/conf/eth0/forwarding"
+	setFwd := func(v string) {
+		if err := l.directors[0].Run(func() error { return os.WriteFile(fwd, []byte(v), 0o644) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setFwd("1")
+	r := runCommand(t, "", nil, nil, "ip", "netns", "exec", l.directors[0].Namespace(), bin.exe, "run", "--config", config)
+	if want := "bgp with forwarding on for eth0"; r.code == 0 || !strings.Contains(r.stderr, want) {
+		t.Errorf("udr run with forwarding on: exit %d, stderr %q; want a refusal naming %q", r.code, r.stderr, want)
+	}
+	setFwd("0")
 	d := startBGPDaemon(t, l.directors[0], bin, config, sock)
 
 	took := l.waitGateways(t, "announced", bgpRouteTimeout, 1)
@@ -46,7 +61,7 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	r := d.admin(t, "-L", "--bgp")
+	r = d.admin(t, "-L", "--bgp")
 	if r.code != 0 {
 		t.Fatalf("udr admin -L --bgp: exit %d: %s", r.code, r.stderr)
 	}
