@@ -733,13 +733,14 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		f.Add(string(b))
 	}
-	f.Add("")                                               // empty file: defaults, no interface
-	f.Add("interface: eth0\nservices:\n")                   // a key with no value
-	f.Add("interface: eth0\n---\n")                         // a second, empty document
-	f.Add("interface: &a eth0\nvip_mac: *a\n")              // an alias to a scalar
-	f.Add("interface: eth0\n<<: {capacity: 5}\n")           // a merge key
-	f.Add("interface: !!binary eth0\n")                     // a tag
-	f.Add("interface: eth0\nservices: [{port: [1]}, {}]\n") // flow style, wrong shapes
+	f.Add("")                                                                                                                                                     // empty file: defaults, no interface
+	f.Add("interface: eth0\nservices:\n")                                                                                                                         // a key with no value
+	f.Add("interface: eth0\n---\n")                                                                                                                               // a second, empty document
+	f.Add("interface: &a eth0\nvip_mac: *a\n")                                                                                                                    // an alias to a scalar
+	f.Add("interface: eth0\n<<: {capacity: 5}\n")                                                                                                                 // a merge key
+	f.Add("interface: !!binary eth0\n")                                                                                                                           // a tag
+	f.Add("interface: eth0\nservices: [{port: [1]}, {}]\n")                                                                                                       // flow style, wrong shapes
+	f.Add("interface: eth0\nbgp: {asn: 65001, router_id: 192.0.2.2, med: 1, communities: [\"1:2\"], peers: [{address: 192.0.2.1, asn: 65000, hold_time: 3s}]}\n") // a bgp section
 	f.Fuzz(func(t *testing.T, in string) {
 		fc, cfg, _, err := parseConfig([]byte(in), "udr.yaml", t.TempDir())
 		if err != nil {
