@@ -181,6 +181,43 @@ func (d *configDecoder) optionalAddr(path string, n ast.Node, v4 bool) netip.Add
 	return netip.Addr{}
 }
 
+// bgpNextHops checks that every VIP of cfg has a next hop its peers can
+// use: a route of the other family than a session's address carries the
+// session's own address only when next_hop (IPv4 VIPs) or next_hop6 (IPv6
+// VIPs) gives none, which is not an address of the route's family.
+func (d *configDecoder) bgpNextHops(c *bgp.Config, cfg *service.Config) {
+	if c == nil || cfg == nil {
+		return
+	}
+	var v4, v6 []string // VIPs, once each
+	seen := make(map[netip.Addr]bool)
+	for _, s := range service.SortedServices(cfg) {
+		if seen[s.Addr] {
+			continue
+		}
+		seen[s.Addr] = true
+		if s.Addr.Is4() {
+			v4 = append(v4, s.Addr.String())
+		} else {
+			v6 = append(v6, s.Addr.String())
+		}
+	}
+	var peers4, peers6 []string
+	for _, p := range c.Peers {
+		if p.Address.Is4() {
+			peers4 = append(peers4, p.Address.String())
+		} else {
+			peers6 = append(peers6, p.Address.String())
+		}
+	}
+	if len(v6) > 0 && len(peers4) > 0 && !c.NextHop6.IsValid() {
+		d.errorf("bgp.next_hop6", "required: the IPv6 VIPs (%s) are announced to IPv4 peers (%s), whose sessions have no IPv6 address to put as next hop", strings.Join(v6, ", "), strings.Join(peers4, ", "))
+	}
+	if len(v4) > 0 && len(peers6) > 0 && !c.NextHop.IsValid() {
+		d.errorf("bgp.next_hop", "required: the IPv4 VIPs (%s) are announced to IPv6 peers (%s), whose sessions have no IPv4 address to put as next hop", strings.Join(v4, ", "), strings.Join(peers6, ", "))
+	}
+}
+
 // wellKnownCommunities are RFC 1997's.
 var wellKnownCommunities = map[string]uint32{
 	"no-export":           0xFFFFFF01,

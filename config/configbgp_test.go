@@ -118,6 +118,10 @@ func TestLoadConfigBGPInvalid(t *testing.T) {
 			"udr.yaml:5: bgp.drain: 2m out of range 0s..1m"},
 		{"med negative", "  asn: 65001\n  router_id: 192.0.2.2\n  med: -1\n  peers: [{address: 192.0.2.1, asn: 65000}]\n",
 			"udr.yaml:5: bgp.med: -1 out of range 0..4294967295"},
+		{"IPv6 VIP to an IPv4 peer", "  asn: 65001\n  router_id: 192.0.2.2\n  peers: [{address: 192.0.2.1, asn: 65000}]\nservices:\n  - {address: \"2001:db8::10\", port: 80}\n",
+			"udr.yaml:2: bgp.next_hop6: required: the IPv6 VIPs (2001:db8::10) are announced to IPv4 peers (192.0.2.1), whose sessions have no IPv6 address to put as next hop"},
+		{"IPv4 VIP to an IPv6 peer", "  asn: 65001\n  router_id: 192.0.2.2\n  peers: [{address: \"2001:db8::1\", asn: 65000}]\nservices:\n  - {address: 203.0.113.10, port: 80}\n",
+			"udr.yaml:2: bgp.next_hop: required: the IPv4 VIPs (203.0.113.10) are announced to IPv6 peers (2001:db8::1), whose sessions have no IPv4 address to put as next hop"},
 		{"peers not a list", "  asn: 65001\n  router_id: 192.0.2.2\n  peers: {address: 192.0.2.1}\n",
 			"udr.yaml:5: bgp.peers: want a list, got mapping"},
 	} {

@@ -119,6 +119,7 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 	}
 	cfg.Timeouts = fc.Timeouts
 	fc.BGP = d.bgp(doc.BGP)
+	d.bgpNextHops(fc.BGP, cfg)
 	warnings = append(warnings, BGPWarnings(d.name, fc.BGP, fc.Sync, cfg)...)
 	return fc, cfg, warnings
 }
