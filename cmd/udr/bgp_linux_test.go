@@ -25,7 +25,7 @@ const bgpRouteTimeout = 30 * time.Second
 // refuses to start with BGP while IP forwarding is on): the router's kernel
 // routes the VIP via the director once udr announced it; a real server
 // set to weight 0 (below min_healthy) withdraws it and weight 1 brings it
-// back; the state shows in udr admin -L --bgp (and -j) and in the
+// back, and so do a failed health check and its recovery; the state shows in udr admin -L --bgp (and -j) and in the
 // metrics; SIGTERM withdraws the route while udr still forwards (drain),
 // and only then does udr stop. A standby director withdraws it too, and
 // a reload that adds or removes a VIP announces or withdraws it.
@@ -35,7 +35,10 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 	dir := t.TempDir()
 	config := filepath.Join(dir, "udr.yaml")
 	sock := filepath.Join(dir, "udr1.sock")
-	if err := os.WriteFile(config, []byte(bgpConfig(dir, 1, "mh", "", 3)), 0o644); err != nil {
+	// A TCP health check on the echo port, quick to fail and to recover.
+	base := strings.Replace(bgpConfig(dir, 1, "mh", "", 3), "    flags: []\n",
+		"    flags: []\n    health_check: {kind: tcp, interval: 500ms, timeout: 400ms, rise: 1, fall: 2}\n", 1)
+	if err := os.WriteFile(config, []byte(base), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// With forwarding on, the director's kernel would route the frames
@@ -110,11 +113,29 @@ func TestPrivilegedBGPFRR(t *testing.T) {
 	}
 	l.waitGateways(t, "announced again", bgpRouteTimeout, 1)
 
+	// A real server that fails its health check (its link down) leaves
+	// two of three: withdrawn; back when it recovers.
+	rs3 := l.RS[2]
+	link, err := rs3.Netlink().LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs3.Netlink().LinkSetDown(link); err != nil {
+		t.Fatal(err)
+	}
+	l.waitGateways(t, "withdrawn after a failed health check", bgpRouteTimeout)
+	if _, err := d.log.wait(0, "real server failed its health check", daemonEventTimeout, d.exited); err != nil {
+		t.Error(err)
+	}
+	if err := rs3.Netlink().LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	l.waitGateways(t, "announced after the health check passed again", bgpRouteTimeout, 1)
+
 	// A reload that adds a VIP announces it; one that removes it
 	// withdraws it.
 	vip2 := netip.MustParseAddr("203.0.113.11")
 	second := "  - {address: 203.0.113.11, port: 80, scheduler: mh, servers: [{address: 192.0.2.11}, {address: 192.0.2.12}, {address: 192.0.2.13}]}\n"
-	base := bgpConfig(dir, 1, "mh", "", 3)
 	withSecond := strings.Replace(base, "bgp:\n", second+"bgp:\n", 1)
 	for _, step := range []struct {
 		config string
