@@ -27,6 +27,7 @@ import (
 //	udr admin [--control PATH] --reload
 //	udr admin [--control PATH] --standby | --active
 //	udr admin [--control PATH] -L --bgp [-j]
+//	udr admin [--control PATH] -L [OPTIONS] --watch [INTERVAL] [--count N]
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	return adminWith(args, os.Stdin, stdout, stderr)
 }
@@ -63,6 +64,9 @@ func adminWith(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	if slices.Contains(args, "--bgp") {
 		return adminBGP(c, path, args, stdout)
+	}
+	if isWatch(args) {
+		return adminWatch(c, path, args, stdout, stderr)
 	}
 	req := director.IpvsadmRequest{Args: args}
 	if slices.ContainsFunc(args, isRestore) {
