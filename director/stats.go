@@ -82,7 +82,7 @@ func adminStats(s stats.Snapshot) admin.Stats {
 func (d *Director) MetricsSnapshot() metrics.Snapshot {
 	t := d.table.Load()
 	cfg := t.Config()
-	snap := metrics.Snapshot{Standby: t.Options().Standby}
+	snap := metrics.Snapshot{Standby: t.Options().Standby, Total: d.stats.Total()}
 	for _, s := range cfg.Services {
 		ms := metrics.Service{Key: s.Key}
 		ms.Stats, _ = d.stats.Service(s.Key)

@@ -26,6 +26,7 @@ type Collector struct {
 	snapshot func() Snapshot
 	opts     Options
 	d        descs
+	node     nodeIPVSDescs // node_exporter's node_ipvs_* (nodeipvs.go)
 }
 
 // descs are the metric descriptions, built once.
@@ -49,7 +50,7 @@ type descs struct {
 // NewCollector returns a Collector that calls snapshot at each scrape; opts
 // may be nil.
 func NewCollector(snapshot func() Snapshot, opts *Options) *Collector {
-	c := &Collector{snapshot: snapshot}
+	c := &Collector{snapshot: snapshot, node: newNodeIPVSDescs()}
 	if opts != nil {
 		c.opts = *opts
 	}
@@ -117,6 +118,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- x
 	}
+	c.node.describe(ch)
 	if c.opts.Rates {
 		for _, x := range []*prometheus.Desc{d.svcCPS, d.svcPPS, d.svcBPS, d.srvCPS, d.srvPPS, d.srvBPS} {
 			ch <- x
@@ -233,4 +235,5 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(d.lnIdleClosed, n.IdleClosed.Load(), name)
 		counter(d.lnWaited, n.Waited.Load(), name)
 	}
+	c.node.collect(ch, &s)
 }

@@ -11,6 +11,9 @@ import (
 // Snapshot is the state a scrape reports, copied by the director.
 type Snapshot struct {
 	Services []Service
+	// Total are the statistics of the whole director (stats.Table.Total,
+	// the kernel's /proc/net/ip_vs_stats): the node_ipvs_* totals.
+	Total stats.Snapshot
 	// Frames are the forwarder's verdict counters, summed over workers.
 	Frames forwarder.Stats
 	// Conntrack describes the connection table.
