@@ -36,7 +36,7 @@ func nodeIPVSState() Snapshot {
 	}
 	total := stats.Counters{Conns: 0x1234567, InPkts: 0x89abcdef, OutPkts: 17, InBytes: 0x123456789abc, OutBytes: 1234}
 	return Snapshot{
-		Total: stats.Snapshot{Counters: total, Cumulative: total},
+		Total: stats.Snapshot{Counters: total, Cumulative: total, Rates: stats.Rates{CPS: 12, InPPS: 3400, OutPPS: 1, InBPS: 560000, OutBPS: 70}},
 		Services: []Service{
 			{Key: key(service.TCP, "192.0.2.100", 80), Servers: []Server{
 				srv("192.0.2.11:80", 1, 3, 12), srv("192.0.2.12:8080", 2, 5, 20), srv("198.51.100.13:80", 100, 1000, 65535),
