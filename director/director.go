@@ -296,6 +296,9 @@ func capacityOr(n int) int {
 func (d *Director) loadRules() (cfg *service.Config, fc *config.File, err error) {
 	if d.cfg.ConfigFile != "" {
 		fc, cfg, warnings, err := config.Load(d.cfg.ConfigFile)
+		if err == nil && d.cfg.Given&SetSync != 0 {
+			warnings = bgpWarningsFor(warnings, d.cfg.ConfigFile, fc, cfg, d.cfg.Settings.Sync)
+		}
 		for _, w := range warnings {
 			d.log.Warn(w)
 		}
@@ -311,6 +314,22 @@ func (d *Director) loadRules() (cfg *service.Config, fc *config.File, err error)
 		d.log.Warn(w)
 	}
 	return cfg, nil, err
+}
+
+// bgpWarningsFor replaces, in the warnings that config.Load gave for the
+// file name, those of config.BGPWarnings under the file's sync block by
+// those under sync, the one the --sync* flags give: the flags replace the
+// whole block, so they decide whether the other directors hold this one's
+// entries.
+func bgpWarningsFor(warnings []string, name string, fc *config.File, cfg *service.Config, sync config.Sync) []string {
+	file := config.BGPWarnings(name, fc.BGP, fc.Sync, cfg)
+	out := make([]string, 0, len(warnings))
+	for _, w := range warnings {
+		if !slices.Contains(file, w) {
+			out = append(out, w)
+		}
+	}
+	return append(out, config.BGPWarnings(name, fc.BGP, sync, cfg)...)
 }
 
 // compile checks rules against the host and builds a Table.
