@@ -82,18 +82,33 @@ const (
 //
 // A health_check mapping, with its defaults (health.CheckConfig's):
 //
-//	kind: tcp            # tcp, http, udp, dns, or none
-//	port: 0              # 0 = the real server's port; required when the service port is 0
-//	path: /              # http only
-//	host: ""             # http only; "" = the real server's address
-//	status: 200          # http only, 100..599
+//	kind: tcp            # tcp, http, https, udp, dns, misc, or none (keepalived's TCP_CHECK,
+//	                     # HTTP_GET, SSL_GET, UDP_CHECK, DNS_CHECK, MISC_CHECK)
+//	port: 0              # 0 = the real server's port; required when the service port is 0;
+//	                     # not for misc (keepalived's connect_port)
+//	source: ""           # the director's address checks come from (keepalived's bindto);
+//	                     # "" = the kernel's choice; not for misc nor mode dr
+//	path: /              # http, https only
+//	host: ""             # http, https only; "" = the real server's address; https: also the
+//	                     # TLS server name (SNI) unless an address; certificates are not verified
+//	status: 200          # http, https only, 100..599
+//	digest: ""           # http, https only: the MD5 the body must have, 32 hex digits
+//	                     # (keepalived's url { digest }); the body is read up to 1 MiB
 //	dns_name: ""         # dns only, required
 //	dns_type: A          # dns only: A, AAAA, NS, SOA, MX, TXT, CNAME, PTR, SRV or 1..65535
 //	payload: ""          # udp only: the datagram sent
-//	interval: 2s         # 100ms..1h
-//	timeout: 1s          # shorter than interval
+//	script: ""           # misc only, required: "/path arg ..." run directly (no shell), '…' "…"
+//	                     # quoting; exit 0 = up, else down; killed with its process group at
+//	                     # timeout (a failure) (keepalived's misc_path, misc_timeout)
+//	misc_dynamic: false  # misc only: exit 0 = up at the configured weight, 1 = down,
+//	                     # 2..255 = up at weight status-2 (keepalived's misc_dynamic)
+//	interval: 2s         # 100ms..1h (keepalived's delay_loop)
+//	timeout: 1s          # shorter than interval (keepalived's connect_timeout, misc_timeout)
 //	rise: 2              # 1..1000
 //	fall: 3              # 1..1000
+//	retry_interval: 0s   # 0s = interval; else 100ms..1h: after a failure that leaves the
+//	                     # server up, the next check comes this long after it
+//	                     # (keepalived's delay_before_retry; its retry N is fall N+1, rise 1)
 //	initial_down: false  # start down, in service only after rise successes (keepalived's alpha)
 //	mode: ""             # "" to the server's address; dr (tcp only) to the VIP via the server's MAC
 //	on_failure: quiesce  # quiesce (weight 0) or remove

@@ -148,7 +148,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		ConnReuseMode:    DefaultConnReuseMode,
 		Sync:             DefaultSync(),
 	}
-	if diff := cmp.Diff(want, fc); diff != "" {
+	if diff := cmp.Diff(want, fc, addrCmp); diff != "" {
 		t.Errorf("File mismatch (-want +got):\n%s", diff)
 	}
 	if len(cfg.Services) != 0 || cfg.Timeouts != (service.Timeouts{}) || len(warnings) != 0 {
@@ -171,7 +171,7 @@ services:
 	}
 	// Path and Status are for http only, DNSType for dns only.
 	wantHC := health.CheckConfig{Kind: "tcp", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
-	if diff := cmp.Diff(&wantHC, fc.Services[0].Servers[0].HealthCheck); diff != "" {
+	if diff := cmp.Diff(&wantHC, fc.Services[0].Servers[0].HealthCheck, addrCmp); diff != "" {
 		t.Errorf("health check mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -256,7 +256,7 @@ func TestLoadConfigHealthKeys(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseConfig: %v", err)
 			}
-			if diff := cmp.Diff(tt.want, fc.Services[0].Servers[0].HealthCheck); diff != "" {
+			if diff := cmp.Diff(tt.want, fc.Services[0].Servers[0].HealthCheck, addrCmp); diff != "" {
 				t.Errorf("server health check mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -438,7 +438,7 @@ services:
 		{
 			name: "bad health check kind",
 			yaml: "interface: eth0\nservices:\n  - {address: 192.0.2.100, port: 80, health_check: {kind: icmp}}\n",
-			want: `udr.yaml:3: services[0].health_check.kind: "icmp" unknown, want tcp, http, udp, dns or none`,
+			want: `udr.yaml:3: services[0].health_check.kind: "icmp" unknown, want tcp, http, https, udp, dns, misc or none`,
 		},
 		{
 			name: "interval not above timeout",

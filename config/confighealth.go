@@ -1,11 +1,13 @@
 package config
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
 
+	"github.com/udr-lb/udr/admin"
 	"github.com/udr-lb/udr/health"
 )
 
@@ -26,6 +28,11 @@ type healthDoc struct {
 	InitialDown ast.Node `yaml:"initial_down"`
 	Mode        ast.Node `yaml:"mode"`
 	OnFailure   ast.Node `yaml:"on_failure"`
+	Digest      ast.Node `yaml:"digest"`
+	Script      ast.Node `yaml:"script"`
+	MiscDynamic ast.Node `yaml:"misc_dynamic"`
+	Retry       ast.Node `yaml:"retry_interval"`
+	Source      ast.Node `yaml:"source"`
 }
 
 // Fields of a health check, in the order of healthKeys.
@@ -45,12 +52,18 @@ const (
 	hcInitialDown
 	hcMode
 	hcOnFailure
+	hcDigest
+	hcScript
+	hcMiscDynamic
+	hcRetryInterval
+	hcSource
 	numHealthFields
 )
 
 var healthKeys = [numHealthFields]string{
 	"kind", "port", "path", "host", "status", "dns_name", "dns_type", "payload",
 	"interval", "timeout", "rise", "fall", "initial_down", "mode", "on_failure",
+	"digest", "script", "misc_dynamic", "retry_interval", "source",
 }
 
 // healthSrc is a health check as the nodes of its fields, each with the
@@ -63,7 +76,8 @@ type healthSrc struct {
 
 func (h *healthDoc) nodes() [numHealthFields]ast.Node {
 	return [...]ast.Node{h.Kind, h.Port, h.Path, h.Host, h.Status, h.DNSName, h.DNSType, h.Payload,
-		h.Interval, h.Timeout, h.Rise, h.Fall, h.InitialDown, h.Mode, h.OnFailure}
+		h.Interval, h.Timeout, h.Rise, h.Fall, h.InitialDown, h.Mode, h.OnFailure,
+		h.Digest, h.Script, h.MiscDynamic, h.Retry, h.Source}
 }
 
 // mergeHealth returns the health check of a server: the service's (svc,
@@ -112,26 +126,37 @@ func kindOf(n ast.Node) string {
 }
 
 // healthFields says which fields each kind takes besides the common ones
-// (port, interval, timeout, rise, fall, initial_down, mode, on_failure).
+// (interval, timeout, rise, fall, retry_interval, initial_down, mode,
+// on_failure, and but for misc port and source).
 var healthFields = map[string][]int{
-	"tcp":  nil,
-	"udp":  {hcPayload},
-	"http": {hcPath, hcHost, hcStatus},
-	"dns":  {hcDNSName, hcDNSType},
-	"none": {},
+	"tcp":   nil,
+	"udp":   {hcPayload},
+	"http":  {hcPath, hcHost, hcStatus, hcDigest},
+	"https": {hcPath, hcHost, hcStatus, hcDigest},
+	"dns":   {hcDNSName, hcDNSType},
+	"misc":  {hcScript, hcMiscDynamic},
+	"none":  {},
+}
+
+// kindOnly are the fields that only some kinds take.
+var kindOnly = map[int]bool{
+	hcPath: true, hcHost: true, hcStatus: true, hcDNSName: true, hcDNSType: true, hcPayload: true,
+	hcDigest: true, hcScript: true, hcMiscDynamic: true,
 }
 
 // health converts and checks a health check, filling in health's defaults
-// (health.DefaultInterval, ...): Path and Status for http only, DNSType for
-// dns only. It returns nil for none (kind "none", or no health_check at
-// all), and ok false after a problem.
-func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
+// (health.DefaultInterval, ...): Path and Status for http and https only,
+// DNSType for dns only. server is the real server's address (invalid for
+// the VIP for a service's own check), whose family source must have. It returns nil
+// for none (kind "none", or no health_check at all), and ok false after a
+// problem.
+func (d *configDecoder) health(h *healthSrc, server netip.Addr) (hc *health.CheckConfig, ok bool) {
 	if h == nil {
 		return nil, true
 	}
 	path := func(i int) string { return h.at[i] + "." + healthKeys[i] }
 	n := &h.nodes
-	kind, ok := d.oneOf(path(hcKind), n[hcKind], string(health.DefaultKind), "tcp", "http", "udp", "dns", "none")
+	kind, ok := d.oneOf(path(hcKind), n[hcKind], string(health.DefaultKind), "tcp", "http", "https", "udp", "dns", "misc", "none")
 	if !ok {
 		return nil, false
 	}
@@ -145,7 +170,7 @@ func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 		case kind == "none":
 			d.errorf(path(i), "not used by kind none")
 			ok = false
-		case i == hcPath || i == hcHost || i == hcStatus || i == hcDNSName || i == hcDNSType || i == hcPayload:
+		case kindOnly[i], kind == "misc" && (i == hcPort || i == hcSource):
 			d.errorf(path(i), "not used by kind %s", kind)
 			ok = false
 		}
@@ -161,7 +186,16 @@ func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 	port, v = d.integer(path(hcPort), n[hcPort], 0, 65535, 0)
 	good(v)
 	c.Port = uint16(port)
-	if kind == "http" {
+	if kind == "http" || kind == "https" {
+		c.Digest, v = d.str(path(hcDigest), n[hcDigest], "")
+		good(v)
+		if v && c.Digest != "" {
+			c.Digest = strings.ToLower(c.Digest)
+			if err := health.CheckDigest(c.Digest); err != nil {
+				d.errorf(path(hcDigest), "%v", err)
+				ok = false
+			}
+		}
 		c.Path, v = d.str(path(hcPath), n[hcPath], health.DefaultPath)
 		good(v)
 		if v {
@@ -203,6 +237,36 @@ func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 		c.Payload, v = d.str(path(hcPayload), n[hcPayload], "")
 		good(v)
 	}
+	if kind == "misc" {
+		c.Script, v = d.str(path(hcScript), n[hcScript], "")
+		good(v)
+		switch {
+		case !v:
+		case absent(n[hcScript]):
+			d.errorf(h.owner+".script", "required for kind misc")
+			ok = false
+		default:
+			if _, err := health.SplitScript(c.Script); err != nil {
+				d.errorf(path(hcScript), "%v", err)
+				ok = false
+			}
+		}
+		c.MiscDynamic, v = d.boolean(path(hcMiscDynamic), n[hcMiscDynamic])
+		good(v)
+	}
+	if !absent(n[hcSource]) {
+		c.Source, v = d.addr(path(hcSource), n[hcSource])
+		good(v)
+		switch {
+		case !v:
+		case server.IsValid() && c.Source.Is4() != server.Is4():
+			d.errorf(path(hcSource), "%s is %s, %s is not", c.Source, familyName(c.Source), server)
+			ok = false
+		case !admin.Unicast(c.Source):
+			d.errorf(path(hcSource), "%s is not a unicast address", c.Source)
+			ok = false
+		}
+	}
 	var iv, tv bool
 	c.Interval, iv = d.duration(path(hcInterval), n[hcInterval], 100*time.Millisecond, time.Hour, health.DefaultInterval, false)
 	c.Timeout, tv = d.duration(path(hcTimeout), n[hcTimeout], time.Millisecond, time.Hour, health.DefaultTimeout, false)
@@ -213,6 +277,12 @@ func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 			at = path(hcInterval)
 		}
 		d.errorf(at, "timeout %v must be shorter than interval %v", c.Timeout, c.Interval)
+		ok = false
+	}
+	c.RetryInterval, v = d.duration(path(hcRetryInterval), n[hcRetryInterval], 0, time.Hour, 0, false)
+	good(v)
+	if v && c.RetryInterval > 0 && c.RetryInterval < 100*time.Millisecond {
+		d.errorf(path(hcRetryInterval), "%v: want 0s (the interval) or 100ms..1h", c.RetryInterval)
 		ok = false
 	}
 	rise, v = d.integer(path(hcRise), n[hcRise], 1, 1000, health.DefaultRise)
@@ -227,6 +297,10 @@ func (d *configDecoder) health(h *healthSrc) (hc *health.CheckConfig, ok bool) {
 	if c.Mode == health.ModeDR && kind != "tcp" {
 		// The checker sends only TCP handshakes through a real server's MAC.
 		d.errorf(path(hcMode), "dr is for kind tcp only, not %s", kind)
+		ok = false
+	}
+	if c.Mode == health.ModeDR && c.Source.IsValid() {
+		d.errorf(path(hcSource), "not with mode dr, whose probes come from the director's interface address")
 		ok = false
 	}
 	c.OnFailure, v = d.oneOf(path(hcOnFailure), n[hcOnFailure], health.DefaultOnFailure, health.OnFailureQuiesce, health.OnFailureRemove)

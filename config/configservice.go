@@ -11,6 +11,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 
 	"github.com/udr-lb/udr/admin"
+	"github.com/udr-lb/udr/health"
 	"github.com/udr-lb/udr/sched"
 	"github.com/udr-lb/udr/service"
 )
@@ -78,7 +79,7 @@ func (d *configDecoder) service(i int, doc *serviceDoc) (s Service, asked []uint
 	if s.OnePacket && s.Proto != service.UDP {
 		d.errorf(p+".one_packet", "only for udp services")
 	}
-	s.HealthCheck, _ = d.health(mergeHealth(doc.HealthCheck, p+".health_check", nil, ""))
+	s.HealthCheck, _ = d.health(mergeHealth(doc.HealthCheck, p+".health_check", nil, ""), s.Addr)
 
 	for j := range doc.Servers {
 		sp := fmt.Sprintf("%s.servers[%d]", p, j)
@@ -88,7 +89,8 @@ func (d *configDecoder) service(i int, doc *serviceDoc) (s Service, asked []uint
 		}
 		asked = append(asked, written)
 		hs := mergeHealth(doc.HealthCheck, p+".health_check", doc.Servers[j].HealthCheck, sp+".health_check")
-		if r.HealthCheck, ok = d.health(hs); ok && r.HealthCheck != nil && r.HealthCheck.Port == 0 && portOK && port == 0 {
+		if r.HealthCheck, ok = d.health(hs, r.Addr); ok && r.HealthCheck != nil && r.HealthCheck.Kind != health.KindMisc &&
+			r.HealthCheck.Port == 0 && portOK && port == 0 {
 			d.errorf(hs.owner+".port", "required: the service port is 0 (every port)")
 		}
 		s.Servers = append(s.Servers, r)

@@ -22,6 +22,7 @@ type healthState struct {
 	down    map[admin.DestKey]bool
 	flips   map[admin.DestKey]uint64
 	unknown map[admin.DestKey]uint64 // checks the checker could not run (health.LocalError)
+	weight  map[admin.DestKey]int32  // set by misc_dynamic checks, in place of the configured weight
 	count   uint64                   // transitions, all servers
 }
 
@@ -33,10 +34,12 @@ func (d *Director) newChecker() error {
 		down:    make(map[admin.DestKey]bool),
 		flips:   make(map[admin.DestKey]uint64),
 		unknown: make(map[admin.DestKey]uint64),
+		weight:  make(map[admin.DestKey]int32),
 	}
 	cfg := health.Config{
 		DR:      health.DRConfig{Iface: d.settings.Iface, NeighborMAC: d.neigh.Lookup},
 		Unknown: d.healthUnknown,
+		Weight:  d.healthWeight,
 	}
 	var err error
 	d.checker, err = health.New(cfg, d.healthChanged)
@@ -75,7 +78,37 @@ func (d *Director) setHealthTargets() (changed bool, err error) {
 			changed = true
 		}
 	}
+	for k := range d.health.weight {
+		if hc, ok := checks[k]; !ok || !hc.MiscDynamic {
+			delete(d.health.weight, k) // back to its configured weight
+			changed = true
+		}
+	}
 	return changed, nil
+}
+
+// healthWeight is the checker's report of a misc_dynamic check's exit
+// status: the server's weight, or -1 for its configured one.
+func (d *Director) healthWeight(t health.Target, weight int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := admin.DestKey{Service: t.Service, Dest: t.Server}
+	old, had := d.health.weight[k]
+	if weight < 0 {
+		if !had {
+			return
+		}
+		delete(d.health.weight, k)
+	} else {
+		if had && old == int32(weight) {
+			return
+		}
+		d.health.weight[k] = int32(weight)
+	}
+	d.log.Info("real server's weight set by its misc_dynamic check", "service", t.Service.String(), "rs", t.Server, "weight", weight)
+	if err := d.install(d.running); err != nil {
+		d.log.Error("cannot apply the health check's change", "err", err)
+	}
 }
 
 // healthChanged is the checker's report: a server went down or came back.
@@ -113,10 +146,10 @@ func (d *Director) healthUnknown(t health.Target, err error, run uint64) {
 	}
 }
 
-// overlay returns cfg with the servers that are down quiesced or removed.
-// cfg itself is not changed.
+// overlay returns cfg with the servers that are down quiesced or removed,
+// and the weights that misc_dynamic checks set. cfg itself is not changed.
 func (d *Director) overlay(cfg *service.Config) *service.Config {
-	if len(d.health.down) == 0 {
+	if len(d.health.down) == 0 && len(d.health.weight) == 0 {
 		return cfg
 	}
 	out := cfg.Clone()
@@ -126,8 +159,17 @@ func (d *Director) overlay(cfg *service.Config) *service.Config {
 			return d.health.down[k] && d.health.checks[k].OnFailure == health.OnFailureRemove
 		})
 		for i := range s.Dests {
-			if d.health.down[admin.DestKey{Service: s.Key, Dest: s.Dests[i].AddrPort()}] {
+			k := admin.DestKey{Service: s.Key, Dest: s.Dests[i].AddrPort()}
+			switch w, set := d.health.weight[k]; {
+			case d.health.down[k]:
 				s.Dests[i].Weight = 0 // LastWeight stays: mh keeps its table
+			case set:
+				// As ipvsadm -e, which keepalived runs: a weight
+				// above 0 is also the last one.
+				s.Dests[i].Weight = w
+				if w > 0 {
+					s.Dests[i].LastWeight = w
+				}
 			}
 		}
 	}

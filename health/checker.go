@@ -21,6 +21,11 @@ type Config struct {
 	// results in a row, 1 for the first after a known one. It is called
 	// from probe goroutines and must not block for long.
 	Unknown func(t Target, err error, run uint64)
+	// Weight, when set, is told when a misc_dynamic check changes the
+	// weight its server should have: weight 0..253 from the script's
+	// exit status, or -1 for the configured weight (status 0). It is
+	// called from probe goroutines and must not block for long.
+	Weight func(t Target, weight int)
 }
 
 // DRConfig is what dr mode needs: the interface the real servers are on,
@@ -46,12 +51,14 @@ type Status struct {
 	Checks      uint64 // checks completed, with a known result
 	Unknown     uint64 // checks the checker could not run (LocalError): no result
 	LastError   string // the last failure or unknown result, or "" if the last check passed
+	Weight      int    // misc_dynamic: the weight the last exit status set; -1: the configured one
 }
 
 // Checker runs the checks of a set of targets.
 type Checker struct {
 	report  func(Target, bool, string)
 	unknown func(Target, error, uint64)
+	weight  func(Target, int)
 	probe   func(context.Context, Target) error // real probes; fakes in tests
 	now     func() time.Time
 	ns      nsrun.Namespace
@@ -83,6 +90,7 @@ func New(cfg Config, report func(t Target, up bool, reason string)) (*Checker, e
 	c := &Checker{
 		report:  report,
 		unknown: cfg.Unknown,
+		weight:  cfg.Weight,
 		now:     time.Now,
 		targets: make(map[key]*tracked),
 		wake:    make(chan struct{}, 1),
@@ -148,7 +156,7 @@ func (c *Checker) Set(targets []Target) error {
 	for k, t := range next {
 		tr := c.targets[k]
 		if tr == nil {
-			tr = &tracked{st: state{up: !t.Check.InitialDown}}
+			tr = &tracked{st: state{up: !t.Check.InitialDown}, status: Status{Weight: -1}}
 			c.targets[k] = tr
 		} else if tr.t != t {
 			// A probe of the old check may still run: its result is
@@ -267,11 +275,25 @@ func (c *Checker) finish(t Target, err error) {
 	}
 	tr.unknown = 0
 	tr.status.Checks++
+	weight, weighed := -1, err == nil && t.Check.MiscDynamic
+	var w weightResult
+	if errors.As(err, &w) {
+		weight, weighed, err = int(w), true, nil
+	}
+	weightChanged := weighed && weight != tr.status.Weight
+	if weighed {
+		tr.status.Weight = weight
+	}
 	tr.status.LastError = ""
 	if err != nil {
 		tr.status.LastError = err.Error()
 	}
 	changed := tr.st.observe(err == nil, t.Check.Rise, t.Check.Fall)
+	if err != nil && tr.st.up && t.Check.RetryInterval > 0 {
+		// A failure that has not taken the server down yet: retry
+		// sooner (or later) than the interval, counted from now.
+		tr.next = c.now().Add(t.Check.RetryInterval)
+	}
 	var up bool
 	var reason string
 	if changed {
@@ -279,6 +301,9 @@ func (c *Checker) finish(t Target, err error) {
 		up, reason = tr.st.up, tr.st.reason(err)
 	}
 	c.mu.Unlock()
+	if weightChanged && c.weight != nil {
+		c.weight(t, weight)
+	}
 	if changed {
 		c.report(t, up, reason)
 	}

@@ -13,13 +13,20 @@ import (
 // Kind is the kind of a check.
 type Kind string
 
-// Kinds of checks (keepalived TCP_CHECK, HTTP_GET, UDP_CHECK, DNS_CHECK).
+// Kinds of checks (keepalived TCP_CHECK, HTTP_GET, SSL_GET, UDP_CHECK,
+// DNS_CHECK, MISC_CHECK).
 const (
-	KindTCP  Kind = "tcp"  // the TCP handshake completes
-	KindHTTP Kind = "http" // GET Path answers Status
-	KindUDP  Kind = "udp"  // Payload gets any reply
-	KindDNS  Kind = "dns"  // a query for DNSName gets a response with its ID
+	KindTCP   Kind = "tcp"   // the TCP handshake completes
+	KindHTTP  Kind = "http"  // GET Path answers Status (and Digest)
+	KindHTTPS Kind = "https" // as KindHTTP, over TLS without certificate verification
+	KindUDP   Kind = "udp"   // Payload gets any reply
+	KindDNS   Kind = "dns"   // a query for DNSName gets a response with its ID
+	KindMisc  Kind = "misc"  // Script exits 0 (misc.go)
 )
+
+// IsHTTP reports whether k is KindHTTP or KindHTTPS, which take Path,
+// Host, Status and Digest.
+func (k Kind) IsHTTP() bool { return k == KindHTTP || k == KindHTTPS }
 
 // ModeDR is CheckConfig.Mode for a check sent to the VIP at the real
 // server's MAC. Only KindTCP supports it.
@@ -43,14 +50,41 @@ type CheckConfig struct {
 	Rise     int           // consecutive successes that bring a server up; default 2
 	Fall     int           // consecutive failures that take it down; default 3
 
-	Path   string // http: request path, default "/"
-	Host   string // http: Host header, default the address checked
-	Status int    // http: the status that means healthy, default 200
+	// RetryInterval, when not 0, is the wait after a failed check of a
+	// server that is still up (its run of failures is shorter than Fall):
+	// the next check starts RetryInterval after the failure ended, not
+	// Interval after the failed check started. keepalived's
+	// delay_before_retry; its retry N is Fall N+1 (the first failure,
+	// then N retries, each after delay_before_retry), with Rise 1.
+	RetryInterval time.Duration
+
+	// Source, when valid, is the director's address the check comes from
+	// (keepalived's bindto); invalid: the kernel's choice. Not for
+	// KindMisc nor ModeDR.
+	Source netip.Addr
+
+	Path   string // http, https: request path, default "/"
+	Host   string // http, https: Host header (and TLS server name), default the address checked
+	Status int    // http, https: the status that means healthy, default 200
+	// Digest, when not "", is the MD5 of the body that means healthy, 32
+	// lower-case hex digits (keepalived's url { digest }); Status must
+	// match too. A body longer than MaxDigestBody fails the check.
+	Digest string
 
 	DNSName string // dns: the name queried, required
 	DNSType uint16 // dns: the query type, default 1 (A)
 
 	Payload string // udp: the datagram sent, default empty
+
+	// Script (misc, required) is the program and its arguments, split at
+	// blanks, with '…' and "…" quoting and \ escapes (keepalived's
+	// misc_path). It runs with Timeout, in its own process group, killed
+	// with that group at the timeout (a failure).
+	Script string
+	// MiscDynamic (misc): exit 0 passes with the configured weight, 1
+	// fails, 2..255 passes and sets the weight to the code minus 2
+	// (keepalived's misc_dynamic). Without it every code but 0 fails.
+	MiscDynamic bool
 
 	// Mode "" checks the real server's own address; ModeDR (kind tcp
 	// only) sends the check to the VIP through the real server's MAC, as
@@ -103,7 +137,7 @@ func (c CheckConfig) withDefaults() CheckConfig {
 	if c.Fall == 0 {
 		c.Fall = DefaultFall
 	}
-	if c.Kind == KindHTTP {
+	if c.Kind.IsHTTP() {
 		if c.Path == "" {
 			c.Path = DefaultPath
 		}
@@ -162,15 +196,38 @@ func (t Target) validate() error {
 		errs = append(errs, fmt.Errorf("check of %s: "+format, append([]any{t}, args...)...))
 	}
 	switch c.Kind {
-	case KindTCP, KindHTTP, KindUDP, KindDNS:
+	case KindTCP, KindHTTP, KindHTTPS, KindUDP, KindDNS, KindMisc:
 	default:
-		bad("kind %q: unknown, want one of tcp, http, udp, dns", c.Kind)
+		bad("kind %q: unknown, want one of tcp, http, https, udp, dns, misc", c.Kind)
 	}
 	if !t.Server.Addr().IsValid() {
 		bad("no real server address")
 	}
-	if t.addr().Port() == 0 {
+	if c.Kind != KindMisc && t.addr().Port() == 0 {
 		bad("port 0: the service has no port, set the check's port")
+	}
+	if c.RetryInterval < 0 {
+		bad("retry_interval %v: want 0 (none) or more", c.RetryInterval)
+	}
+	if c.Source.IsValid() {
+		switch {
+		case c.Kind == KindMisc || c.Mode == ModeDR:
+			bad("source %s: not for kind misc nor mode dr", c.Source)
+		case c.Source.Is4() != t.Server.Addr().Is4():
+			bad("source %s: not of the real server's address family", c.Source)
+		}
+	}
+	if c.Kind == KindMisc {
+		if _, err := SplitScript(c.Script); err != nil {
+			bad("%v", err)
+		}
+	}
+	if c.Digest != "" {
+		if !c.Kind.IsHTTP() {
+			bad("digest: only http and https checks take one, not %s", c.Kind)
+		} else if err := CheckDigest(c.Digest); err != nil {
+			bad("%v", err)
+		}
 	}
 	if c.Interval < 0 || c.Timeout < 0 || c.Timeout > c.Interval {
 		bad("timeout %v, interval %v: want 0 < timeout <= interval", c.Timeout, c.Interval)
@@ -178,10 +235,10 @@ func (t Target) validate() error {
 	if c.Rise < 1 || c.Fall < 1 {
 		bad("rise %d, fall %d: want at least 1", c.Rise, c.Fall)
 	}
-	if c.Kind == KindHTTP && (c.Status < 100 || c.Status > 599) {
+	if c.Kind.IsHTTP() && (c.Status < 100 || c.Status > 599) {
 		bad("status %d: want 100..599", c.Status)
 	}
-	if c.Kind == KindHTTP {
+	if c.Kind.IsHTTP() {
 		if err := CheckHTTPPath(c.Path); err != nil {
 			bad("%v", err)
 		}
@@ -233,6 +290,15 @@ func CheckHTTPHost(h string) error {
 	}
 	if i := strings.IndexFunc(h, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
 		return fmt.Errorf("host %q has %s at byte %d: want a host name or address", h, charName(h[i]), i)
+	}
+	return nil
+}
+
+// CheckDigest checks the digest of an http check: an MD5 in 32 lower-case
+// hex digits, as md5sum prints it.
+func CheckDigest(d string) error {
+	if len(d) != 32 || strings.IndexFunc(d, func(r rune) bool { return !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') }) >= 0 {
+		return fmt.Errorf("digest %q: want an MD5 of 32 lower-case hex digits", d)
 	}
 	return nil
 }

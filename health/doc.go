@@ -1,8 +1,11 @@
 // Package health checks real servers as keepalived's checkers do for LVS:
-// a TCP connect, an HTTP GET with an expected status, a UDP exchange or a
-// DNS query, each target on its own interval and timeout, with flap
-// damping: a server goes down after Fall consecutive failures and comes
-// back after Rise consecutive successes. Transitions are reported through
+// a TCP connect, an HTTP or HTTPS GET with an expected status and body
+// digest, a UDP exchange, a DNS query or a program's exit status (misc.go),
+// each target on its own interval and timeout, from an optional source
+// address, with flap damping: a server goes down after Fall consecutive
+// failures, retried RetryInterval apart when set, and comes back after
+// Rise consecutive successes. A misc_dynamic check also sets the server's
+// weight (Config.Weight). Transitions are reported through
 // a callback and counted. A check the checker cannot run for want of its
 // own resources (LocalError: out of descriptors, buffers, memory or local
 // ports) has no result: it neither passes nor fails the server, and is

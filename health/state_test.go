@@ -203,7 +203,7 @@ func TestSetRejects(t *testing.T) {
 		{
 			name:  "unknown kind",
 			t:     Target{Service: web, Server: rs1, Check: CheckConfig{Kind: "icmp"}},
-			error: `check of TCP 192.0.2.100:80 -> 192.0.2.11:80: kind "icmp": unknown, want one of tcp, http, udp, dns`,
+			error: `check of TCP 192.0.2.100:80 -> 192.0.2.11:80: kind "icmp": unknown, want one of tcp, http, https, udp, dns, misc`,
 		},
 		{
 			name:  "timeout over interval",

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCheckerRefusesBadChecks checks that the checker refuses, with the
@@ -24,6 +25,13 @@ func TestCheckerRefusesBadChecks(t *testing.T) {
 		{CheckConfig{Kind: KindHTTP, Host: "a\nb"}, `host "a\nb" has a line feed (LF) at byte 1`},
 		{CheckConfig{Kind: KindHTTP, Path: "healthz"}, `path "healthz" does not start with /`},
 		{CheckConfig{Kind: KindDNS, DNSName: strings.Repeat("a", 300) + ".example"}, "a label of 300 bytes: want 1..63 bytes"},
+		{CheckConfig{Kind: KindHTTPS, Digest: "ABC"}, `digest "ABC": want an MD5 of 32 lower-case hex digits`},
+		{CheckConfig{Kind: KindTCP, Digest: "0123456789abcdef0123456789abcdef"}, "digest: only http and https checks take one, not tcp"},
+		{CheckConfig{Kind: KindMisc}, "script: empty, want a program and its arguments"},
+		{CheckConfig{Kind: KindMisc, Script: `/bin/x "a`}, `unterminated " quote`},
+		{CheckConfig{Kind: KindMisc, Script: "/bin/true", Source: netip.MustParseAddr("192.0.2.1")}, "source 192.0.2.1: not for kind misc nor mode dr"},
+		{CheckConfig{Source: netip.MustParseAddr("2001:db8::1")}, "source 2001:db8::1: not of the real server's address family"},
+		{CheckConfig{RetryInterval: -time.Second}, "retry_interval -1s: want 0 (none) or more"},
 	} {
 		err := c.Set([]Target{{Service: web, Server: server, Check: tt.check}})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -1,0 +1,141 @@
+package config
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/udr-lb/udr/health"
+)
+
+// The keys that keepalived's checkers map to: kind https and misc, digest,
+// script, misc_dynamic, retry_interval and source; their values, defaults
+// and inheritance.
+func TestLoadConfigKeepalivedHealthKeys(t *testing.T) {
+	check := func(kind health.Kind, f func(*health.CheckConfig)) *health.CheckConfig {
+		c := &health.CheckConfig{Kind: kind, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, OnFailure: "quiesce"}
+		if kind.IsHTTP() {
+			c.Path, c.Status = "/", 200
+		}
+		f(c)
+		return c
+	}
+	const digest = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name     string
+		svc, srv string
+		want     *health.CheckConfig
+	}{
+		{
+			name: "https with host and digest",
+			svc:  "{kind: https, host: www.example, digest: 0123456789ABCDEF0123456789abcdef}",
+			want: check("https", func(c *health.CheckConfig) { c.Host, c.Digest = "www.example", digest }),
+		},
+		{
+			name: "http digest inherited, status from the server",
+			svc:  "{kind: http, path: /ok, digest: " + digest + "}",
+			srv:  "{status: 204}",
+			want: check("http", func(c *health.CheckConfig) { c.Path, c.Digest, c.Status = "/ok", digest, 204 }),
+		},
+		{
+			name: "misc",
+			svc:  `{kind: misc, script: "/usr/local/bin/check 'a b' c", timeout: 3s, interval: 5s}`,
+			want: check("misc", func(c *health.CheckConfig) {
+				c.Script, c.Timeout, c.Interval = "/usr/local/bin/check 'a b' c", 3*time.Second, 5*time.Second
+			}),
+		},
+		{
+			name: "misc_dynamic from the server",
+			svc:  "{kind: misc, script: /bin/true}",
+			srv:  "{misc_dynamic: true}",
+			want: check("misc", func(c *health.CheckConfig) { c.Script, c.MiscDynamic = "/bin/true", true }),
+		},
+		{
+			name: "retry_interval and source",
+			svc:  "{retry_interval: 500ms, fall: 4, rise: 1, source: 192.0.2.1}",
+			want: check("tcp", func(c *health.CheckConfig) {
+				c.RetryInterval, c.Fall, c.Rise, c.Source = 500*time.Millisecond, 4, 1, netip.MustParseAddr("192.0.2.1")
+			}),
+		},
+		{
+			name: "retry_interval 0s",
+			svc:  "{retry_interval: 0s}",
+			want: check("tcp", func(*health.CheckConfig) {}),
+		},
+		{
+			name: "retry_interval default 0",
+			svc:  "{kind: http}",
+			want: check("http", func(*health.CheckConfig) {}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 443\n" +
+				"    health_check: " + tt.svc + "\n    servers:\n      - address: 192.0.2.11\n"
+			if tt.srv != "" {
+				yaml += "        health_check: " + tt.srv + "\n"
+			}
+			fc, _, _, err := parseConfig([]byte(yaml), "udr.yaml", ".")
+			if err != nil {
+				t.Fatalf("parseConfig: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, fc.Services[0].Servers[0].HealthCheck, addrCmp); diff != "" {
+				t.Errorf("server health check mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadConfigKeepalivedHealthInvalid(t *testing.T) {
+	const head = "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 80\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"digest too short", head + "    health_check: {kind: http, digest: abc}\n",
+			`udr.yaml:5: services[0].health_check.digest: digest "abc": want an MD5 of 32 lower-case hex digits`},
+		{"digest not hex", head + "    health_check: {kind: https, digest: 0123456789abcdef0123456789abcdeg}\n",
+			`udr.yaml:5: services[0].health_check.digest: digest "0123456789abcdef0123456789abcdeg": want an MD5 of 32 lower-case hex digits`},
+		{"digest of a tcp check", head + "    health_check: {digest: 0123456789abcdef0123456789abcdef}\n",
+			"udr.yaml:5: services[0].health_check.digest: not used by kind tcp"},
+		{"misc without script", head + "    health_check: {kind: misc}\n",
+			"udr.yaml:5: services[0].health_check.script: required for kind misc"},
+		{"misc empty script", head + "    health_check: {kind: misc, script: \"  \"}\n",
+			"udr.yaml:5: services[0].health_check.script: script: empty, want a program and its arguments"},
+		{"misc unterminated quote", head + "    health_check: {kind: misc, script: \"/bin/check 'a\"}\n",
+			`udr.yaml:5: services[0].health_check.script: script "/bin/check 'a": unterminated ' quote`},
+		{"misc with a port", head + "    health_check: {kind: misc, script: /bin/true, port: 80}\n",
+			"udr.yaml:5: services[0].health_check.port: not used by kind misc"},
+		{"misc with a source", head + "    health_check: {kind: misc, script: /bin/true, source: 192.0.2.1}\n",
+			"udr.yaml:5: services[0].health_check.source: not used by kind misc"},
+		{"misc_dynamic of an http check", head + "    health_check: {kind: http, misc_dynamic: true}\n",
+			"udr.yaml:5: services[0].health_check.misc_dynamic: not used by kind http"},
+		{"script of a tcp check", head + "    health_check: {script: /bin/true}\n",
+			"udr.yaml:5: services[0].health_check.script: not used by kind tcp"},
+		{"retry_interval too short", head + "    health_check: {retry_interval: 10ms}\n",
+			"udr.yaml:5: services[0].health_check.retry_interval: 10ms: want 0s (the interval) or 100ms..1h"},
+		{"source of the other family", head + "    health_check: {source: \"2001:db8::1\"}\n",
+			"udr.yaml:5: services[0].health_check.source: 2001:db8::1 is IPv6, 192.0.2.100 is not"},
+		{"source not an address", head + "    health_check: {source: director}\n",
+			`udr.yaml:5: services[0].health_check.source: "director" is not an IP address`},
+		{"source multicast", head + "    servers:\n      - address: 192.0.2.11\n        health_check: {source: 224.0.0.1}\n",
+			"udr.yaml:7: services[0].servers[0].health_check.source: 224.0.0.1 is not a unicast address"},
+		{"source with mode dr", head + "    health_check: {mode: dr, source: 192.0.2.1}\n",
+			"udr.yaml:5: services[0].health_check.source: not with mode dr, whose probes come from the director's interface address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fc, _, _, err := parseConfig([]byte(tt.yaml), "udr.yaml", ".")
+			if err == nil {
+				t.Fatalf("parseConfig succeeded, want error %q", tt.want)
+			}
+			if diff := cmp.Diff(tt.want, err.Error()); diff != "" {
+				t.Errorf("error mismatch (-want +got):\n%s", diff)
+			}
+			if fc != nil {
+				t.Error("parseConfig returned a config with its error")
+			}
+		})
+	}
+}
