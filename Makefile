@@ -21,6 +21,7 @@ test:
 	$(GO) test -run '^$$' -fuzz '^FuzzSyncDecode$$' -fuzztime 15s ./ipvssync
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRules$$' -fuzztime 15s ./admin
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime 15s ./config
+	$(GO) test -run '^$$' -fuzz '^FuzzKeepalived$$' -fuzztime 15s ./keepalived
 	$(GO) test -run '^$$' -fuzz '^FuzzARPRequest$$' -fuzztime 15s ./arpresponder
 	$(GO) test -run '^$$' -fuzz '^FuzzNDP$$' -fuzztime 15s ./arpresponder
 	$(GO) test -run '^$$' -fuzz '^FuzzTCPStates$$' -fuzztime 15s ./conntrack

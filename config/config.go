@@ -201,6 +201,16 @@ func Load(path string) (*File, *service.Config, []string, error) {
 	return parseConfig(data, path, filepath.Dir(path))
 }
 
+// Parse is Load of data, a udr.yaml named name in its messages, whose
+// relative rules path is relative to dir: for a udr.yaml that is not a
+// file, such as the translation of a keepalived.conf.
+func Parse(data []byte, name, dir string) (*File, *service.Config, []string, error) {
+	if len(data) > MaxFileSize {
+		return nil, nil, nil, fmt.Errorf("%s: larger than %d bytes, the most udr reads of a udr.yaml", name, MaxFileSize)
+	}
+	return parseConfig(data, name, dir)
+}
+
 // parseConfig is Load of data, named name, whose relative rules path
 // is relative to dir.
 func parseConfig(data []byte, name, dir string) (*File, *service.Config, []string, error) {

@@ -36,6 +36,10 @@ type Config struct {
 	// New loads and Reload re-reads: one of them.
 	Rules      string
 	ConfigFile string
+	// Load, when set, is what New and Reload call instead of
+	// config.Load(ConfigFile): a udr.yaml made from another file (udr
+	// run --keepalived). ConfigFile then names that file in the logs.
+	Load func() (*config.File, *service.Config, []string, error)
 
 	// Settings are the settings given on the command line, and Given
 	// says which were: with a ConfigFile, udr.yaml gives the others, at
@@ -295,7 +299,11 @@ func capacityOr(n int) int {
 // loadRules reads the rules file or the udr.yaml; fc is nil for a rules file.
 func (d *Director) loadRules() (cfg *service.Config, fc *config.File, err error) {
 	if d.cfg.ConfigFile != "" {
-		fc, cfg, warnings, err := config.Load(d.cfg.ConfigFile)
+		load := d.cfg.Load
+		if load == nil {
+			load = func() (*config.File, *service.Config, []string, error) { return config.Load(d.cfg.ConfigFile) }
+		}
+		fc, cfg, warnings, err := load()
 		if err == nil && d.cfg.Given&SetSync != 0 {
 			warnings = bgpWarningsFor(warnings, d.cfg.ConfigFile, fc, cfg, d.cfg.Settings.Sync)
 		}

@@ -50,7 +50,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"admin", "ipvsadm's command line, applied to the running udr", runAdmin},
-		{"config", "check a udr.yaml: udr config check FILE", runConfig},
+		{"config", "check a udr.yaml (udr config check FILE), or translate a keepalived.conf (udr config import [--iface NAME] FILE)", runConfig},
 		{"demo", "run the LVS-DR walkthrough in network namespaces (root)", runDemo},
 		{"run", "run the director on an interface", runDirector},
 		{"replay", "run the DR pipeline over a pcap or pcapng file", runReplay},

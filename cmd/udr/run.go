@@ -28,6 +28,7 @@ import (
 	"github.com/udr-lb/udr/internal/bounded"
 	"github.com/udr-lb/udr/internal/privs"
 	udrmetrics "github.com/udr-lb/udr/metrics"
+	"github.com/udr-lb/udr/service"
 )
 
 // runDirector is `udr run`: the director on a live interface until SIGTERM
@@ -166,7 +167,7 @@ func runCapabilities(cfg *director.Config) (privs.Set, error) {
 	keep := privs.Of(unix.CAP_NET_RAW, unix.CAP_NET_ADMIN)
 	set := cfg.Settings
 	if cfg.ConfigFile != "" {
-		fc, _, _, err := config.Load(cfg.ConfigFile)
+		fc, _, _, err := loadConfig(cfg)
 		if err != nil {
 			return 0, usageErrorf("run: %v", err)
 		}
@@ -176,7 +177,7 @@ func runCapabilities(cfg *director.Config) (privs.Set, error) {
 	}
 	if cfg.ConfigFile != "" {
 		// A BGP listener on port 179 (passive peers).
-		if fc, _, _, err := config.Load(cfg.ConfigFile); err == nil && fc.BGP != nil && fc.BGP.ListenPort > 0 && fc.BGP.ListenPort < 1024 {
+		if fc, _, _, err := loadConfig(cfg); err == nil && fc.BGP != nil && fc.BGP.ListenPort > 0 && fc.BGP.ListenPort < 1024 {
 			keep |= privs.Of(unix.CAP_NET_BIND_SERVICE)
 		}
 	}
@@ -233,6 +234,7 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	fs.StringVar(&cfg.Iface, "iface", "", "`interface` the clients and real servers are on (required)")
 	fs.StringVar(&cfg.Rules, "rules", "", "ipvsadm-save rules `file`; SIGHUP re-reads it")
 	fs.StringVar(&cfg.ConfigFile, "config", "", "udr.yaml `file` (instead of --rules), whose settings apply where no flag is given; SIGHUP re-reads its services, timeouts, health checks and sysctls")
+	keepalivedFile := fs.String("keepalived", "", "keepalived.conf `file` (instead of --rules or --config), its virtual servers translated as `udr config import` does; needs --iface; SIGHUP re-reads it")
 	fs.StringVar(&cfg.VIPMAC, "vip-mac", "", "`MAC` answering ARP/NDP for the VIPs: empty for a virtual MAC, \"iface\" for the interface's, or an address")
 	fs.DurationVar(&cfg.AnnounceInterval, "garp-interval", config.DefaultAnnounceInterval, "period of gratuitous ARP / unsolicited NA for the VIPs")
 	fs.IntVar(&cfg.Capacity, "capacity", config.DefaultCapacity, "connection table capacity")
@@ -293,19 +295,41 @@ func parseRun(args []string, stderr io.Writer) (*director.Config, error) {
 	if err := cfg.Settings.Check(cfg.Given); err != nil {
 		return nil, usageErrorf("run: %v", err)
 	}
-	if (cfg.Rules == "") == (cfg.ConfigFile == "") {
-		return nil, usageErrorf("run: give --rules or --config")
+	given := 0
+	for _, f := range []string{cfg.Rules, cfg.ConfigFile, *keepalivedFile} {
+		if f != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return nil, usageErrorf("run: give one of --rules, --config or --keepalived")
+	}
+	if *keepalivedFile != "" {
+		if cfg.Iface == "" {
+			return nil, usageErrorf("run: --keepalived needs --iface: a keepalived.conf does not say which interface udr listens on")
+		}
+		cfg.ConfigFile = *keepalivedFile
+		cfg.Load = keepalivedLoader(*keepalivedFile, cfg.Iface)
 	}
 	if cfg.ConfigFile != "" {
 		// A bad file is a bad command line, as a bad flag is. The
 		// director reads it again, and at every SIGHUP.
-		if _, _, _, err := config.Load(cfg.ConfigFile); err != nil {
+		if _, _, _, err := loadConfig(&cfg); err != nil {
 			return nil, usageErrorf("run: %v", err)
 		}
 	} else if cfg.Iface == "" {
 		return nil, usageErrorf("run: --iface (or interface: in the config file) is required")
 	}
 	return &cfg, nil
+}
+
+// loadConfig loads the configuration file as the director will:
+// cfg.Load when set (--keepalived), else the udr.yaml.
+func loadConfig(cfg *director.Config) (*config.File, *service.Config, []string, error) {
+	if cfg.Load != nil {
+		return cfg.Load()
+	}
+	return config.Load(cfg.ConfigFile)
 }
 
 // parseSyncFlags reads the --sync* flags into a sync block, with the

@@ -197,8 +197,8 @@ func TestRunUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--iface", "eth0"}, "give --rules or --config"},
-		{[]string{"--iface", "eth0", "--rules", "r", "--config", noIface}, "give --rules or --config"},
+		{[]string{"--iface", "eth0"}, "give one of --rules, --config or --keepalived"},
+		{[]string{"--iface", "eth0", "--rules", "r", "--config", noIface}, "give one of --rules, --config or --keepalived"},
 		{[]string{"--rules", "r"}, "--iface (or interface: in the config file) is required"},
 		{[]string{"--config", noIface}, "interface: required"},
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, "no such file"},
