@@ -55,6 +55,7 @@ type Worker struct {
 	stats    workerCounters
 	lastPub  time.Time
 	sync     syncCtl
+	trace    atomic.Pointer[traceTap] // the running trace's tap (trace.go), or nil
 }
 
 // WorkerConfig configures a Worker. Conn and Pipeline are required.
@@ -497,6 +498,7 @@ func (w *Worker) batch(n int, now time.Time) {
 	// Timers first: a frame at now sees the counts of every connection
 	// whose timer fired before it, as in the kernel.
 	w.p.Sweep(now, w.sweep)
+	tap := w.trace.Load() // one load per batch; nil when no trace runs
 	out := w.out[:0]
 	for i := range n {
 		b := w.bufs[i][:w.sizes[i]]
@@ -518,6 +520,12 @@ func (w *Worker) batch(n int, now time.Time) {
 		if w.obs != nil {
 			w.obs(b, v, frame)
 		}
+		if tap != nil {
+			tap.observe(w.p, b, v, now)
+		}
+	}
+	if tap != nil {
+		tap.publish()
 	}
 	w.p.FlushCounters()
 	if n > 0 {
