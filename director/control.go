@@ -57,6 +57,7 @@ func ControlLimits(maxConns int, log *slog.Logger) bounded.Limits {
 //	POST /v1/handoff   stop forwarding and answer the connection table (package handoff); then udr run exits
 //	POST /v1/standby   {"standby": true|false} → {"standby", "changed"}: standby or active (SetStandby)
 //	GET  /v1/bgp       the BGP sessions and the VIPs' routes, as JSON (bgp.Status); 404 without BGP
+//	POST /v1/trace     {"filter": [...], "count", "duration", "frames"} → a stream of JSON lines (TraceEvent): udr admin --trace
 //
 // A body must come with its Content-Length (no chunked encoding), of at
 // most MaxRequestBody bytes, and hold one JSON object and nothing else.
@@ -83,6 +84,7 @@ func (d *Director) ControlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/handoff", d.serveHandOff)
 	mux.HandleFunc("POST /v1/standby", d.serveStandby)
 	mux.HandleFunc("GET /v1/bgp", d.serveBGP)
+	mux.HandleFunc("POST /v1/trace", d.serveTrace)
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Reload(); err != nil {
 			d.log.Error("reload failed; the running table stays", "err", err)

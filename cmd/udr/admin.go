@@ -28,6 +28,7 @@ import (
 //	udr admin [--control PATH] --standby | --active
 //	udr admin [--control PATH] -L --bgp [-j]
 //	udr admin [--control PATH] -L [OPTIONS] --watch [INTERVAL] [--count N]
+//	udr admin [--control PATH] --trace [--count N] [--duration D] [--write FILE.pcapng] [FILTER...]
 func runAdmin(args []string, stdout, stderr io.Writer) error {
 	return adminWith(args, os.Stdin, stdout, stderr)
 }
@@ -45,6 +46,9 @@ func adminWith(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		} else {
 			return usageErrorf("admin: --control needs a socket path")
 		}
+	}
+	if slices.Contains(args, "--trace") {
+		return adminTrace(path, args, stdout, stderr)
 	}
 	c := controlClient(path)
 	if len(args) == 1 && args[0] == "--reload" {
