@@ -62,6 +62,9 @@ const (
 	defaultDelayLoop      = 60 * time.Second
 	defaultConnectTimeout = 5 * time.Second
 	defaultRetry          = 1
+	defaultMiscRetry      = 0
+	defaultDelayRetry     = time.Second
+	minRetryInterval      = 100 * time.Millisecond
 	defaultDNSPort        = 53
 	defaultDNSName        = "."
 	defaultDNSType        = "SOA"
@@ -119,6 +122,11 @@ type check struct {
 	status      int
 	dnsName     string
 	dnsType     string
+	digest      string
+	script      string
+	miscDynamic bool
+	source      string
+	retryEvery  time.Duration // retry_interval; 0: none written
 	interval    time.Duration
 	timeout     time.Duration
 	fall        int
@@ -131,6 +139,7 @@ type check struct {
 type params struct {
 	delayLoop, delayBeforeRetry, connectTimeout time.Duration
 	delayLoopSt, connectTimeoutSt               *Stmt
+	delayBeforeRetrySt                          *Stmt
 	retry                                       int // -1: the checker's default
 	inhibit                                     bool
 	alpha                                       bool
@@ -361,8 +370,7 @@ func (t *translator) commonParam(st *Stmt, p *params) bool {
 		}
 	case "delay_before_retry":
 		if d, ok := t.timer(st, 0); ok {
-			p.delayBeforeRetry = d
-			t.warnf(st, "delay_before_retry: udr retries at the check interval (delay_loop), not after %v", d)
+			p.delayBeforeRetry, p.delayBeforeRetrySt = d, st
 		}
 	case "retry", "nb_get_retry":
 		if n, ok := t.uint(st, 999); ok {
@@ -738,13 +746,11 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 		c.port = defaultDNSPort
 		c.dnsName, c.dnsType = defaultDNSName, defaultDNSType
 	case "SSL_GET":
-		t.errorf(st, "SSL_GET: not supported by udr (its health checks do not speak TLS)")
-		return nil
+		c.kind = "https"
 	case "MISC_CHECK":
-		t.errorf(st, "MISC_CHECK: not supported by udr (it runs no check scripts)")
-		return nil
+		c.kind = "misc"
 	default:
-		t.errorf(st, "%s: not supported by udr (its checks are TCP_CHECK, HTTP_GET and DNS_CHECK)", kw)
+		t.errorf(st, "%s: not supported by udr (its checks are TCP_CHECK, HTTP_GET, SSL_GET, DNS_CHECK and MISC_CHECK)", kw)
 		return nil
 	}
 	if !st.HasBlock && len(st.Args()) > 0 {
@@ -752,11 +758,40 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 		return nil
 	}
 	var urls []*Stmt
+	var miscTimeout time.Duration
+	var miscTimeoutSt *Stmt
+	web := c.kind == "http" || c.kind == "https"
 	for _, k := range st.Block {
 		if t.commonParam(k, &p) {
 			continue
 		}
 		switch k2 := k.Keyword(); {
+		case c.kind == "misc" && k2 == "misc_path":
+			if v, ok := t.one(k); ok {
+				if _, err := health.SplitScript(v); err != nil {
+					t.errorf(k, "misc_path: %v", err)
+				}
+				c.script = v
+			}
+		case c.kind == "misc" && k2 == "misc_timeout":
+			if d, ok := t.timer(k, time.Millisecond); ok {
+				miscTimeout, miscTimeoutSt = d, k
+			}
+		case c.kind == "misc" && k2 == "misc_dynamic":
+			c.miscDynamic = t.flag(k)
+		case c.kind == "misc" && k2 == "user":
+			t.errorf(k, "user: not supported by udr (its misc checks run as udr runs)")
+		case c.kind == "misc" && (k2 == "connect_port" || k2 == "bindto" || k2 == "connect_timeout"):
+			t.errorf(k, "%s: not for MISC_CHECK", k2)
+		case k2 == "bindto":
+			if v, ok := t.one(k); ok {
+				a, err := netip.ParseAddr(v)
+				if err != nil || a.Zone() != "" {
+					t.errorf(k, "bindto: %q is not an IP address", v)
+				} else {
+					c.source = a.String()
+				}
+			}
 		case k2 == "connect_port":
 			if n, ok := t.uint(k, 65535); ok {
 				if n == 0 {
@@ -764,14 +799,14 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 				}
 				c.port = int(n)
 			}
-		case k2 == "connect_ip" || k2 == "bindto" || k2 == "bind_port" || k2 == "bind_if" || k2 == "fwmark":
-			t.errorf(k, "%s: not supported by udr (its checks connect from the director's own address to the real server's)", k2)
+		case k2 == "connect_ip" || k2 == "bind_port" || k2 == "bind_if" || k2 == "fwmark":
+			t.errorf(k, "%s: not supported by udr (its checks connect to the real server's address, from an address of the director's chosen by bindto or the kernel)", k2)
 		case k2 == "log_all_failures":
 			t.warnf(k, "log_all_failures: ignored, udr logs every change of state")
-		case c.kind == "http" && k2 == "url":
+		case web && k2 == "url":
 			urls = append(urls, k)
-		case c.kind == "http" && (k2 == "http_protocol" || k2 == "fast_recovery"):
-			t.warnf(k, "%s: ignored by udr's HTTP check", k2)
+		case web && (k2 == "http_protocol" || k2 == "fast_recovery" || k2 == "enable_sni" || k2 == "tls_compliant"):
+			t.warnf(k, "%s: ignored by udr's HTTP check (it sends SNI whenever virtualhost is a name)", k2)
 		case c.kind == "dns" && k2 == "type":
 			if v, ok := t.one(k); ok {
 				c.dnsType = strings.ToUpper(v)
@@ -792,11 +827,11 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 			t.errorf(k, "%s: unknown keyword in %s", k2, kw)
 		}
 	}
-	if c.kind == "http" {
+	if web {
 		c.path, c.status, c.host = "/", 200, p.virtualhost
 		switch len(urls) {
 		case 0:
-			t.errorf(st, "HTTP_GET: no url block")
+			t.errorf(st, "%s: no url block", kw)
 		default:
 			for _, u := range urls[1:] {
 				t.errorf(u, "url: udr's HTTP check fetches one URL, the first is at %s", urls[0].At())
@@ -813,20 +848,50 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 	if p.delayLoop > 0 {
 		c.interval = p.delayLoop
 	}
-	if p.connectTimeout > 0 {
+	switch {
+	case c.kind == "misc" && miscTimeoutSt != nil:
+		c.timeout = miscTimeout
+		if c.timeout >= c.interval {
+			t.errorf(miscTimeoutSt, "misc_timeout %v: udr needs it shorter than delay_loop %v", c.timeout, c.interval)
+		}
+	case c.kind == "misc":
+		// keepalived's default is delay_loop; udr's timeout is shorter.
+		c.timeout = c.interval / 2
+	case p.connectTimeout > 0:
 		c.timeout = p.connectTimeout
 		if c.timeout >= c.interval {
 			at := p.connectTimeoutSt
 			t.errorf(at, "connect_timeout %v: udr needs it shorter than delay_loop %v", c.timeout, c.interval)
 		}
-	} else {
+	default:
 		c.timeout = min(defaultConnectTimeout, c.interval/2)
 	}
+	if c.kind == "misc" && c.script == "" {
+		t.errorf(st, "MISC_CHECK: no misc_path")
+	}
 	retry := defaultRetry
+	if c.kind == "misc" {
+		retry = defaultMiscRetry
+	}
 	if p.retry >= 0 {
 		retry = p.retry
 	}
 	c.fall = retry + 1
+	if retry > 0 {
+		// Retries come delay_before_retry after a failure (keepalived's
+		// default 1 s), not a whole delay_loop.
+		c.retryEvery = defaultDelayRetry
+		if p.delayBeforeRetrySt != nil {
+			c.retryEvery = p.delayBeforeRetry
+			if c.retryEvery < minRetryInterval {
+				t.warnf(p.delayBeforeRetrySt, "delay_before_retry %v: udr retries %v after a failure at the soonest", c.retryEvery, minRetryInterval)
+				c.retryEvery = minRetryInterval
+			}
+		}
+		if c.retryEvery >= c.interval {
+			c.retryEvery = 0 // the interval itself
+		}
+	}
 	c.initialDown = p.alpha
 	c.onFailure = "remove"
 	if p.inhibit {
@@ -863,9 +928,15 @@ func (t *translator) url(st *Stmt, c *check) {
 				c.host = v
 			}
 		case "digest":
-			t.errorf(k, "digest: not supported by udr (its HTTP check compares the status only)")
+			if v, ok := t.one(k); ok {
+				v = strings.ToLower(v)
+				if err := health.CheckDigest(v); err != nil {
+					t.errorf(k, "digest: %v", err)
+				}
+				c.digest = v
+			}
 		case "regex", "regex_no_match", "regex_options", "regex_stack", "regex_min_offset", "regex_max_offset", "no_regex_match":
-			t.errorf(k, "%s: not supported by udr (its HTTP check compares the status only)", kw)
+			t.errorf(k, "%s: not supported by udr (its HTTP check compares the status and the digest only)", kw)
 		default:
 			t.errorf(k, "%s: unknown keyword in url", kw)
 		}
@@ -928,15 +999,27 @@ func (t *translator) yaml() string {
 			}
 			b.WriteString("        health_check:\n")
 			fmt.Fprintf(&b, "          kind: %s\n", c.kind)
-			if c.port != 0 {
+			if c.port != 0 && c.kind != "misc" {
 				fmt.Fprintf(&b, "          port: %d\n", c.port)
 			}
-			if c.kind == "http" {
+			if c.source != "" {
+				fmt.Fprintf(&b, "          source: %s\n", quote(c.source))
+			}
+			if c.kind == "http" || c.kind == "https" {
 				fmt.Fprintf(&b, "          path: %s\n", quote(c.path))
 				if c.host != "" {
 					fmt.Fprintf(&b, "          host: %s\n", quote(c.host))
 				}
 				fmt.Fprintf(&b, "          status: %d\n", c.status)
+				if c.digest != "" {
+					fmt.Fprintf(&b, "          digest: %s\n", quote(c.digest))
+				}
+			}
+			if c.kind == "misc" {
+				fmt.Fprintf(&b, "          script: %s\n", quote(c.script))
+				if c.miscDynamic {
+					b.WriteString("          misc_dynamic: true\n")
+				}
 			}
 			if c.kind == "dns" {
 				fmt.Fprintf(&b, "          dns_name: %s\n", quote(c.dnsName))
@@ -946,6 +1029,9 @@ func (t *translator) yaml() string {
 			fmt.Fprintf(&b, "          timeout: %v\n", c.timeout)
 			b.WriteString("          rise: 1\n")
 			fmt.Fprintf(&b, "          fall: %d\n", c.fall)
+			if c.retryEvery > 0 {
+				fmt.Fprintf(&b, "          retry_interval: %v\n", c.retryEvery)
+			}
 			if c.initialDown {
 				b.WriteString("          initial_down: true\n")
 			}

@@ -31,8 +31,8 @@ func TestConfigImport(t *testing.T) {
 	if n := strings.Count(stderr.String(), "skipped global_defs"); n != 1 {
 		t.Errorf("stderr has %d notices of the skipped blocks, want 1:\n%s", n, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "10_vrrp_pair.conf:52: delay_before_retry") {
-		t.Errorf("stderr has no warning for delay_before_retry:\n%s", stderr.String())
+	if !strings.Contains(stdout.String(), "retry_interval: 3s") {
+		t.Errorf("delay_before_retry 3 is not retry_interval: 3s:\n%s", stdout.String())
 	}
 
 	// The printed udr.yaml is one udr config check takes.
