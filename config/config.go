@@ -69,6 +69,13 @@ const (
 //	                                 # {} = the defaults; netmask: a prefix length, or an IPv4 mask
 //	    one_packet: false            # ipvsadm -o, udp only
 //	    health_check: {...}          # the default check of its servers; absent = none
+//	    sorry_server: {address: 192.0.2.20, port: 0, inhibit: false}   # keepalived's sorry_server:
+//	                                 # the only server (weight 1) while below quorum; absent = none;
+//	                                 # port as a server's; inhibit: in the table at weight 0 otherwise
+//	                                 # (sorry_server_inhibit) instead of out of it
+//	    quorum: 1                    # keepalived's: the weights of the available servers must sum
+//	    hysteresis: 0                # to quorum+hysteresis to be up, and fall below
+//	                                 # quorum-hysteresis (or to 0) to be down
 //	    servers:                     # ipvsadm -a, in this order: the first listed ends up last
 //	      - address: 192.0.2.11      # required; the VIP's address family
 //	        port: 0                  # 0 = the service port; any other is ignored, with a
@@ -160,6 +167,31 @@ type Service struct {
 	OnePacket   bool
 	HealthCheck *health.CheckConfig // the service's own, the default of its servers; nil: none
 	Servers     []Server
+
+	// SorryServer, when set, is the only server while the service is
+	// below its quorum; nil: none.
+	SorryServer *SorryServer
+	// Quorum and Hysteresis (keepalived's): the service is up while
+	// the weights of its available servers (not down after their
+	// checks) sum to at least Quorum-Hysteresis and not 0, and is up
+	// again once they reach Quorum+Hysteresis. Quorum 1..2^31-1,
+	// default 1; Hysteresis 0.., default 0.
+	Quorum     int64
+	Hysteresis int64
+}
+
+// SorryServer is a service's sorry server (keepalived's sorry_server,
+// sorry_server_inhibit): while the service is below its quorum its
+// available servers leave the table (quiesced or removed as their
+// check's on_failure says; quiesced without a check) and the sorry server
+// is in it with weight 1; above, it is out of the table, or in with weight
+// 0 when Inhibit. It is not checked. Direct routing forwards to it at the
+// service port, so it must be on the segment like any real server.
+type SorryServer struct {
+	Addr    netip.Addr
+	Port    uint16 // the service port
+	Inhibit bool
+	asked   uint16 // the port as written, 0: none
 }
 
 // Persistence is a service's persistence (ipvsadm -p and -M).

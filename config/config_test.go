@@ -50,7 +50,7 @@ func TestLoadConfigFull(t *testing.T) {
 			Peers: []netip.AddrPort{netip.MustParseAddrPort("192.0.2.3:8849"), netip.MustParseAddrPort("[2001:db8::3]:8850")}},
 		Services: []Service{
 			{
-				Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 80}, Scheduler: "wrr", HealthCheck: web,
+				Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 80}, Scheduler: "wrr", HealthCheck: web, Quorum: 1,
 				Servers: []Server{
 					{Addr: a("192.0.2.11"), Port: 80, Weight: 3, UpperThreshold: 100, LowerThreshold: 50, HealthCheck: web},
 					{Addr: a("192.0.2.12"), Port: 80, Weight: 1, HealthCheck: &webStatus},
@@ -58,7 +58,7 @@ func TestLoadConfigFull(t *testing.T) {
 				},
 			},
 			{
-				Key: service.Key{Proto: service.UDP, Addr: a("2001:db8::53"), Port: 53}, Scheduler: "sh", Flags: service.SchedFlag1 | service.SchedFlag2,
+				Key: service.Key{Proto: service.UDP, Addr: a("2001:db8::53"), Port: 53}, Scheduler: "sh", Flags: service.SchedFlag1 | service.SchedFlag2, Quorum: 1,
 				Persistence: &Persistence{Timeout: 600 * time.Second, Netmask: 64}, OnePacket: true, HealthCheck: dns,
 				Servers: []Server{
 					{Addr: a("2001:db8::11"), Port: 53, Weight: 1, HealthCheck: dns},
@@ -66,12 +66,12 @@ func TestLoadConfigFull(t *testing.T) {
 				},
 			},
 			{
-				Key: service.Key{Proto: service.TCP, Addr: a("198.51.100.1"), Port: 0}, Scheduler: "wlc",
+				Key: service.Key{Proto: service.TCP, Addr: a("198.51.100.1"), Port: 0}, Scheduler: "wlc", Quorum: 1,
 				Persistence: &Persistence{Timeout: 360 * time.Second, Netmask: 24},
 				Servers:     []Server{{Addr: a("198.51.100.11"), Port: 0, Weight: 1, HealthCheck: ssh}},
 			},
 			{
-				Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 443}, Scheduler: "wlc", HealthCheck: web,
+				Key: service.Key{Proto: service.TCP, Addr: a("192.0.2.100"), Port: 443}, Scheduler: "wlc", HealthCheck: web, Quorum: 1,
 				Servers: []Server{{Addr: a("192.0.2.11"), Port: 443, Weight: 1, HealthCheck: web}},
 			},
 		},

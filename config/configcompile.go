@@ -115,6 +115,11 @@ func (d *configDecoder) config(doc *fileDoc, dir string) (*File, *service.Config
 		}
 		first[s.Key] = i
 		warnings = append(warnings, d.apply(cfg, i, s, asked)...)
+		if ss := s.SorryServer; ss != nil && ss.asked != 0 && ss.asked != ss.Port {
+			sp := fmt.Sprintf("services[%d].sorry_server.port", i)
+			warnings = append(warnings, fmt.Sprintf("%s: %s: port %d ignored: direct routing forwards to the service port %d",
+				d.where(sp), sp, ss.asked, ss.Port))
+		}
 		fc.Services = append(fc.Services, s)
 	}
 	cfg.Timeouts = fc.Timeouts

@@ -139,3 +139,44 @@ func TestLoadConfigKeepalivedHealthInvalid(t *testing.T) {
 		})
 	}
 }
+
+// sorry_server, quorum and hysteresis: values, defaults, warnings.
+func TestLoadConfigSorryServerQuorum(t *testing.T) {
+	const head = "interface: eth0\nservices:\n  - address: 192.0.2.100\n    port: 80\n"
+	fc, _, warnings, err := parseConfig([]byte(head+
+		"    sorry_server: {address: 192.0.2.20, port: 8080, inhibit: true}\n    quorum: 3\n    hysteresis: 1\n"), "udr.yaml", ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fc.Services[0]
+	want := &SorryServer{Addr: netip.MustParseAddr("192.0.2.20"), Port: 80, Inhibit: true, asked: 8080}
+	if diff := cmp.Diff(want, s.SorryServer, addrCmp, cmp.AllowUnexported(SorryServer{})); diff != "" || s.Quorum != 3 || s.Hysteresis != 1 {
+		t.Errorf("sorry server (-want +got):\n%s\nquorum %d, hysteresis %d, want 3, 1", diff, s.Quorum, s.Hysteresis)
+	}
+	if diff := cmp.Diff([]string{"udr.yaml:5: services[0].sorry_server.port: port 8080 ignored: direct routing forwards to the service port 80"}, warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+
+	fc, _, warnings, err = parseConfig([]byte(head), "udr.yaml", ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := fc.Services[0]; s.SorryServer != nil || s.Quorum != 1 || s.Hysteresis != 0 || len(warnings) != 0 {
+		t.Errorf("defaults: sorry server %v, quorum %d, hysteresis %d, warnings %q; want none, 1, 0, none", s.SorryServer, s.Quorum, s.Hysteresis, warnings)
+	}
+
+	for _, tt := range []struct{ yaml, want string }{
+		{"    sorry_server: {port: 80}\n", "udr.yaml:5: services[0].sorry_server.address: required"},
+		{"    sorry_server: {address: \"2001:db8::20\"}\n", "udr.yaml:5: services[0].sorry_server.address: 2001:db8::20 is IPv6, the service address is not"},
+		{"    sorry_server: {address: 192.0.2.100}\n", "udr.yaml:5: services[0].sorry_server.address: real server 192.0.2.100 is the VIP itself: a real server has an address of its own and holds the VIP on lo"},
+		{"    sorry_server: {address: 192.0.2.20, inhibit: yes please}\n", "udr.yaml:5: services[0].sorry_server.inhibit: want true or false, got string \"yes please\""},
+		{"    sorry_server: {address: 192.0.2.20, weight: 2}\n", "udr.yaml:5: services[0].sorry_server.weight: unknown field"},
+		{"    quorum: 0\n", "udr.yaml:5: services[0].quorum: 0 out of range 1..2147483647"},
+		{"    hysteresis: -1\n", "udr.yaml:5: services[0].hysteresis: -1 out of range 0..2147483647"},
+	} {
+		_, _, _, err := parseConfig([]byte(head+tt.yaml), "udr.yaml", ".")
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
+		}
+	}
+}

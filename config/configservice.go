@@ -81,6 +81,18 @@ func (d *configDecoder) service(i int, doc *serviceDoc) (s Service, asked []uint
 	}
 	s.HealthCheck, _ = d.health(mergeHealth(doc.HealthCheck, p+".health_check", nil, ""), s.Addr)
 
+	s.Quorum, _ = d.integer(p+".quorum", doc.Quorum, 1, math.MaxInt32, 1)
+	s.Hysteresis, _ = d.integer(p+".hysteresis", doc.Hysteresis, 0, math.MaxInt32, 0)
+	if sd := doc.SorryServer; sd != nil {
+		sp := p + ".sorry_server"
+		if absent(sd.Address) {
+			d.errorf(sp+".address", "required")
+		} else if r, written, ok := d.server(sp, &serverDoc{Address: sd.Address, Port: sd.Port}, addrOK, s.Addr, s.Port); ok {
+			s.SorryServer = &SorryServer{Addr: r.Addr, Port: r.Port, asked: written}
+			s.SorryServer.Inhibit, _ = d.boolean(sp+".inhibit", sd.Inhibit)
+		}
+	}
+
 	for j := range doc.Servers {
 		sp := fmt.Sprintf("%s.servers[%d]", p, j)
 		r, written, ok := d.server(sp, &doc.Servers[j], addrOK, s.Addr, s.Port)

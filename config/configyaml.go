@@ -62,7 +62,16 @@ type serviceDoc struct {
 	Persistence *persistenceDoc `yaml:"persistence"`
 	OnePacket   ast.Node        `yaml:"one_packet"`
 	HealthCheck *healthDoc      `yaml:"health_check"`
+	SorryServer *sorryDoc       `yaml:"sorry_server"`
+	Quorum      ast.Node        `yaml:"quorum"`
+	Hysteresis  ast.Node        `yaml:"hysteresis"`
 	Servers     []serverDoc     `yaml:"servers"`
+}
+
+type sorryDoc struct {
+	Address ast.Node `yaml:"address"`
+	Port    ast.Node `yaml:"port"`
+	Inhibit ast.Node `yaml:"inhibit"`
 }
 
 type persistenceDoc struct {

@@ -24,6 +24,9 @@ type healthState struct {
 	unknown map[admin.DestKey]uint64 // checks the checker could not run (health.LocalError)
 	weight  map[admin.DestKey]int32  // set by misc_dynamic checks, in place of the configured weight
 	count   uint64                   // transitions, all servers
+	// quorumLost says, for each service whose quorum is kept
+	// (quorum.go), whether it is without it.
+	quorumLost map[service.Key]bool
 }
 
 // newChecker starts the health checker, in the director's namespace (its
@@ -35,6 +38,8 @@ func (d *Director) newChecker() error {
 		flips:   make(map[admin.DestKey]uint64),
 		unknown: make(map[admin.DestKey]uint64),
 		weight:  make(map[admin.DestKey]int32),
+
+		quorumLost: make(map[service.Key]bool),
 	}
 	cfg := health.Config{
 		DR:      health.DRConfig{Iface: d.settings.Iface, NeighborMAC: d.neigh.Lookup},
@@ -147,9 +152,18 @@ func (d *Director) healthUnknown(t health.Target, err error, run uint64) {
 }
 
 // overlay returns cfg with the servers that are down quiesced or removed,
-// and the weights that misc_dynamic checks set. cfg itself is not changed.
+// the weights that misc_dynamic checks set, and sorry servers in place of
+// the servers of services without their quorum (quorum.go). cfg itself is
+// not changed; the quorum of each service is updated. The caller holds
+// d.mu.
 func (d *Director) overlay(cfg *service.Config) *service.Config {
-	if len(d.health.down) == 0 && len(d.health.weight) == 0 {
+	policies := d.quorumPolicies()
+	for k := range d.health.quorumLost {
+		if _, ok := policies[k]; !ok || cfg.Service(k) == nil {
+			delete(d.health.quorumLost, k)
+		}
+	}
+	if len(d.health.down) == 0 && len(d.health.weight) == 0 && len(policies) == 0 {
 		return cfg
 	}
 	out := cfg.Clone()
@@ -171,6 +185,9 @@ func (d *Director) overlay(cfg *service.Config) *service.Config {
 					s.Dests[i].LastWeight = w
 				}
 			}
+		}
+		if p, ok := policies[s.Key]; ok {
+			d.applyQuorum(s, p)
 		}
 	}
 	return out

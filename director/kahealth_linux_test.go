@@ -13,12 +13,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/udr-lb/udr/internal/drlab"
 	"github.com/udr-lb/udr/internal/netlab"
+	"github.com/udr-lb/udr/service"
 )
 
 // tlsSeen is what a real server's TLS server saw of the checks.
@@ -199,5 +201,86 @@ services:
 			t.Fatalf("exit %s: %v", step.code, err)
 		}
 		awaitWeight(step.weight)
+	}
+}
+
+// TestPrivilegedSorryServer: when the health checks take both real
+// servers out, the service loses its quorum and rs3, its sorry server,
+// answers alone; when rs1 recovers, rs3 leaves the table and rs1 answers.
+func TestPrivilegedSorryServer(t *testing.T) {
+	netlab.Privileged(t)
+	l := newLab(t, "hsorry", drlab.Options{RealServers: 3})
+	l.startFile(2, `interface: eth0
+services:
+  - address: 192.0.2.100
+    port: 80
+    scheduler: rr
+    health_check: {kind: http, interval: 500ms, timeout: 300ms, rise: 1, fall: 1, on_failure: remove}
+    sorry_server: {address: 192.0.2.13, port: 80}
+    servers:
+      - address: 192.0.2.11
+      - address: 192.0.2.12
+`)
+	client := drlab.HTTPClient(l.Client, requestTimeout)
+	web := service.Key{Proto: service.TCP, Addr: drlab.VIP, Port: 80}
+	rs3 := netip.MustParseAddrPort("192.0.2.13:80")
+	if _, ok := stateWeight(t, l, rs3); ok {
+		t.Fatal("the sorry server is in the table while the service has its quorum")
+	}
+	// answersOnly polls until a few GETs in a row come from want alone.
+	answersOnly := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var got []string
+			for range 4 {
+				body, err := drlab.Get(client, "http://192.0.2.100/")
+				if err != nil {
+					got = append(got, err.Error())
+					continue
+				}
+				got = append(got, body)
+			}
+			if slices.Equal(got, []string{want, want, want, want}) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("answers %q, want only %s", got, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	answersOnly2 := func() {
+		t.Helper()
+		got := gets(t, client, "http://192.0.2.100/", 4)
+		if !slices.Contains(got, "rs1") || !slices.Contains(got, "rs2") {
+			t.Fatalf("answers %q, want rs1 and rs2", got)
+		}
+	}
+	answersOnly2()
+	for i := 1; i <= 2; i++ {
+		if err := l.StopHTTP(i, 80); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answersOnly("rs3")
+	if lost, kept := l.d.QuorumLost(web); !lost || !kept {
+		t.Fatalf("quorum lost %v (kept %v), want lost", lost, kept)
+	}
+	if w, ok := stateWeight(t, l, rs3); !ok || w != 1 {
+		t.Fatalf("sorry server: weight %d (present %v), want 1", w, ok)
+	}
+	if err := l.log.await("service lost its quorum", 1, 0); err != nil {
+		t.Error(err)
+	}
+	if err := l.StartHTTP(1, 80); err != nil {
+		t.Fatal(err)
+	}
+	answersOnly("rs1")
+	if _, ok := stateWeight(t, l, rs3); ok {
+		t.Fatal("the sorry server is still in the table after rs1 recovered")
+	}
+	if lost, _ := l.d.QuorumLost(web); lost {
+		t.Fatal("quorum still lost after rs1 recovered")
 	}
 }
