@@ -58,6 +58,7 @@ func ControlLimits(maxConns int, log *slog.Logger) bounded.Limits {
 //	POST /v1/standby   {"standby": true|false} → {"standby", "changed"}: standby or active (SetStandby)
 //	GET  /v1/bgp       the BGP sessions and the VIPs' routes, as JSON (bgp.Status); 404 without BGP
 //	POST /v1/trace     {"filter": [...], "count", "duration", "frames"} → a stream of JSON lines (TraceEvent): udr admin --trace
+//	GET  /v1/status    what udr status prints, as JSON (status.Status; each list at most status.MaxRows)
 //
 // A body must come with its Content-Length (no chunked encoding), of at
 // most MaxRequestBody bytes, and hold one JSON object and nothing else.
@@ -85,6 +86,7 @@ func (d *Director) ControlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/standby", d.serveStandby)
 	mux.HandleFunc("GET /v1/bgp", d.serveBGP)
 	mux.HandleFunc("POST /v1/trace", d.serveTrace)
+	mux.HandleFunc("GET /v1/status", d.serveStatus)
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Reload(); err != nil {
 			d.log.Error("reload failed; the running table stays", "err", err)

@@ -124,6 +124,8 @@ type Director struct {
 	fanoutMasks atomic.Uint64
 
 	bgp bgpState // the VIPs' routes, with a bgp section (bgp.go)
+
+	status statusState // what udr status shows that nothing else keeps (status.go)
 }
 
 // probeInterval is how often real servers are asked for their MAC.
@@ -146,6 +148,7 @@ func New(cfg Config) (_ *Director, err error) {
 		stats:     stats.NewTable(),
 		localVIPs: host.LocalVIPs,
 	}
+	d.status.started = time.Now()
 	d.hand.init()
 	if d.ns, err = nsrun.Current(); err != nil {
 		return nil, err
@@ -608,7 +611,7 @@ func (d *Director) Run(ctx context.Context) error {
 
 // neighborSeen takes a MAC from the kernel's neighbour table.
 func (d *Director) neighborSeen(addr netip.Addr, mac [6]byte) {
-	if d.neigh.Set(addr, mac) {
+	if d.neigh.Learn(addr, mac, forwarder.NeighborKernel, time.Now()) {
 		d.log.Info("real server MAC from the kernel neighbour table", "addr", addr, "mac", net.HardwareAddr(mac[:]).String())
 	}
 }

@@ -117,6 +117,7 @@ func (d *Director) periodic(now time.Time) {
 				d.ws.Send(f)
 			}
 		}
+		d.status.announce(now)
 	}
 	if now.Sub(d.lastProbe) >= probeInterval {
 		d.lastProbe = now

@@ -128,7 +128,7 @@ func LoadState(t *Table, ps []*Pipeline, s *handoff.State, now time.Time, v4, v6
 		if _, ok := t.rips[n.Addr.As16()]; !ok {
 			continue
 		}
-		if _, known := ps[0].neigh.Lookup(n.Addr); !known && ps[0].neigh.Set(n.Addr, n.MAC) {
+		if _, known := ps[0].neigh.Lookup(n.Addr); !known && ps[0].neigh.Learn(n.Addr, n.MAC, NeighborState, now) {
 			st.Neighbors++
 		}
 	}

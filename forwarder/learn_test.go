@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/udr-lb/udr/internal/checksum"
 	"github.com/udr-lb/udr/internal/udrtest"
@@ -164,6 +165,56 @@ func TestLearnAllocs(t *testing.T) {
 			}
 		}); a != 0 {
 			t.Errorf("%s: Process allocs = %v, want 0", tc.name, a)
+		}
+	}
+}
+
+// TestLearnHowAndWhen checks what udr status shows of a neighbour: the
+// source of its MAC and when it was learnt, and when an answer last
+// repeated it (without changing how it was learnt).
+func TestLearnHowAndWhen(t *testing.T) {
+	h := newHarness(t, learnRules, 64)
+	h.neigh.Delete(udrtest.RS1) // the harness gives it statically
+	h.neigh.Set(rs6, rs6MAC)
+	entry := func(a netip.Addr) NeighborEntry {
+		t.Helper()
+		for _, e := range h.neigh.Entries() {
+			if e.Addr == a {
+				return e
+			}
+		}
+		t.Fatalf("%s not in Entries %+v", a, h.neigh.Entries())
+		return NeighborEntry{}
+	}
+	if e := entry(rs6); e.Source != NeighborStatic || e.MAC != rs6MAC {
+		t.Errorf("after Set: %+v, want static %x", e, rs6MAC)
+	}
+	rsMAC := [6]byte{0x02, 0, 0, 0, 0, 0x11}
+	h.p.Process(arpFrame(2, rsMAC, udrtest.RS1, nil), epoch)
+	later := epoch.Add(5 * time.Second)
+	h.p.Process(arpFrame(2, rsMAC, udrtest.RS1, nil), later)
+	if e := entry(udrtest.RS1); e.Source != NeighborARP || !e.Learnt.Equal(epoch) || !e.Seen.Equal(later) || e.MAC != rsMAC {
+		t.Errorf("after two ARP replies: %+v, want arp %x learnt %v seen %v", e, rsMAC, epoch, later)
+	}
+	h.neigh.Learn(udrtest.RS1, rsMAC, NeighborKernel, later.Add(time.Second))
+	if e := entry(udrtest.RS1); e.Source != NeighborARP || !e.Seen.Equal(later.Add(time.Second)) {
+		t.Errorf("the kernel repeating the MAC: %+v, want still arp, seen a second later", e)
+	}
+	na := later.Add(2 * time.Second)
+	h.p.Process(naFrame(rs6, poisonMAC, true, nil), na)
+	if e := entry(rs6); e.Source != NeighborNDP || !e.Learnt.Equal(na) || e.MAC != poisonMAC {
+		t.Errorf("after an NA with a new MAC: %+v, want ndp %x learnt %v", e, poisonMAC, na)
+	}
+	h.neigh.Delete(rs6)
+	for _, e := range h.neigh.Entries() {
+		if e.Addr == rs6 {
+			t.Errorf("after Delete: %+v still there", e)
+		}
+	}
+	var s NeighborSource
+	for _, name := range []string{"static", "arp", "ndp", "kernel", "state-file"} {
+		if err := s.UnmarshalText([]byte(name)); err != nil || s.String() != name {
+			t.Errorf("%q read back as %q", name, s)
 		}
 	}
 }

@@ -391,7 +391,7 @@ func (p *Pipeline) learnARP(ethSrc [6]byte, a *arpresponder.ARP) {
 	}
 	ip := [16]byte{10: 0xff, 11: 0xff}
 	copy(ip[12:], a.SenderIP[:])
-	p.learn(ip, a.SenderMAC)
+	p.learn(ip, a.SenderMAC, NeighborARP)
 }
 
 // learnNA records the target of a neighbor advertisement (RFC 4861 4.4)
@@ -403,20 +403,21 @@ func (p *Pipeline) learnNA(ethSrc [6]byte, m *arpresponder.ND) {
 		p.ownMAC(ethSrc) || p.ownMAC(m.LLA) || netip.AddrFrom16(m.Target).Is4In6() {
 		return // an IPv4-mapped target would name an IPv4 real server
 	}
-	p.learn(m.Target, m.LLA)
+	p.learn(m.Target, m.LLA, NeighborNDP)
 }
 
 // learn records that real server address ip (IPv4 as v4-mapped) is at mac;
 // any other address is ignored.
-func (p *Pipeline) learn(ip [16]byte, mac [6]byte) {
+func (p *Pipeline) learn(ip [16]byte, mac [6]byte, src NeighborSource) {
 	id, rip := p.t.rips[ip]
 	if !rip {
 		return
 	}
 	if have, known := p.neigh.mac(id); known && have == mac {
+		p.neigh.confirm(id, p.lastNow)
 		return
 	}
-	p.neigh.Set(netip.AddrFrom16(ip).Unmap(), mac)
+	p.neigh.Learn(netip.AddrFrom16(ip).Unmap(), mac, src, p.lastNow)
 }
 
 func (p *Pipeline) ownMAC(m [6]byte) bool {

@@ -47,11 +47,12 @@ type DRConfig struct {
 type Status struct {
 	Target      Target
 	Up          bool
-	Transitions uint64 // state changes since the target was first Set
-	Checks      uint64 // checks completed, with a known result
-	Unknown     uint64 // checks the checker could not run (LocalError): no result
-	LastError   string // the last failure or unknown result, or "" if the last check passed
-	Weight      int    // misc_dynamic: the weight the last exit status set; -1: the configured one
+	Transitions uint64    // state changes since the target was first Set
+	Checks      uint64    // checks completed, with a known result
+	Unknown     uint64    // checks the checker could not run (LocalError): no result
+	LastError   string    // the last failure or unknown result, or "" if the last check passed
+	Weight      int       // misc_dynamic: the weight the last exit status set; -1: the configured one
+	Last        time.Time // when the last check ended; zero before the first
 }
 
 // Checker runs the checks of a set of targets.
@@ -259,6 +260,7 @@ func (c *Checker) finish(t Target, err error) {
 		return
 	}
 	tr.running = false
+	tr.status.Last = c.now()
 	if err != nil && LocalError(err) {
 		// The checker's own failure says nothing of the server: its
 		// state and its run of results stay as they are.

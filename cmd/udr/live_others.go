@@ -13,3 +13,4 @@ func runDirector([]string, io.Writer, io.Writer) error   { return errLinuxOnly }
 func runDemo([]string, io.Writer, io.Writer) error       { return errLinuxOnly }
 func runRealServer([]string, io.Writer, io.Writer) error { return errLinuxOnly }
 func runAdmin([]string, io.Writer, io.Writer) error      { return errLinuxOnly }
+func runStatus([]string, io.Writer, io.Writer) error     { return errLinuxOnly }

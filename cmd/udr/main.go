@@ -53,6 +53,7 @@ func commands() []command {
 		{"config", "check a udr.yaml (udr config check FILE), or translate a keepalived.conf (udr config import [--iface NAME] FILE)", runConfig},
 		{"demo", "run the LVS-DR walkthrough in network namespaces (root)", runDemo},
 		{"run", "run the director on an interface", runDirector},
+		{"status", "the running udr in one screen: interface, VIPs, neighbours, health, table, drops", runStatus},
 		{"replay", "run the DR pipeline over a pcap or pcapng file", runReplay},
 		{"realserver", "set up, check or tear down a real server's VIPs and ARP sysctls", runRealServer},
 		{"version", "print udr's version", func(_ []string, stdout, _ io.Writer) error {
