@@ -104,6 +104,16 @@ type service struct {
 	netmask     int // -1: the default
 	onePacket   bool
 	servers     []server
+	sorry       *sorryServer
+	quorum      int64 // 0: none written (keepalived's default 1)
+	hysteresis  int64
+}
+
+type sorryServer struct {
+	st      *Stmt
+	addr    netip.Addr
+	port    uint16 // as written
+	inhibit bool
 }
 
 type server struct {
@@ -524,8 +534,34 @@ func (t *translator) virtualServer(st *Stmt) {
 			t.warnf(k, "omega: ignored, udr runs no quorum scripts")
 		case "weight":
 			t.warnf(k, "weight: ignored (a virtual_server's weight is for VRRP tracking)")
-		case "quorum", "hysteresis", "sorry_server", "sorry_server_inhibit", "sorry_server_lvs_method":
-			t.errorf(k, "%s: not supported by udr", kw)
+		case "sorry_server":
+			s.sorry = t.sorryServer(k)
+		case "sorry_server_inhibit":
+			if len(k.Args()) > 0 {
+				t.errorf(k, "sorry_server_inhibit: takes no value")
+			}
+			if s.sorry == nil {
+				// keepalived: "Ignoring sorry_server inhibit used
+				// before or without sorry_server".
+				t.warnf(k, "sorry_server_inhibit: ignored before or without sorry_server, as keepalived does")
+			} else {
+				s.sorry.inhibit = true
+			}
+		case "sorry_server_lvs_method":
+			t.method(k)
+		case "quorum":
+			if n, ok := t.uint(k, math.MaxInt32); ok {
+				if n < 1 {
+					// keepalived: "Quorum >= 1 ... using 1 instead".
+					t.warnf(k, "quorum 0: 1 instead, as keepalived does")
+					n = 1
+				}
+				s.quorum = int64(n)
+			}
+		case "hysteresis":
+			if n, ok := t.uint(k, math.MaxInt32); ok {
+				s.hysteresis = int64(n)
+			}
 		case "quorum_up", "quorum_down":
 			t.errorf(k, "%s: not supported by udr (it runs no notify scripts)", kw)
 		default:
@@ -600,6 +636,13 @@ func (t *translator) virtualServer(st *Stmt) {
 		sv := s
 		sv.st, sv.addr, sv.port = v.st, v.addr, v.port
 		sv.servers = nil
+		if sv.sorry != nil {
+			if sv.sorry.addr.Is4() != v.addr.Is4() {
+				t.errorf(sv.sorry.st, "sorry_server %s: not the address family of the virtual server %s", sv.sorry.addr, v.addr)
+			} else if v.port != 0 && sv.sorry.port != 0 && sv.sorry.port != v.port {
+				t.warnf(sv.sorry.st, "sorry_server port %d: direct routing forwards to the service port %d", sv.sorry.port, v.port)
+			}
+		}
 		for i, srv := range servers {
 			srv := srv
 			if srv.check != nil && srv.check.port == 0 && rsPorts[i] != v.port {
@@ -620,6 +663,24 @@ func (t *translator) virtualServer(st *Stmt) {
 		}
 		t.out = append(t.out, sv)
 	}
+}
+
+// sorryServer reads "sorry_server IP PORT".
+func (t *translator) sorryServer(st *Stmt) *sorryServer {
+	if len(st.Args()) != 2 || st.HasBlock {
+		t.errorf(st, "sorry_server: want sorry_server IP PORT")
+		return nil
+	}
+	a, err := netip.ParseAddr(st.Args()[0])
+	if err != nil || a.Zone() != "" {
+		t.errorf(st, "sorry_server: %q is not an IP address", st.Args()[0])
+		return nil
+	}
+	port, ok := t.port(st, st.Args()[1])
+	if !ok {
+		return nil
+	}
+	return &sorryServer{st: st, addr: a, port: port}
 }
 
 // granularity converts persistence_granularity: an IPv4 netmask, or an
@@ -906,6 +967,13 @@ func (t *translator) url(st *Stmt, c *check) {
 		t.errorf(st, "url: want url { path ... }")
 		return
 	}
+	hasStatus := false
+	defer func() {
+		if !hasStatus {
+			// keepalived takes any 2xx status without status_code.
+			t.warnf(st, "url: no status_code: udr's check wants status %d, where keepalived takes any 2xx", c.status)
+		}
+	}()
 	for _, k := range st.Block {
 		switch kw := k.Keyword(); kw {
 		case "path":
@@ -916,6 +984,7 @@ func (t *translator) url(st *Stmt, c *check) {
 				c.path = v
 			}
 		case "status_code":
+			hasStatus = true
 			if v, ok := t.one(k); ok {
 				n, err := strconv.Atoi(v)
 				if err != nil || n < 100 || n > 599 {
@@ -976,6 +1045,20 @@ func (t *translator) yaml() string {
 		}
 		if s.onePacket {
 			b.WriteString("    one_packet: true\n")
+		}
+		if ss := s.sorry; ss != nil {
+			fmt.Fprintf(&b, "    # %s: %s\n", printable(ss.st.At()), printable(strings.Join(ss.st.Words, " ")))
+			fmt.Fprintf(&b, "    sorry_server: {address: %s", quote(ss.addr.String()))
+			if ss.inhibit {
+				b.WriteString(", inhibit: true")
+			}
+			b.WriteString("}\n")
+		}
+		if s.quorum != 0 {
+			fmt.Fprintf(&b, "    quorum: %d\n", s.quorum)
+		}
+		if s.hysteresis != 0 {
+			fmt.Fprintf(&b, "    hysteresis: %d\n", s.hysteresis)
 		}
 		if len(s.servers) == 0 {
 			b.WriteString("    servers: []\n")
