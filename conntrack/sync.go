@@ -108,6 +108,8 @@ const syncStates = 1<<StateEstablished | 1<<StateFinWait | 1<<StateClose | 1<<St
 // packet, which is the same except when a connection leaves a state and
 // comes back to it between two records (FIN_WAIT, SYN_RECV after a new SYN,
 // ESTABLISHED, FIN_WAIT again): the second FIN_WAIT sends a record here.
+// forwarder's TestSyncPolicyReference checks this against the reference,
+// ipvssync.Policy.Needed, allowing that difference alone.
 func (t *Table) syncPacket(s *slot, prev, next State, now uint32) bool {
 	ev := s.controlled
 	c := t.sync.next[evPacketsOf(ev)]

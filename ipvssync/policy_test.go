@@ -30,9 +30,11 @@ func TestPolicyNeeded(t *testing.T) {
 		{"SCTP to SHUTDOWN_SENT at once", Policy{}, sctp, sctpShutdownSent, sctpEstablished, false, 9, true},
 		{"SCTP COOKIE_ECHOED never", Policy{}, sctp, 7, 7, false, 3, false},
 		{"threshold 1 period 10, 11th", Policy{Threshold: 1, Period: 10}, udp, 0, 0, false, 11, true},
-		{"period 0: only the threshold packet", Policy{Period: -1}, udp, 0, 0, false, 53, false},
-		{"period 0: the threshold packet", Policy{Period: -1}, udp, 0, 0, false, 3, true},
-		{"period 0: template too", Policy{Period: -1}, tcp, 0, 0, true, 4, false},
+		{"threshold 0 period 50, 50th", Policy{Threshold: 0, Period: 50}, udp, 0, 0, false, 50, true},
+		{"threshold 0 period 50, 3rd", Policy{Threshold: 0, Period: 50}, udp, 0, 0, false, 3, false},
+		{"period 0: only the threshold packet", Policy{Threshold: 3, Period: -1}, udp, 0, 0, false, 53, false},
+		{"period 0: the threshold packet", Policy{Threshold: 3, Period: -1}, udp, 0, 0, false, 3, true},
+		{"period 0: template too", Policy{Threshold: 3, Period: -1}, tcp, 0, 0, true, 4, false},
 	}
 	for _, tt := range tests {
 		if got := tt.p.Needed(tt.proto, tt.state, tt.oldState, tt.template, tt.pkts); got != tt.want {
