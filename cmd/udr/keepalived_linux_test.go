@@ -100,7 +100,8 @@ virtual_server 192.0.2.100 80 {
 // HTTP_GET checker removes rs2 when rs2's health URL answers 503 (the
 // server still accepts connections), and restores it when the URL answers
 // 200 again; then when rs2's HTTP server stops altogether; SIGHUP re-reads
-// the keepalived.conf (a changed weight); the skipped VRRP blocks are one
+// the keepalived.conf (a changed weight), as udr admin --reload does, and
+// refuses an invalid one naming its line; the skipped VRRP blocks are one
 // notice in the log.
 func TestPrivilegedRunKeepalived(t *testing.T) {
 	netlab.Privileged(t)
@@ -177,8 +178,15 @@ func TestPrivilegedRunKeepalived(t *testing.T) {
 	}
 	await("after SIGHUP with rs1's weight 3", svc+"-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 3\n")
 
+	// udr admin --reload reads it again too.
+	write(4)
+	if r := d.admin(t, nil, "--reload"); r.code != 0 || r.stderr != "" {
+		t.Fatalf("udr admin --reload: exit %d, stderr %q", r.code, r.stderr)
+	}
+	await("after udr admin --reload with rs1's weight 4", svc+"-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 4\n")
+
 	// A keepalived.conf made invalid is refused; the table stays.
-	if err := os.WriteFile(conf, []byte(strings.Replace(keepalivedLabConf(3), "lb_kind DR", "lb_kind NAT", 1)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(strings.Replace(keepalivedLabConf(4), "lb_kind DR", "lb_kind NAT", 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	mark = d.log.len()
@@ -192,5 +200,5 @@ func TestPrivilegedRunKeepalived(t *testing.T) {
 	if !strings.Contains(line, "keepalived.conf:15: lb_kind NAT: udr forwards by direct routing only") {
 		t.Errorf("reload failure does not name the line: %s", line)
 	}
-	await("after a refused reload", svc+"-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 3\n")
+	await("after a refused reload", svc+"-a -t 192.0.2.100:80 -r 192.0.2.11:80 -g -w 4\n")
 }
