@@ -246,6 +246,9 @@ func syncPolicyReference(t *testing.T, threshold, period int, persistMode bool, 
 			wantConn = true
 		}
 		if gotConn != wantConn {
+			if persistMode && c.controlled {
+				t.Fatalf("%s: connection record queued %v, want none: sync_persist_mode and a template (in_persistence)", what, gotConn)
+			}
 			t.Fatalf("%s: connection record queued %v, ipvssync.Policy.Needed(proto %d, state %v, oldState %d, pkts %d) = %v",
 				what, gotConn, svc.proto, c.state, c.oldState, c.pkts, wantConn)
 		}
