@@ -101,14 +101,21 @@ func (t *Table) Tick(now time.Time, reg *dest.Registry, services []*service.Serv
 				continue // not compiled (a full registry), or already gone
 			}
 			de := t.dests[id]
-			if de == nil {
+			fresh := de == nil
+			if fresh {
 				de = &destEntry{svc: s.Key}
 				t.dests[id] = de
 			}
 			t.read(de, se, reg.State(id))
 			if !de.live {
-				// A new or returning server: rates start afresh.
-				de.est.Reset(de.cur)
+				// A returning server: rates start afresh. A new one's
+				// estimator starts from zero counters, as the kernel's
+				// does when the server is added: the packets it got
+				// before this first Tick count in its rates, as they do
+				// in its service's.
+				if !fresh {
+					de.est.Reset(de.cur)
+				}
 				de.live = true
 			}
 			de.gen = t.gen

@@ -275,3 +275,23 @@ func TestTableForget(t *testing.T) {
 		t.Fatalf("total after a second Forget = %+v", got)
 	}
 }
+
+// TestTableNewServerRates: the traffic a new real server gets before the
+// estimator first sees it counts in its rates as in its service's, so
+// that the servers' rates add up to the service's (ipvsadm -L --rate
+// right after a start or an -a).
+func TestTableNewServerRates(t *testing.T) {
+	l := newLab(t)
+	cfg := []*service.Service{svc(web, "192.0.2.11", "192.0.2.12")}
+	l.traffic(web, "192.0.2.11", 5, 25)
+	l.traffic(web, "192.0.2.12", 5, 27)
+	l.tick(cfg...)
+	s := l.service(web).Rates
+	r1, r2 := l.dest(web, "192.0.2.11").Rates, l.dest(web, "192.0.2.12").Rates
+	if r1.InPPS == 0 || r2.InPPS == 0 || r1.InBPS == 0 || r2.InBPS == 0 {
+		t.Errorf("first Tick: servers' rates %+v and %+v, want non-zero as the service's %+v", r1, r2, s)
+	}
+	if sum := r1.InPPS + r2.InPPS; sum+1 < s.InPPS || sum > s.InPPS+1 {
+		t.Errorf("servers' InPPS %d + %d, want the service's %d (±1 for rounding)", r1.InPPS, r2.InPPS, s.InPPS)
+	}
+}
