@@ -27,6 +27,7 @@ type options struct {
 	udr     string
 	readme  string
 	profile string    // directory for udr's CPU profiles; "" for none
+	trace   bool      // add a case with a trace of every frame per udr case
 	command string    // the command line, for the table
 	log     io.Writer // progress
 }
@@ -164,6 +165,15 @@ func bench(ctx context.Context, o options) (res *results, err error) {
 		}
 		res.rawOf[name] = name
 		floodCases = append(floodCases, t.rawCase(io, rawLim))
+	}
+	if o.trace {
+		var traced []udrVariant
+		for _, v := range variants {
+			tv := v
+			tv.name, tv.trace = v.name+"+trace", true
+			traced = append(traced, v, tv)
+		}
+		variants = traced
 	}
 	for _, v := range variants {
 		addRaw(v.io)

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -44,6 +45,8 @@ type udrVariant struct {
 	name string
 	io   string // its I/O backend; "" when udr has no --io
 	args []string
+	// trace: udr admin --trace of every frame runs while it is measured.
+	trace bool
 }
 
 // udrVariants lists the udr cases that binary offers, from the flags of
@@ -132,8 +135,12 @@ func (t *topo) kernelDRCase() fwdCase {
 // udrCase runs binary as `udr run` in the director with variant v's flags.
 func (t *topo) udrCase(binary, rulesFile string, v udrVariant) fwdCase {
 	return fwdCase{name: v.name, half: true, start: func(ctx context.Context) (int, func() error, error) {
+		control := "off"
+		if v.trace {
+			control = filepath.Join(filepath.Dir(rulesFile), "udr.sock")
+		}
 		args := append([]string{"run", "--iface", "eth0", "--rules", rulesFile, "--vip-mac", "iface",
-			"--control", "off", "--metrics", "off"}, v.args...)
+			"--control", control, "--metrics", "off"}, v.args...)
 		cmd := t.dir.Command(binary, args...)
 		if t.profileDir != "" {
 			// Runs are numbered in the order the progress log shows them.
@@ -153,15 +160,60 @@ func (t *topo) udrCase(binary, rulesFile string, v udrVariant) fwdCase {
 			p.stop(syscall.SIGTERM)
 			return 0, nil, err
 		}
+		stopTrace := func() error { return nil }
+		if v.trace {
+			stopTrace = traceAll(binary, control)
+		}
 		stop := func() error {
+			terr := stopTrace()
 			out := p.stop(syscall.SIGTERM)
 			if p.err != nil {
 				return fmt.Errorf("%s: %v: %s", v.name, p.err, lastLines(out, 10))
 			}
-			return nil
+			return terr
 		}
 		return p.cmd.Process.Pid, stop, nil
 	}}
+}
+
+// traceAll runs `udr admin --trace` of every frame against the udr serving
+// control, its lines discarded, again each time it ends (at its count of
+// 1,000,000 frames) until the function it returns is called, which stops
+// it and returns its first failure.
+func traceAll(binary, control string) func() error {
+	quit, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		var first error
+		for {
+			cmd := exec.Command(binary, "admin", "--control", control, "--trace", "--count", "1000000", "--duration", "10m")
+			cmd.Stdout = io.Discard
+			p, err := start("trace", cmd)
+			if err != nil {
+				done <- err
+				return
+			}
+			select {
+			case <-quit:
+				p.stop(syscall.SIGINT)
+				done <- first
+				return
+			case <-p.done:
+				if p.err != nil && first == nil {
+					first = fmt.Errorf("udr admin --trace: %v: %s", p.err, lastLines(p.out.String(), 5))
+				}
+				if first != nil {
+					// Not again: a trace that fails fails at once.
+					<-quit
+					done <- first
+					return
+				}
+			}
+		}
+	}()
+	return func() error {
+		close(quit)
+		return <-done
+	}
 }
 
 // rawCase runs the raw forwarder (raw.go) with backend io in the director:

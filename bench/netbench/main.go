@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.flows, "flows", 10240, "flows of the udp and tcp floods (at most 25,400)")
 	fs.StringVar(&o.udr, "udr", "", "udr `binary` to measure (default: go build ./cmd/udr from this module)")
 	fs.StringVar(&o.profile, "profile", "", "`directory` to write a CPU profile of every udr run into (UDR_CPUPROFILE), named after its case and mode; empty for none")
+	fs.BoolVar(&o.trace, "trace", false, "also run every udr case with a trace of every frame (udr admin --trace) running: cases named NAME+trace")
 	fs.StringVar(&o.readme, "readme", "bench/README.md", "`file` (relative to the module root) whose generated table is replaced; empty for none")
 	if err := fs.Parse(args); err != nil {
 		return err
