@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,5 +137,34 @@ func TestPrivilegedStatus(t *testing.T) {
 	}
 	if took < 900*time.Millisecond {
 		t.Errorf("--watch 1 --count 2 took %v, want the second refresh a second after the first", took)
+	}
+
+	// Without --count, --watch runs until SIGINT or SIGTERM, and exits 0.
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		cmd := exec.Command(bin.exe, "admin", "--control", sock, "-L", "-n", "--watch", "0.2")
+		out := newLineLog()
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		var werr error
+		go func() { werr = cmd.Wait(); close(exited) }()
+		if _, err := out.wait(0, "--- 3: ", daemonEventTimeout, exited); err != nil {
+			cmd.Process.Kill()
+			<-exited
+			t.Fatalf("udr admin -L -n --watch 0.2: %v\n%s", err, out)
+		}
+		cmd.Process.Signal(sig)
+		select {
+		case <-exited:
+			if werr != nil {
+				t.Errorf("--watch after %v: %v, want exit 0\n%s", sig, werr, out)
+			}
+		case <-time.After(daemonStopTimeout):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("--watch did not stop within %v of %v", daemonStopTimeout, sig)
+		}
 	}
 }
