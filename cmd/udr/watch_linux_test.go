@@ -223,3 +223,20 @@ func TestWatchBadCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDaemon: udr status and udr admin --watch with nothing serving the
+// socket exit 2 with a message naming it.
+func TestNoDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	for _, args := range [][]string{
+		{"status", "--control", sock},
+		{"status", "--control", sock, "-j"},
+		{"admin", "--control", sock, "-L", "-n", "--watch", "1", "--count", "2"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"udr"}, args...), &out, &errb)
+		if code != 2 || !strings.Contains(errb.String(), "cannot reach the udr daemon at "+sock) || out.Len() != 0 {
+			t.Errorf("udr %s: exit %d, stdout %q, stderr %q; want 2 and the socket named", strings.Join(args, " "), code, out.String(), errb.String())
+		}
+	}
+}
