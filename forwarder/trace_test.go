@@ -3,6 +3,7 @@ package forwarder
 import (
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +339,40 @@ func BenchmarkWorkerBatchTrace(b *testing.B) {
 				b.Fatalf("%d lines for %d frames", lines, b.N*len(frames))
 			}
 		})
+	}
+}
+
+// With several workers, each has its own queue: the trace shows the frames
+// of all, each worker's in its order, and Stop ends it in all.
+func TestTraceSeveralWorkers(t *testing.T) {
+	h := newHarness(t, workerRules, 1<<10)
+	var ws Workers
+	for range 3 {
+		ws = append(ws, NewWorker(WorkerConfig{Conn: nopConn{}, Pipeline: h.p}))
+	}
+	tr, err := ws.StartTrace(mustFilter(t, "verdict no-conn"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range ws {
+		for j := range 2 {
+			w.sizes[j] = copy(w.bufs[j], udrtest.TCP(h.toVIP(), client(uint16(100*i+j)), vip80, udrtest.ACK, nil))
+		}
+		w.batch(2, epoch)
+	}
+	var got []string
+	tr.Poll(func(e *TraceEntry) bool {
+		got = append(got, strings.Fields(e.Line)[2]+" "+strconv.Itoa(e.Worker))
+		return true
+	})
+	want := []string{"192.0.2.50:0 0", "192.0.2.50:1 0", "192.0.2.50:100 1", "192.0.2.50:101 1", "192.0.2.50:200 2", "192.0.2.50:201 2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("traced %q, want %q", got, want)
+	}
+	tr.Stop()
+	for i, w := range ws {
+		if w.trace.Load() != nil {
+			t.Errorf("worker %d still traces after Stop", i)
+		}
 	}
 }
