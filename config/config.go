@@ -110,7 +110,8 @@ const (
 //	misc_dynamic: false  # misc only: exit 0 = up at the configured weight, 1 = down,
 //	                     # 2..255 = up at weight status-2 (keepalived's misc_dynamic)
 //	interval: 2s         # 100ms..1h (keepalived's delay_loop)
-//	timeout: 1s          # shorter than interval (keepalived's connect_timeout, misc_timeout)
+//	timeout: 1s          # shorter than interval (keepalived's connect_timeout); misc: any,
+//	                     # default the interval (keepalived's misc_timeout)
 //	rise: 2              # 1..1000
 //	fall: 3              # 1..1000
 //	retry_interval: 0s   # 0s = interval; else 100ms..1h: after a failure that leaves the

@@ -271,7 +271,12 @@ func (d *configDecoder) health(h *healthSrc, server netip.Addr) (hc *health.Chec
 	c.Interval, iv = d.duration(path(hcInterval), n[hcInterval], 100*time.Millisecond, time.Hour, health.DefaultInterval, false)
 	c.Timeout, tv = d.duration(path(hcTimeout), n[hcTimeout], time.Millisecond, time.Hour, health.DefaultTimeout, false)
 	good(iv && tv)
-	if iv && tv && c.Timeout >= c.Interval {
+	if kind == "misc" && absent(n[hcTimeout]) {
+		c.Timeout = c.Interval // keepalived's misc_timeout default: delay_loop
+	}
+	// A misc check may outlast its interval (keepalived's misc_timeout
+	// may): the next one starts when it has been reaped.
+	if iv && tv && kind != "misc" && c.Timeout >= c.Interval {
 		at := path(hcTimeout)
 		if absent(n[hcTimeout]) {
 			at = path(hcInterval)

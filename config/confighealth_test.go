@@ -47,10 +47,15 @@ func TestLoadConfigKeepalivedHealthKeys(t *testing.T) {
 			}),
 		},
 		{
-			name: "misc_dynamic from the server",
+			name: "misc_dynamic from the server, timeout the interval",
 			svc:  "{kind: misc, script: /bin/true}",
 			srv:  "{misc_dynamic: true}",
-			want: check("misc", func(c *health.CheckConfig) { c.Script, c.MiscDynamic = "/bin/true", true }),
+			want: check("misc", func(c *health.CheckConfig) { c.Script, c.MiscDynamic, c.Timeout = "/bin/true", true, 2*time.Second }),
+		},
+		{
+			name: "misc timeout longer than the interval",
+			svc:  "{kind: misc, script: /bin/true, interval: 3s, timeout: 10s}",
+			want: check("misc", func(c *health.CheckConfig) { c.Script, c.Interval, c.Timeout = "/bin/true", 3*time.Second, 10*time.Second }),
 		},
 		{
 			name: "retry_interval and source",

@@ -46,7 +46,7 @@ type CheckConfig struct {
 	Kind     Kind          // default KindTCP
 	Port     uint16        // 0: the real server's port (in dr mode: the service's)
 	Interval time.Duration // between the starts of two checks; default 2 s
-	Timeout  time.Duration // of one check; default 1 s, at most Interval
+	Timeout  time.Duration // of one check; default 1 s, at most Interval; misc: default Interval, any
 	Rise     int           // consecutive successes that bring a server up; default 2
 	Fall     int           // consecutive failures that take it down; default 3
 
@@ -128,7 +128,11 @@ func (c CheckConfig) withDefaults() CheckConfig {
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
 	}
-	if c.Timeout == 0 {
+	switch {
+	case c.Timeout != 0:
+	case c.Kind == KindMisc:
+		c.Timeout = c.Interval // keepalived's misc_timeout default: delay_loop
+	default:
 		c.Timeout = min(DefaultTimeout, c.Interval)
 	}
 	if c.Rise == 0 {
@@ -229,7 +233,12 @@ func (t Target) validate() error {
 			bad("%v", err)
 		}
 	}
-	if c.Interval < 0 || c.Timeout < 0 || c.Timeout > c.Interval {
+	switch {
+	case c.Interval < 0 || c.Timeout < 0:
+		bad("timeout %v, interval %v: want both above 0", c.Timeout, c.Interval)
+	case c.Kind != KindMisc && c.Timeout > c.Interval:
+		// A misc check may outlast its interval: Run starts no check of
+		// a target before the last one has ended.
 		bad("timeout %v, interval %v: want 0 < timeout <= interval", c.Timeout, c.Interval)
 	}
 	if c.Rise < 1 || c.Fall < 1 {

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -180,5 +181,39 @@ func TestCheckerMiscWeight(t *testing.T) {
 	}
 	if s := status(c)[rs1]; s.Weight != 1 || !s.Up {
 		t.Fatalf("status %+v, want up with weight 1", s)
+	}
+}
+
+// TestRunMiscLongerThanInterval: a misc check whose script outlasts its
+// interval (a timeout above the interval, as keepalived's misc_timeout
+// allows) never runs twice at once for a server: the next run starts after
+// the last one was reaped.
+func TestRunMiscLongerThanInterval(t *testing.T) {
+	dir := t.TempDir()
+	s := script(t, "echo start >> "+dir+"/log\nsleep 0.4\necho end >> "+dir+"/log\n")
+	c, err := New(Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check := CheckConfig{Kind: KindMisc, Script: s, Interval: 100 * time.Millisecond, Timeout: 5 * time.Second}
+	if err := c.Set([]Target{{Service: web, Server: rs1, Check: check}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.Run(ctx) // waits for the run in progress
+	b, err := os.ReadFile(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) < 4 {
+		t.Fatalf("log %q: want at least two runs in 2 s", lines)
+	}
+	for i, l := range lines {
+		if want := []string{"start", "end"}[i%2]; l != want {
+			t.Fatalf("log %q: line %d is %s, want %s: two runs overlapped", lines, i, l, want)
+		}
 	}
 }
