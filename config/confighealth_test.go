@@ -55,7 +55,9 @@ func TestLoadConfigKeepalivedHealthKeys(t *testing.T) {
 		{
 			name: "misc timeout longer than the interval",
 			svc:  "{kind: misc, script: /bin/true, interval: 3s, timeout: 10s}",
-			want: check("misc", func(c *health.CheckConfig) { c.Script, c.Interval, c.Timeout = "/bin/true", 3*time.Second, 10*time.Second }),
+			want: check("misc", func(c *health.CheckConfig) {
+				c.Script, c.Interval, c.Timeout = "/bin/true", 3*time.Second, 10*time.Second
+			}),
 		},
 		{
 			name: "retry_interval and source",
