@@ -267,6 +267,9 @@ services:
 	if lost, kept := l.d.QuorumLost(web); !lost || !kept {
 		t.Fatalf("quorum lost %v (kept %v), want lost", lost, kept)
 	}
+	if q := quorumMetric(l, web); q == nil || *q {
+		t.Fatalf("udr_service_quorum_up: %v, want 0", q)
+	}
 	if w, ok := stateWeight(t, l, rs3); !ok || w != 1 {
 		t.Fatalf("sorry server: weight %d (present %v), want 1", w, ok)
 	}
@@ -283,4 +286,17 @@ services:
 	if lost, _ := l.d.QuorumLost(web); lost {
 		t.Fatal("quorum still lost after rs1 recovered")
 	}
+	if q := quorumMetric(l, web); q == nil || !*q {
+		t.Fatalf("udr_service_quorum_up: %v, want 1", q)
+	}
+}
+
+// quorumMetric returns the service's QuorumUp in the metrics.
+func quorumMetric(l *lab, key service.Key) *bool {
+	for _, s := range l.d.MetricsSnapshot().Services {
+		if s.Key == key {
+			return s.QuorumUp
+		}
+	}
+	return nil
 }

@@ -85,6 +85,9 @@ func (d *Director) MetricsSnapshot() metrics.Snapshot {
 	snap := metrics.Snapshot{Standby: t.Options().Standby, Total: d.stats.Total()}
 	for _, s := range cfg.Services {
 		ms := metrics.Service{Key: s.Key}
+		if lost, kept := d.QuorumLost(s.Key); kept {
+			ms.QuorumUp = new(!lost)
+		}
 		ms.Stats, _ = d.stats.Service(s.Key)
 		for _, dst := range s.Dests {
 			id, ok := d.reg.Lookup(s.DestKey(dst))

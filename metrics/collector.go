@@ -36,6 +36,7 @@ type descs struct {
 	srvConns, srvWeight, srvConnsTotal, srvPkts *prometheus.Desc
 	srvBytes, srvCPS, srvPPS, srvBPS            *prometheus.Desc
 	srvUp, srvTransitions, srvUnknown           *prometheus.Desc
+	svcQuorumUp                                 *prometheus.Desc
 	forwarded, replied, dropped                 *prometheus.Desc
 	ctEntries, ctCapacity, ctExpired, ctEvicted *prometheus.Desc
 	ctDropped, ctDefending                      *prometheus.Desc
@@ -76,6 +77,8 @@ func NewCollector(snapshot func() Snapshot, opts *Options) *Collector {
 		srvPPS:        d("server_packets_per_second", "The kernel estimator's packet rate of the real server.", srv),
 		srvBPS:        d("server_bytes_per_second", "The kernel estimator's byte rate of the real server.", srv),
 		srvUp:         d("server_up", "Whether the real server's health check considers it up (1) or down (0).", srv),
+		svcQuorumUp: d("service_quorum_up",
+			"Whether the service has its quorum (1), or its sorry server, if any, serves in place of its real servers (0); only for services with a sorry server, quorum or hysteresis.", svc),
 		srvTransitions: d("server_health_transitions_total",
 			"Changes of the real server's health state.", srv),
 		srvUnknown: d("server_health_unknown_total",
@@ -112,7 +115,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, x := range []*prometheus.Desc{
 		d.svcConns, d.svcConnsTotal, d.svcPkts, d.svcBytes,
 		d.srvConns, d.srvWeight, d.srvConnsTotal, d.srvPkts, d.srvBytes,
-		d.srvUp, d.srvTransitions, d.srvUnknown, d.forwarded, d.replied, d.dropped,
+		d.srvUp, d.srvTransitions, d.srvUnknown, d.svcQuorumUp, d.forwarded, d.replied, d.dropped,
 		d.ctEntries, d.ctCapacity, d.ctExpired, d.ctEvicted, d.ctFull, d.ctDropped, d.ctDefending, d.kernelDrops, d.standby,
 		d.syncRunning, d.syncMsgs, d.syncConns, d.syncHellos, d.syncResyncs, d.syncResyncConns, d.syncDropped,
 	} {
@@ -175,6 +178,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 				counter(d.srvTransitions, h.Transitions, sl, rl)
 				counter(d.srvUnknown, h.Unknown, sl, rl)
 			}
+		}
+		if q := svc.QuorumUp; q != nil {
+			up := 0.0
+			if *q {
+				up = 1
+			}
+			gauge(d.svcQuorumUp, up, sl)
 		}
 		gauge(d.svcConns, float64(active), sl, "active")
 		gauge(d.svcConns, float64(inactive), sl, "inactive")

@@ -53,6 +53,7 @@ func fakeSnapshot() Snapshot {
 				Servers: []Server{
 					{Addr: netip.MustParseAddrPort("[2001:db8::11]:53"), Inactive: 4, Health: &Health{Up: true, Unknown: 7}},
 				},
+				QuorumUp: new(false),
 			},
 		},
 		Frames:    frames,
@@ -172,6 +173,15 @@ udr_server_health_unknown_total{server="[2001:db8::11]:53",service="UDP [2001:db
 `,
 		},
 		{
+			name:  "quorum only where it is kept",
+			names: []string{"udr_service_quorum_up"},
+			want: `
+# HELP udr_service_quorum_up Whether the service has its quorum (1), or its sorry server, if any, serves in place of its real servers (0); only for services with a sorry server, quorum or hysteresis.
+# TYPE udr_service_quorum_up gauge
+udr_service_quorum_up{service="UDP [2001:db8::100]:53"} 0
+`,
+		},
+		{
 			name:  "rates when asked",
 			opts:  &Options{Rates: true},
 			names: []string{"udr_service_connections_per_second", "udr_server_bytes_per_second"},
@@ -264,8 +274,8 @@ func TestCollectorDrops(t *testing.T) {
 // TestCollectorLint runs promlint over every metric, rates included.
 func TestCollectorLint(t *testing.T) {
 	mfs := gatherFamilies(t, NewCollector(fakeSnapshot, &Options{Rates: true}))
-	if len(mfs) != 44 { // udr_sync_dropped_total has no series without drops; 8 node_ipvs_*
-		t.Fatalf("%d metric families, want 44", len(mfs))
+	if len(mfs) != 45 { // udr_sync_dropped_total has no series without drops; 8 node_ipvs_*
+		t.Fatalf("%d metric families, want 45", len(mfs))
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {

@@ -51,6 +51,10 @@ type Service struct {
 	// reset: Prometheus counters must not go back.
 	Stats   stats.Snapshot
 	Servers []Server
+	// QuorumUp says whether the service has its quorum (keepalived's
+	// quorum: without it, its sorry server serves), or is nil when its
+	// quorum is not kept (no sorry server, quorum or hysteresis).
+	QuorumUp *bool
 }
 
 // Server is one real server of a service.
