@@ -1,6 +1,7 @@
 package forwarder
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
@@ -43,7 +44,7 @@ type traceRecord struct {
 // traceTap is one worker's side of a trace: the filter and a
 // single-producer single-consumer queue of records.
 type traceTap struct {
-	f    *TraceFilter
+	f    *traceMatch
 	recs []traceRecord
 
 	head atomic.Uint64 // next record the reader reads; written by the reader
@@ -80,9 +81,64 @@ func (t *traceTap) publish() {
 	t.skip.Store(t.wskip)
 }
 
+// traceMatch is a TraceFilter compiled for the worker: the addresses as
+// the pipeline holds them (16 bytes, IPv4 v4-mapped), in two words each.
+type traceMatch struct {
+	*TraceFilter
+	clients []maskedAddr
+	vips    []maskedAddr
+}
+
+// maskedAddr is an address prefix: a [16]byte address matches when its
+// two words, masked, equal addr, and, for an IPv6 prefix (six), when it is
+// no v4-mapped IPv4 address (::/0 holds no IPv4 client).
+type maskedAddr struct {
+	addr, mask [2]uint64
+	six        bool
+}
+
+func newMaskedAddr(p netip.Prefix) maskedAddr {
+	a, bits := p.Addr().As16(), p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	var m [16]byte
+	for i := range m {
+		n := min(max(bits-8*i, 0), 8)
+		m[i] = byte(0xff << (8 - n))
+	}
+	ma := maskedAddr{mask: words(&m), six: !p.Addr().Is4()}
+	w := words(&a)
+	ma.addr = [2]uint64{w[0] & ma.mask[0], w[1] & ma.mask[1]}
+	return ma
+}
+
+func words(b *[16]byte) [2]uint64 {
+	return [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+}
+
+func (m *maskedAddr) match(a *[16]byte) bool {
+	w := words(a)
+	if m.six && w[0] == 0 && uint32(w[1]) == 0xffff0000 { // bytes 8..11: 0, 0, 0xff, 0xff
+		return false
+	}
+	return w[0]&m.mask[0] == m.addr[0] && w[1]&m.mask[1] == m.addr[1]
+}
+
+func compileTraceFilter(f *TraceFilter) *traceMatch {
+	m := &traceMatch{TraceFilter: f}
+	for _, p := range f.Clients {
+		m.clients = append(m.clients, newMaskedAddr(p))
+	}
+	for _, a := range f.VIPs {
+		m.vips = append(m.vips, newMaskedAddr(netip.PrefixFrom(a, a.BitLen())))
+	}
+	return m
+}
+
 // matchFrame tests what the worker knows of a frame just decided: its
 // verdict, decision and addresses. Servers are tested by the reader.
-func (f *TraceFilter) matchFrame(p *Pipeline, v Verdict) bool {
+func (f *traceMatch) matchFrame(p *Pipeline, v Verdict) bool {
 	d := &p.last
 	switch {
 	case f.Verdicts != 0 && f.Verdicts&(1<<v) == 0,
@@ -94,21 +150,27 @@ func (f *TraceFilter) matchFrame(p *Pipeline, v Verdict) bool {
 	if len(f.Services) > 0 && (d.Service == nil || !slices.Contains(f.Services, d.Service.Key)) {
 		return false
 	}
-	if len(f.Clients) > 0 || len(f.VIPs) > 0 {
+	if len(f.clients) > 0 || len(f.vips) > 0 {
 		if p.f.l3Type != etherTypeIPv4 && p.f.l3Type != etherTypeIPv6 {
 			return false
 		}
-		if len(f.VIPs) > 0 && !slices.Contains(f.VIPs, netip.AddrFrom16(p.f.key.VIP).Unmap()) {
+		if len(f.vips) > 0 && !anyMatch(f.vips, &p.f.key.VIP) {
 			return false
 		}
-		if len(f.Clients) > 0 {
-			c := netip.AddrFrom16(p.f.key.Client).Unmap()
-			if !slices.ContainsFunc(f.Clients, func(pf netip.Prefix) bool { return pf.Contains(c) }) {
-				return false
-			}
+		if len(f.clients) > 0 && !anyMatch(f.clients, &p.f.key.Client) {
+			return false
 		}
 	}
 	return true
+}
+
+func anyMatch(ms []maskedAddr, a *[16]byte) bool {
+	for i := range ms {
+		if ms[i].match(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Trace is a running trace of Workers' decisions (StartTrace). Its
@@ -142,8 +204,9 @@ type TraceEntry struct {
 func (ws Workers) StartTrace(f TraceFilter, queue int) (*Trace, error) {
 	queue = orDefault(queue, DefaultTraceQueue)
 	t := &Trace{ws: ws, f: f, pad: make([]byte, 1<<17)}
+	m := compileTraceFilter(&t.f)
 	for range ws {
-		t.taps = append(t.taps, &traceTap{f: &t.f, recs: make([]traceRecord, queue)})
+		t.taps = append(t.taps, &traceTap{f: m, recs: make([]traceRecord, queue)})
 	}
 	// The first worker's tap says a trace runs; Stop clears it last.
 	if !ws[0].trace.CompareAndSwap(nil, t.taps[0]) {

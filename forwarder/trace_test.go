@@ -376,3 +376,26 @@ func TestTraceSeveralWorkers(t *testing.T) {
 		}
 	}
 }
+
+// The worker's prefix test on the pipeline's 16-byte addresses agrees with
+// netip.Prefix.Contains, for IPv4 and IPv6 prefixes of every length.
+func TestTraceMaskedAddr(t *testing.T) {
+	addrs := []netip.Addr{
+		netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("198.51.101.7"), netip.MustParseAddr("198.51.100.200"),
+		netip.MustParseAddr("203.0.113.1"), netip.MustParseAddr("0.0.0.0"),
+		netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:1::1"), netip.MustParseAddr("2001:db9::1"),
+		netip.MustParseAddr("::ffff:198.51.100.7"), netip.MustParseAddr("::"),
+	}
+	for _, base := range []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::1")} {
+		for bits := 0; bits <= base.BitLen(); bits++ {
+			p := netip.PrefixFrom(base, bits).Masked()
+			m := newMaskedAddr(p)
+			for _, a := range addrs {
+				a16 := a.As16()
+				if got, want := m.match(&a16), p.Contains(a.Unmap()) && (a.Unmap().Is4() == p.Addr().Is4()); got != want {
+					t.Errorf("%v matches %v: %v, want %v", p, a, got, want)
+				}
+			}
+		}
+	}
+}
