@@ -98,7 +98,8 @@ const (
 //	path: /              # http, https only
 //	host: ""             # http, https only; "" = the real server's address; https: also the
 //	                     # TLS server name (SNI) unless an address; certificates are not verified
-//	status: 200          # http, https only, 100..599
+//	status: 200          # http, https only, 100..599; or statuses and ranges, as keepalived's
+//	                     # status_code: "200-299 304" or [200, "301-302"]
 //	digest: ""           # http, https only: the MD5 the body must have, 32 hex digits
 //	                     # (keepalived's url { digest }); the body is read up to 1 MiB
 //	dns_name: ""         # dns only, required

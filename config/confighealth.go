@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -212,9 +213,15 @@ func (d *configDecoder) health(h *healthSrc, server netip.Addr) (hc *health.Chec
 				ok = false
 			}
 		}
-		status, v = d.integer(path(hcStatus), n[hcStatus], 100, 599, health.DefaultStatus)
-		good(v)
-		c.Status = int(status)
+		switch n[hcStatus].(type) {
+		case *ast.StringNode, *ast.SequenceNode:
+			c.Statuses, v = d.statuses(path(hcStatus), n[hcStatus])
+			good(v)
+		default:
+			status, v = d.integer(path(hcStatus), n[hcStatus], 100, 599, health.DefaultStatus)
+			good(v)
+			c.Status = int(status)
+		}
 	}
 	if kind == "dns" {
 		c.DNSName, v = d.str(path(hcDNSName), n[hcDNSName], "")
@@ -348,4 +355,49 @@ func (d *configDecoder) dnsType(path string, n ast.Node, def uint16) (uint16, bo
 	}
 	d.errorf(path, "want %s, got %s", want, got(n))
 	return def, false
+}
+
+// statuses returns the statuses at path: a string of statuses and ranges
+// separated by blanks ("200-299 304", keepalived's status_code), or a
+// list of statuses and such strings ([200, "301-302"]).
+func (d *configDecoder) statuses(path string, n ast.Node) (health.StatusSet, bool) {
+	var set health.StatusSet
+	ok := true
+	add := func(at, text string) {
+		words := strings.Fields(text)
+		if len(words) == 0 {
+			d.errorf(at, "empty: want statuses such as 200 or 200-299")
+			ok = false
+		}
+		for _, w := range words {
+			lo, hi, err := health.ParseStatusRange(w)
+			if err == nil {
+				err = set.Add(lo, hi)
+			}
+			if err != nil {
+				d.errorf(at, "%v", err)
+				ok = false
+			}
+		}
+	}
+	switch n := n.(type) {
+	case *ast.StringNode:
+		add(path, n.Value)
+	case *ast.SequenceNode:
+		if len(n.Values) == 0 {
+			d.errorf(path, "empty list: want statuses such as 200 or 200-299")
+			return set, false
+		}
+		for i, item := range n.Values {
+			at := fmt.Sprintf("%s[%d]", path, i)
+			switch item := item.(type) {
+			case *ast.IntegerNode, *ast.StringNode:
+				add(at, item.GetToken().Value)
+			default:
+				d.errorf(at, "want a status or a range such as 200-299, got %s", got(item))
+				ok = false
+			}
+		}
+	}
+	return set, ok
 }

@@ -40,6 +40,21 @@ func TestLoadConfigKeepalivedHealthKeys(t *testing.T) {
 			want: check("http", func(c *health.CheckConfig) { c.Path, c.Digest, c.Status = "/ok", digest, 204 }),
 		},
 		{
+			name: "status ranges as keepalived writes them",
+			svc:  `{kind: http, status: "200-299 304"}`,
+			want: check("http", func(c *health.CheckConfig) { c.Status = 0; c.Statuses = statusSet(200, 299, 304, 304) }),
+		},
+		{
+			name: "status list",
+			svc:  `{kind: https, status: [200, "301-302"]}`,
+			want: check("https", func(c *health.CheckConfig) { c.Status = 0; c.Statuses = statusSet(200, 200, 301, 302) }),
+		},
+		{
+			name: "one status",
+			svc:  `{kind: http, status: 204}`,
+			want: check("http", func(c *health.CheckConfig) { c.Status = 204 }),
+		},
+		{
 			name: "misc",
 			svc:  `{kind: misc, script: "/usr/local/bin/check 'a b' c", timeout: 3s, interval: 5s}`,
 			want: check("misc", func(c *health.CheckConfig) {
@@ -120,6 +135,14 @@ func TestLoadConfigKeepalivedHealthInvalid(t *testing.T) {
 			"udr.yaml:5: services[0].health_check.misc_dynamic: not used by kind http"},
 		{"script of a tcp check", head + "    health_check: {script: /bin/true}\n",
 			"udr.yaml:5: services[0].health_check.script: not used by kind tcp"},
+		{"status range upside down", head + "    health_check: {kind: http, status: \"299-200\"}\n",
+			"udr.yaml:5: services[0].health_check.status: status 299-200: want statuses within 100..599, low to high"},
+		{"status list item bad", head + "    health_check: {kind: http, status: [200, 2xx]}\n",
+			`udr.yaml:5: services[0].health_check.status[1]: status "2xx": want a status or a range such as 200-299`},
+		{"status list empty", head + "    health_check: {kind: http, status: []}\n",
+			"udr.yaml:5: services[0].health_check.status: empty list: want statuses such as 200 or 200-299"},
+		{"status out of range", head + "    health_check: {kind: http, status: 600}\n",
+			"udr.yaml:5: services[0].health_check.status: 600 out of range 100..599"},
 		{"retry_interval too short", head + "    health_check: {retry_interval: 10ms}\n",
 			"udr.yaml:5: services[0].health_check.retry_interval: 10ms: want 0s (the interval) or 100ms..1h"},
 		{"source of the other family", head + "    health_check: {source: \"2001:db8::1\"}\n",
@@ -186,4 +209,15 @@ func TestLoadConfigSorryServerQuorum(t *testing.T) {
 			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
 		}
 	}
+}
+
+// statusSet returns the set of the ranges lo1..hi1, lo2..hi2, ...
+func statusSet(bounds ...int) health.StatusSet {
+	var s health.StatusSet
+	for i := 0; i+1 < len(bounds); i += 2 {
+		if err := s.Add(bounds[i], bounds[i+1]); err != nil {
+			panic(err)
+		}
+	}
+	return s
 }

@@ -66,6 +66,9 @@ type CheckConfig struct {
 	Path   string // http, https: request path, default "/"
 	Host   string // http, https: Host header (and TLS server name), default the address checked
 	Status int    // http, https: the status that means healthy, default 200
+	// Statuses, when not empty, are the statuses that mean healthy, in
+	// place of Status (keepalived's status_code list and ranges).
+	Statuses StatusSet
 	// Digest, when not "", is the MD5 of the body that means healthy, 32
 	// lower-case hex digits (keepalived's url { digest }); Status must
 	// match too. A body longer than MaxDigestBody fails the check.
@@ -145,7 +148,7 @@ func (c CheckConfig) withDefaults() CheckConfig {
 		if c.Path == "" {
 			c.Path = DefaultPath
 		}
-		if c.Status == 0 {
+		if c.Status == 0 && c.Statuses.Empty() {
 			c.Status = DefaultStatus
 		}
 	}
@@ -244,7 +247,7 @@ func (t Target) validate() error {
 	if c.Rise < 1 || c.Fall < 1 {
 		bad("rise %d, fall %d: want at least 1", c.Rise, c.Fall)
 	}
-	if c.Kind.IsHTTP() && (c.Status < 100 || c.Status > 599) {
+	if c.Kind.IsHTTP() && c.Statuses.Empty() && (c.Status < 100 || c.Status > 599) {
 		bad("status %d: want 100..599", c.Status)
 	}
 	if c.Kind.IsHTTP() {

@@ -81,7 +81,8 @@ const maxBody = 64 << 10
 // a check may read).
 const MaxDigestBody = 1 << 20
 
-// probeHTTP sends GET Path with the Host header and expects Status, and
+// probeHTTP sends GET Path with the Host header and expects Status (or
+// one of Statuses), and
 // the body's MD5 to be Digest when there is one. Redirects are not
 // followed: a 301 is a status like any other. Kind https speaks TLS
 // without verifying the certificate, as keepalived's SSL_GET, with Host's
@@ -127,7 +128,10 @@ func (c *Checker) probeHTTP(ctx context.Context, t Target) error {
 			return fmt.Errorf("GET %s: read body: %w", u.String(), err)
 		}
 	}
-	if resp.StatusCode != t.Check.Status {
+	switch st := t.Check.Statuses; {
+	case !st.Empty() && !st.Has(resp.StatusCode):
+		return fmt.Errorf("GET %s: status %d, want %s", u.String(), resp.StatusCode, st)
+	case st.Empty() && resp.StatusCode != t.Check.Status:
 		return fmt.Errorf("GET %s: status %d, want %d", u.String(), resp.StatusCode, t.Check.Status)
 	}
 	if t.Check.Digest == "" {

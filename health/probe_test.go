@@ -116,6 +116,9 @@ func TestProbeHTTP(t *testing.T) {
 		{name: "wrong status", check: CheckConfig{Kind: KindHTTP, Path: "/down"}, host: server.String(), err: "status 503, want 200"},
 		{name: "expected status", check: CheckConfig{Kind: KindHTTP, Path: "/down", Status: 503}, host: server.String()},
 		{name: "redirect not followed", check: CheckConfig{Kind: KindHTTP, Path: "/moved"}, host: server.String(), err: "status 301, want 200"},
+		{name: "status in a set", check: CheckConfig{Kind: KindHTTP, Path: "/moved", Statuses: statuses(200, 299, 301, 302)}, host: server.String()},
+		{name: "status not in a set", check: CheckConfig{Kind: KindHTTP, Path: "/down", Statuses: statuses(200, 299, 301, 302)}, host: server.String(),
+			err: "status 503, want 200-299 301-302"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,4 +270,15 @@ func TestRun(t *testing.T) {
 	if err := <-done; err != context.Canceled {
 		t.Fatalf("Run = %v, want context.Canceled", err)
 	}
+}
+
+// statuses returns the set of the ranges lo1..hi1, lo2..hi2, ...
+func statuses(bounds ...int) StatusSet {
+	var s StatusSet
+	for i := 0; i+1 < len(bounds); i += 2 {
+		if err := s.Add(bounds[i], bounds[i+1]); err != nil {
+			panic(err)
+		}
+	}
+	return s
 }
