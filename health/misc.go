@@ -42,7 +42,7 @@ func (c *Checker) runMisc(ctx context.Context, t Target) error {
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	cmd.Env = scriptEnv(os.Environ())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = scriptAttr()
 	cmd.Cancel = func() error {
 		// The script and whatever it started: its group, which Setpgid
 		// made with the script's pid as id.
