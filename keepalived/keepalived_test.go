@@ -187,3 +187,97 @@ func TestManyServices(t *testing.T) {
 		t.Errorf("want the bound on services, got %v", err)
 	}
 }
+
+// TestStatusCode: status_code takes keepalived's statuses and ranges, its
+// lines add up, no status_code is any 2xx, and a word keepalived reports
+// as invalid is an error naming it.
+func TestStatusCode(t *testing.T) {
+	const head = "virtual_server 192.0.2.100 80 {\n lb_kind DR\n real_server 192.0.2.11 80 {\n  HTTP_GET {\n   url {\n    path /\n"
+	const tail = "   }\n  }\n }\n}\n"
+	for _, tc := range []struct{ lines, want, err string }{
+		{"", `status: "200-299"`, ""},
+		{"status_code 200\n", "status: 200\n", ""},
+		{"status_code 200-204 301\nstatus_code 302 418\n", `status: "200-204 301-302 418"`, ""},
+		{"status_code 100-599\n", `status: "100-599"`, ""},
+		{"status_code 200 99\n", "", "k.conf:7: status_code 99: want a status 100..599"},
+		{"status_code 300-200\n", "", "k.conf:7: status_code 300-200: want"},
+		{"status_code 200-\n", "", "k.conf:7: status_code 200-: want"},
+		{"status_code 2xx\n", "", "k.conf:7: status_code 2xx: want"},
+	} {
+		stmts, _, err := ParseData([]byte(head+tc.lines+tail), "k.conf", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Translate(stmts, "k.conf", Options{Interface: "eth0"})
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: got %v, want an error %q", tc.lines, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.lines, err)
+		case tc.err == "" && !strings.Contains(r.YAML, tc.want):
+			t.Errorf("%q: no %q in\n%s", tc.lines, tc.want, r.YAML)
+		case tc.err == "" && len(r.Warnings) != 0:
+			t.Errorf("%q: warnings %q", tc.lines, r.Warnings)
+		}
+	}
+}
+
+// TestMiscTimeout: a misc check's timeout is misc_timeout, longer than
+// delay_loop or not, and delay_loop without it or with misc_timeout 0, as
+// keepalived runs it; a TCP check's connect_timeout still must be
+// shorter than delay_loop, as udr's config needs.
+func TestMiscTimeout(t *testing.T) {
+	for _, tc := range []struct{ check, want, err string }{
+		{"MISC_CHECK {\n misc_path /bin/true\n misc_timeout 30\n}", "timeout: 30s\n", ""},
+		{"MISC_CHECK {\n misc_path /bin/true\n misc_timeout 10\n}", "timeout: 10s\n", ""},
+		{"MISC_CHECK {\n misc_path /bin/true\n}", "timeout: 10s\n", ""},
+		{"MISC_CHECK {\n misc_path /bin/true\n misc_timeout 0\n}", "timeout: 10s\n", ""},
+		{"TCP_CHECK {\n connect_timeout 10\n}", "", "connect_timeout 10s: udr needs it shorter than delay_loop 10s"},
+	} {
+		conf := "virtual_server 192.0.2.100 80 {\n delay_loop 10\n lb_kind DR\n real_server 192.0.2.11 80 {\n" + tc.check + "\n }\n}\n"
+		stmts, _, err := ParseData([]byte(conf), "k.conf", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Translate(stmts, "k.conf", Options{Interface: "eth0"})
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: got %v, want an error %q", tc.check, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.check, err)
+		case tc.err == "" && !strings.Contains(r.YAML, tc.want):
+			t.Errorf("%q: no %q in\n%s", tc.check, tc.want, r.YAML)
+		}
+	}
+}
+
+// TestQuorumLowered: keepalived lowers a quorum above the real servers'
+// weights summed to that sum, and a hysteresis not below the quorum to
+// the quorum less 1, each with a warning; what it keeps is kept.
+func TestQuorumLowered(t *testing.T) {
+	for _, tc := range []struct {
+		vs, want string
+		warnings int
+	}{
+		{"quorum 3\n hysteresis 1", "quorum: 3\n    hysteresis: 1\n", 0},
+		{"quorum 9\n hysteresis 1", "quorum: 5\n    hysteresis: 1\n", 1},
+		{"quorum 4\n hysteresis 4", "quorum: 4\n    hysteresis: 3\n", 1},
+		{"quorum 9\n hysteresis 7", "quorum: 5\n    hysteresis: 4\n", 2},
+		{"hysteresis 2", "servers:", 1}, // quorum 1: hysteresis 0, none written
+	} {
+		conf := "virtual_server 192.0.2.100 80 {\n lb_kind DR\n " + tc.vs +
+			"\n real_server 192.0.2.11 80 {\n  weight 2\n }\n real_server 192.0.2.12 80 {\n  weight 3\n }\n}\n"
+		stmts, _, err := ParseData([]byte(conf), "k.conf", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := Translate(stmts, "k.conf", Options{Interface: "eth0"})
+		if err != nil {
+			t.Errorf("%q: %v", tc.vs, err)
+			continue
+		}
+		if !strings.Contains(r.YAML, "scheduler: wlc\n    "+tc.want) || len(r.Warnings) != tc.warnings {
+			t.Errorf("%q: want %q and %d warnings, got\n%s%q", tc.vs, tc.want, tc.warnings, r.YAML, r.Warnings)
+		}
+	}
+}

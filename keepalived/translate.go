@@ -129,7 +129,7 @@ type check struct {
 	kind        string
 	port        int // 0: the real server's
 	path, host  string
-	status      int
+	statuses    health.StatusSet
 	dnsName     string
 	dnsType     string
 	digest      string
@@ -459,6 +459,8 @@ func (t *translator) virtualServer(st *Stmt) {
 		opsSt         *Stmt
 		persistenceSt *Stmt
 		kindSt        *Stmt
+		quorumSt      *Stmt
+		hysteresisSt  *Stmt
 	)
 	for _, k := range st.Block {
 		if t.commonParam(k, &p) {
@@ -556,11 +558,11 @@ func (t *translator) virtualServer(st *Stmt) {
 					t.warnf(k, "quorum 0: 1 instead, as keepalived does")
 					n = 1
 				}
-				s.quorum = int64(n)
+				s.quorum, quorumSt = int64(n), k
 			}
 		case "hysteresis":
 			if n, ok := t.uint(k, math.MaxInt32); ok {
-				s.hysteresis = int64(n)
+				s.hysteresis, hysteresisSt = int64(n), k
 			}
 		case "quorum_up", "quorum_down":
 			t.errorf(k, "%s: not supported by udr (it runs no notify scripts)", kw)
@@ -629,6 +631,7 @@ func (t *translator) virtualServer(st *Stmt) {
 			rsPorts = append(rsPorts, port)
 		}
 	}
+	t.quorum(&s, quorumSt, hysteresisSt, servers)
 	for _, v := range vips {
 		if len(t.out) > MaxServices || t.nservers > MaxServers {
 			return
@@ -662,6 +665,30 @@ func (t *translator) virtualServer(st *Stmt) {
 			t.nservers++
 		}
 		t.out = append(t.out, sv)
+	}
+}
+
+// quorum lowers the quorum and hysteresis of s as keepalived does once it
+// has read a virtual server (check_parser.c): a quorum above the weights
+// of the real servers summed is that sum (udr's quorum is at least 1), and
+// a hysteresis not below the quorum is the quorum less 1.
+func (t *translator) quorum(s *service, quorumSt, hysteresisSt *Stmt, servers []server) {
+	var sum int64
+	for _, r := range servers {
+		sum += int64(r.weight)
+	}
+	q := s.quorum
+	if q == 0 {
+		q = 1 // keepalived's default
+	}
+	if q > sum && q > 1 {
+		q = max(sum, 1)
+		t.warnf(quorumSt, "quorum %d: above the weights of the real servers summed, %d: %d instead, as keepalived does", s.quorum, sum, q)
+		s.quorum = q
+	}
+	if s.hysteresis >= q && hysteresisSt != nil {
+		t.warnf(hysteresisSt, "hysteresis %d: not below the quorum %d: %d instead, as keepalived does", s.hysteresis, q, q-1)
+		s.hysteresis = q - 1
 	}
 }
 
@@ -835,7 +862,8 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 				c.script = v
 			}
 		case c.kind == "misc" && k2 == "misc_timeout":
-			if d, ok := t.timer(k, time.Millisecond); ok {
+			// keepalived: misc_timeout 0 is the default, delay_loop.
+			if d, ok := t.timer(k, 0); ok && d > 0 {
 				miscTimeout, miscTimeoutSt = d, k
 			}
 		case c.kind == "misc" && k2 == "misc_dynamic":
@@ -889,7 +917,7 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 		}
 	}
 	if web {
-		c.path, c.status, c.host = "/", 200, p.virtualhost
+		c.path, c.host = "/", p.virtualhost
 		switch len(urls) {
 		case 0:
 			t.errorf(st, "%s: no url block", kw)
@@ -911,13 +939,11 @@ func (t *translator) checker(st *Stmt, p params, s service) *check {
 	}
 	switch {
 	case c.kind == "misc" && miscTimeoutSt != nil:
+		// A misc check may outlast delay_loop, in keepalived as in udr:
+		// the next run starts when the program has been reaped.
 		c.timeout = miscTimeout
-		if c.timeout >= c.interval {
-			t.errorf(miscTimeoutSt, "misc_timeout %v: udr needs it shorter than delay_loop %v", c.timeout, c.interval)
-		}
 	case c.kind == "misc":
-		// keepalived's default is delay_loop; udr's timeout is shorter.
-		c.timeout = c.interval / 2
+		c.timeout = c.interval // keepalived's default: delay_loop
 	case p.connectTimeout > 0:
 		c.timeout = p.connectTimeout
 		if c.timeout >= c.interval {
@@ -967,11 +993,10 @@ func (t *translator) url(st *Stmt, c *check) {
 		t.errorf(st, "url: want url { path ... }")
 		return
 	}
-	hasStatus := false
 	defer func() {
-		if !hasStatus {
-			// keepalived takes any 2xx status without status_code.
-			t.warnf(st, "url: no status_code: udr's check wants status %d, where keepalived takes any 2xx", c.status)
+		if c.statuses.Empty() {
+			// keepalived's url_check: without status_code, any 2xx.
+			c.statuses.Add(200, 299)
 		}
 	}()
 	for _, k := range st.Block {
@@ -984,13 +1009,24 @@ func (t *translator) url(st *Stmt, c *check) {
 				c.path = v
 			}
 		case "status_code":
-			hasStatus = true
-			if v, ok := t.one(k); ok {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 100 || n > 599 {
-					t.errorf(k, "status_code %s: udr's HTTP check expects one status 100..599", v)
+			// keepalived's status_code_handler: statuses and ranges
+			// LOW-HIGH within 100..599, added to those of any earlier
+			// status_code of the url.
+			if k.HasBlock {
+				t.errorf(k, "status_code: takes no block")
+				continue
+			}
+			if len(k.Args()) == 0 {
+				t.warnf(k, "status_code: no status: ignored, as keepalived does")
+			}
+			for _, w := range k.Args() {
+				lo, hi, err := health.ParseStatusRange(w)
+				if err == nil {
+					err = c.statuses.Add(lo, hi)
 				}
-				c.status = n
+				if err != nil {
+					t.errorf(k, "status_code %s: want a status 100..599 or a range such as 200-299", w)
+				}
 			}
 		case "virtualhost":
 			if v, ok := t.one(k); ok {
@@ -1093,7 +1129,11 @@ func (t *translator) yaml() string {
 				if c.host != "" {
 					fmt.Fprintf(&b, "          host: %s\n", quote(c.host))
 				}
-				fmt.Fprintf(&b, "          status: %d\n", c.status)
+				if s := c.statuses.String(); strings.ContainsAny(s, " -") {
+					fmt.Fprintf(&b, "          status: %s\n", quote(s))
+				} else {
+					fmt.Fprintf(&b, "          status: %s\n", s)
+				}
 				if c.digest != "" {
 					fmt.Fprintf(&b, "          digest: %s\n", quote(c.digest))
 				}
