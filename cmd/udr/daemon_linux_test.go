@@ -64,12 +64,18 @@ func buildUDR(t *testing.T) udrBinary {
 	return b
 }
 
-// newDaemonLab builds the LVS-DR topology with two real servers and IPv6.
-// Its namespaces are removed when t ends, after every daemon started later
-// has stopped, and t then fails if any of them is left.
+// newDaemonLab is newLab with two real servers and IPv6.
 func newDaemonLab(t *testing.T, name string) *drlab.Lab {
 	t.Helper()
-	lab, err := drlab.New(name, drlab.Options{RealServers: 2, IPv6: true})
+	return newLab(t, name, drlab.Options{RealServers: 2, IPv6: true})
+}
+
+// newLab builds the LVS-DR topology with opts. Its namespaces are removed
+// when t ends, after every daemon started later has stopped, and t then
+// fails if any of them is left.
+func newLab(t *testing.T, name string, opts drlab.Options) *drlab.Lab {
+	t.Helper()
+	lab, err := drlab.New(name, opts)
 	if err != nil {
 		t.Fatalf("build lab %q: %v", name, err)
 	}
@@ -96,6 +102,24 @@ type daemon struct {
 	stopped bool          // stop has run: the test stopped it itself
 }
 
+// spawnDaemon starts argv, a command line that runs or execs udr run, in
+// h's namespace with sock as its control socket, its output in the
+// daemon's log; it does not wait for it to be running.
+func spawnDaemon(t *testing.T, h *netlab.Host, bin udrBinary, sock string, argv ...string) *daemon {
+	t.Helper()
+	d := &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
+	d.cmd = h.Command(argv[0], argv[1:]...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start udr run: %v", err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	return d
+}
+
 // startDaemon runs `udr run ARGS...` in the director's namespace, whose
 // control socket is sock, and waits for its "udr running" line. It stops the daemon (SIGTERM) when t ends,
 // before the lab is closed, and fails t unless it then exits cleanly.
@@ -110,17 +134,8 @@ func startDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, args 
 // udr's.
 func startDaemonWith(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, wrap []string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
 	argv := append(append(append([]string{}, wrap...), bin.exe, "run"), args...)
-	d.cmd = lab.Director.Command(argv[0], argv[1:]...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start udr run: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
+	d := spawnDaemon(t, lab.Director, bin, sock, argv...)
 	t.Cleanup(func() {
 		d.stop(t)
 		if t.Failed() {

@@ -180,6 +180,41 @@ func dialLong(t *testing.T, lab *drlab.Lab, clients []netip.Addr, ports ...int) 
 	return out
 }
 
+// addClients gives the lab's client restartClients addresses more,
+// 192.0.2.60 on, and returns them.
+func addClients(t *testing.T, lab *drlab.Lab) []netip.Addr {
+	t.Helper()
+	var clients []netip.Addr
+	var prefixes []netip.Prefix
+	for i := range restartClients {
+		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(60 + i)})
+		clients = append(clients, a)
+		prefixes = append(prefixes, netip.PrefixFrom(a, 24))
+	}
+	if err := lab.Client.AddAddrs("eth0", prefixes...); err != nil {
+		t.Fatal(err)
+	}
+	return clients
+}
+
+// dialSpread is dialLong with one exchange checked on each connection; t
+// fails unless the connections reach as many real servers as servers says.
+func dialSpread(t *testing.T, lab *drlab.Lab, clients []netip.Addr, servers int, ports ...int) []*longConn {
+	t.Helper()
+	conns := dialLong(t, lab, clients, ports...)
+	per := make(map[string]int)
+	for _, lc := range conns {
+		if err := lc.exchange(); err != nil {
+			t.Fatal(err)
+		}
+		per[lc.server]++
+	}
+	if len(per) != servers {
+		t.Fatalf("connections per real server %v: want all %d used", per, servers)
+	}
+	return conns
+}
+
 // exchanger runs an exchange on every connection every exchangeEvery
 // until stop is closed; the first error of each connection is kept.
 type exchanger struct {
@@ -253,6 +288,14 @@ func waitCarryOn(t *testing.T, x *exchanger, conns []*longConn, marks []int64, n
 	}
 }
 
+// markDone records in marks each connection's exchanges so far, for
+// waitCarryOn.
+func markDone(conns []*longConn, marks []int64) {
+	for i, lc := range conns {
+		marks[i] = lc.done.Load()
+	}
+}
+
 // restartDaemon is a daemon that the test stops, or that exits on its
 // own after a hand-off.
 type restartDaemon struct {
@@ -286,27 +329,7 @@ func (d *restartDaemon) handedOff(t *testing.T) {
 // runs.
 func startRestartDaemon(t *testing.T, lab *drlab.Lab, bin udrBinary, sock string, args ...string) *restartDaemon {
 	t.Helper()
-	d := &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
-	d.cmd = lab.Director.Command(bin.exe, append([]string{"run"}, args...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start udr run: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	rd := &restartDaemon{daemon: d}
-	t.Cleanup(func() {
-		rd.stop(t)
-		if t.Failed() {
-			t.Logf("udr run %s log:\n%s", strings.Join(args, " "), d.log)
-		}
-	})
-	if _, err := d.log.wait(0, "udr running", daemonStartTimeout, d.exited); err != nil {
-		t.Fatalf("udr run %s: %v\n%s", strings.Join(args, " "), err, d.log)
-	}
-	return rd
+	return startSyncDaemon(t, lab.Director, bin, sock, args...)
 }
 
 // waitReachable waits until d has logged both real servers reachable.
@@ -339,16 +362,7 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	netlab.Privileged(t)
 	bin := buildUDR(t)
 	lab := newDaemonLab(t, "restart")
-	var clients []netip.Addr
-	var prefixes []netip.Prefix
-	for i := range restartClients {
-		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(60 + i)})
-		clients = append(clients, a)
-		prefixes = append(prefixes, netip.PrefixFrom(a, 24))
-	}
-	if err := lab.Client.AddAddrs("eth0", prefixes...); err != nil {
-		t.Fatal(err)
-	}
+	clients := addClients(t, lab)
 	for i, rs := range lab.RS {
 		echoServer(t, rs, fmt.Sprintf("rs%d", i+1), 7001, 7002)
 	}
@@ -364,24 +378,12 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	old := startRestartDaemon(t, lab, bin, sock, args("2")...)
 	waitReachable(t, old.daemon)
 
-	conns := dialLong(t, lab, clients, 7001, 7002)
-	servers := make(map[string]int)
-	for _, lc := range conns {
-		if err := lc.exchange(); err != nil {
-			t.Fatal(err)
-		}
-		servers[lc.server]++
-	}
-	if servers["rs1"] == 0 || servers["rs2"] == 0 {
-		t.Fatalf("connections per real server %v: want both used", servers)
-	}
+	conns := dialSpread(t, lab, clients, 2, 7001, 7002)
 	listing := old.mustIpvsadm(t, "-L", "-n")
 	x := exchangeAll(conns)
 	defer x.end()
 	marks := make([]int64, len(conns))
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	waitCarryOn(t, x, conns, marks, 2)
 
 	mark := old.log.len()
@@ -389,9 +391,7 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	if _, err := old.log.wait(mark, "state saved", daemonEventTimeout, old.exited); err != nil {
 		t.Fatalf("the stopping udr: %v", err)
 	}
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 
 	nd := startRestartDaemon(t, lab, bin, sock, args("3")...)
 	waitCarryOn(t, x, conns, marks, 3)
@@ -412,9 +412,7 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	// The hand-off: a new udr run --takeover while this one runs. The
 	// running one stops forwarding, answers its table and exits; the
 	// new one, with one worker, goes on.
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	mark = nd.log.len()
 	third := startRestartDaemon(t, lab, bin, sock, append(args("1"), "--takeover")...)
 	nd.handedOff(t)

@@ -40,16 +40,7 @@ var (
 // startSyncDaemon is startRestartDaemon on host h.
 func startSyncDaemon(t *testing.T, h *netlab.Host, bin udrBinary, sock string, args ...string) *restartDaemon {
 	t.Helper()
-	d := &daemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
-	d.cmd = h.Command(bin.exe, append([]string{"run"}, args...)...)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start udr run: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
+	d := spawnDaemon(t, h, bin, sock, append([]string{bin.exe, "run"}, args...)...)
 	rd := &restartDaemon{daemon: d}
 	t.Cleanup(func() {
 		rd.stop(t)
@@ -61,6 +52,26 @@ func startSyncDaemon(t *testing.T, h *netlab.Host, bin udrBinary, sock string, a
 		t.Fatalf("udr run on %s: %v\n%s", h.Name(), err, d.log)
 	}
 	return rd
+}
+
+// pairLab adds to lab a second director on the segment, at director2,
+// and restartClients client addresses (addClients), and runs echoServer on
+// port in every real server. It returns the second director and the client
+// addresses.
+func pairLab(t *testing.T, lab *drlab.Lab, port int) (*netlab.Host, []netip.Addr) {
+	t.Helper()
+	h2, err := lab.AddHost("director2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Connect(h2, "eth0", director2); err != nil {
+		t.Fatal(err)
+	}
+	clients := addClients(t, lab)
+	for i, rs := range lab.RS {
+		echoServer(t, rs, fmt.Sprintf("rs%d", i+1), port)
+	}
+	return h2, clients
 }
 
 // syncMetrics is where B serves its metrics, in its own namespace.
@@ -169,39 +180,8 @@ func syncFailover(t *testing.T, unicast bool) {
 	if unicast {
 		name = "syncu"
 	}
-	lab, err := drlab.New(name, drlab.Options{RealServers: 3})
-	if err != nil {
-		t.Fatalf("build lab: %v", err)
-	}
-	prefix := lab.Prefix()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-		if left := netlab.Leftovers(prefix); len(left) > 0 {
-			t.Errorf("namespaces left after closing the lab: %q", left)
-		}
-	})
-	hostB, err := lab.AddHost("director2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Connect(hostB, "eth0", director2); err != nil {
-		t.Fatal(err)
-	}
-	var clients []netip.Addr
-	var prefixes []netip.Prefix
-	for i := range restartClients {
-		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(60 + i)})
-		clients = append(clients, a)
-		prefixes = append(prefixes, netip.PrefixFrom(a, 24))
-	}
-	if err := lab.Client.AddAddrs("eth0", prefixes...); err != nil {
-		t.Fatal(err)
-	}
-	for i, rs := range lab.RS {
-		echoServer(t, rs, fmt.Sprintf("rs%d", i+1), 7002)
-	}
+	lab := newLab(t, name, drlab.Options{RealServers: 3})
+	hostB, clients := pairLab(t, lab, 7002)
 	rules := filepath.Join(bin.dir, "rules")
 	if err := os.WriteFile(rules, []byte(syncRules), 0o644); err != nil {
 		t.Fatal(err)
@@ -247,23 +227,11 @@ func syncFailover(t *testing.T, unicast bool) {
 		t.Errorf("ipvsadm -L --daemon on B:\n%swant\n%s", got, want)
 	}
 
-	conns := dialLong(t, lab, clients, 7002)
-	servers := make(map[string]int)
-	for _, lc := range conns {
-		if err := lc.exchange(); err != nil {
-			t.Fatal(err)
-		}
-		servers[lc.server]++
-	}
-	if len(servers) != 3 {
-		t.Fatalf("connections per real server %v: want all three used", servers)
-	}
+	conns := dialSpread(t, lab, clients, 3, 7002)
 	x := exchangeAll(conns)
 	defer x.end()
 	marks := make([]int64, len(conns))
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	waitCarryOn(t, x, conns, marks, 3)
 
 	// B learns every connection, bound to the server A picked, and counts
@@ -288,9 +256,7 @@ func syncFailover(t *testing.T, unicast bool) {
 	t.Logf("ipvsadm -L -n on B before the failover:\n%s", listB)
 
 	// A dies; the VIP's neighbour entry moves to B.
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	killed := time.Now()
 	a.kill(t)
 	neighbour(vipMACB)
@@ -345,9 +311,7 @@ func syncFailover(t *testing.T, unicast bool) {
 	t.Logf("resync: A listed the %d connections %v after its start; its log: took=%s", len(conns),
 		time.Since(restart).Round(time.Millisecond), took)
 
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	waitCarryOn(t, x, conns, marks, 2)
 	if errs := x.end(); len(errs) > 0 {
 		t.Fatalf("connections broke: %v", errors.Join(errs...))

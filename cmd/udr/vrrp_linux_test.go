@@ -299,39 +299,17 @@ func takeover(t *testing.T, x *exchanger, conns []*longConn, marks []int64, kill
 	if sb, ok := next.standby(t); !ok || sb {
 		t.Errorf("the new master's udr: answered %v, standby %v; want active", ok, sb)
 	}
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	waitCarryOn(t, x, conns, marks, 3)
 	return active, first, last
 }
 
-// vrrpLab builds the pair's topology: the lab's client (with 10 addresses
-// more), director and two real servers running echoServer on port, and a
-// second director on the segment. It returns the client addresses.
+// vrrpLab builds the pair's topology: newDaemonLab's, with pairLab's
+// second director, client addresses and echo servers on port.
 func vrrpLab(t *testing.T, name string, port int) (*drlab.Lab, *netlab.Host, []netip.Addr) {
 	t.Helper()
 	lab := newDaemonLab(t, name)
-	h2, err := lab.AddHost("director2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Connect(h2, "eth0", director2); err != nil {
-		t.Fatal(err)
-	}
-	var clients []netip.Addr
-	var prefixes []netip.Prefix
-	for i := range restartClients {
-		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(60 + i)})
-		clients = append(clients, a)
-		prefixes = append(prefixes, netip.PrefixFrom(a, 24))
-	}
-	if err := lab.Client.AddAddrs("eth0", prefixes...); err != nil {
-		t.Fatal(err)
-	}
-	for i, rs := range lab.RS {
-		echoServer(t, rs, fmt.Sprintf("rs%d", i+1), port)
-	}
+	h2, clients := pairLab(t, lab, port)
 	return lab, h2, clients
 }
 
@@ -371,29 +349,15 @@ func TestPrivilegedVRRPPair(t *testing.T) {
 	master, backup := awaitElection(t, pair)
 	t.Logf("elected: %s master, %s backup", master.name, backup.name)
 
-	conns := dialLong(t, lab, clients, 7001)
-	servers := make(map[string]int)
-	for _, lc := range conns {
-		if err := lc.exchange(); err != nil {
-			t.Fatal(err)
-		}
-		servers[lc.server]++
-	}
-	if servers["rs1"] == 0 || servers["rs2"] == 0 {
-		t.Fatalf("connections per real server %v: want both used", servers)
-	}
+	conns := dialSpread(t, lab, clients, 2, 7001)
 	x := exchangeAll(conns)
 	defer x.end()
 	marks := make([]int64, len(conns))
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	waitCarryOn(t, x, conns, marks, 2)
 
 	// The master dies.
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	mark := backup.udr.log.len()
 	killed := time.Now()
 	master.udr.kill(t)
@@ -411,9 +375,7 @@ func TestPrivilegedVRRPPair(t *testing.T) {
 
 	// The master's udr alone dies: its keepalived sees it (track script)
 	// and goes to FAULT, which hands over at once.
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	mark = back.udr.log.len()
 	killed = time.Now()
 	backup.udr.kill(t)
@@ -430,9 +392,7 @@ func TestPrivilegedVRRPPair(t *testing.T) {
 
 	// udr restarted on the master: it starts in standby, and the track
 	// script makes it active again.
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	back.udr.stop(t)
 	restarted := time.Now()
 	back.udr = startSyncDaemon(t, back.host, bin, back.sock, back.args...)
@@ -494,23 +454,11 @@ func TestPrivilegedVRRPPairSync(t *testing.T) {
 	master, backup := awaitElection(t, pair)
 	t.Logf("elected: %s master, %s backup", master.name, backup.name)
 
-	conns := dialLong(t, lab, clients, 7002)
-	servers := make(map[string]int)
-	for _, lc := range conns {
-		if err := lc.exchange(); err != nil {
-			t.Fatal(err)
-		}
-		servers[lc.server]++
-	}
-	if servers["rs1"] == 0 || servers["rs2"] == 0 {
-		t.Fatalf("connections per real server %v: want both used", servers)
-	}
+	conns := dialSpread(t, lab, clients, 2, 7002)
 	x := exchangeAll(conns)
 	defer x.end()
 	marks := make([]int64, len(conns))
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	waitCarryOn(t, x, conns, marks, 3)
 
 	// The backup, in standby, has every connection, bound as on the
@@ -532,9 +480,7 @@ func TestPrivilegedVRRPPairSync(t *testing.T) {
 		t.Fatalf("the backup's udr: answered %v, standby %v; want standby", ok, sb)
 	}
 
-	for i, lc := range conns {
-		marks[i] = lc.done.Load()
-	}
+	markDone(conns, marks)
 	mark := backup.udr.log.len()
 	killed := time.Now()
 	master.udr.kill(t)
