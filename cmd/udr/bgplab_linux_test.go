@@ -74,19 +74,7 @@ func newBGPLab(t *testing.T, name string, n int) *bgpLab {
 	t.Helper()
 	netlab.Privileged(t)
 	needFRR(t)
-	lab, err := drlab.New(name, drlab.Options{RealServers: 3, Routed: true})
-	if err != nil {
-		t.Fatalf("build lab %q: %v", name, err)
-	}
-	prefix := lab.Prefix()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-		if left := netlab.Leftovers(prefix); len(left) > 0 {
-			t.Errorf("namespaces left after closing the lab: %q", left)
-		}
-	})
+	lab := newLab(t, name, drlab.Options{RealServers: 3, Routed: true})
 	l := &bgpLab{Lab: lab, directors: []*netlab.Host{lab.Director}}
 	for i := 2; i <= n; i++ {
 		h, err := lab.AddHost(fmt.Sprintf("director%d", i))

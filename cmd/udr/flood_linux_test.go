@@ -84,19 +84,7 @@ func TestPrivilegedFlood(t *testing.T) {
 }
 
 func flood(t *testing.T, bin udrBinary, args ...string) {
-	lab, err := drlab.New("flood", drlab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := lab.Prefix()
-	t.Cleanup(func() {
-		if err := lab.Close(); err != nil {
-			t.Errorf("close lab: %v", err)
-		}
-		if left := netlab.Leftovers(prefix); len(left) > 0 {
-			t.Errorf("namespaces left after closing the lab: %q", left)
-		}
-	})
+	lab := newLab(t, "flood", drlab.Options{})
 	gen, err := lab.AddHost("gen")
 	if err != nil {
 		t.Fatal(err)
