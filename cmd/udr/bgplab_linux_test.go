@@ -285,28 +285,14 @@ bgp:
 
 // bgpDaemon is `udr run --config` in one director's namespace.
 type bgpDaemon struct {
-	bin    udrBinary
-	sock   string
-	cmd    *exec.Cmd
-	log    *lineLog
-	exited chan struct{}
-	err    error
+	*daemon
 }
 
 // startBGPDaemon runs udr with the config file in h's namespace and waits
 // for its "udr running" line. The test's cleanup kills it if it still runs.
 func startBGPDaemon(t *testing.T, h *netlab.Host, bin udrBinary, config, sock string) *bgpDaemon {
 	t.Helper()
-	d := &bgpDaemon{bin: bin, sock: sock, log: newLineLog(), exited: make(chan struct{})}
-	d.cmd = h.Command(bin.exe, "run", "--config", config)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start udr run: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
+	d := &bgpDaemon{daemon: spawnDaemon(t, h, bin, sock, bin.exe, "run", "--config", config)}
 	t.Cleanup(func() {
 		select {
 		case <-d.exited:
