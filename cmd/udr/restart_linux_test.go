@@ -296,6 +296,24 @@ func markDone(conns []*longConn, marks []int64) {
 	}
 }
 
+// exchangeEach makes one more exchange on every connection, which checks
+// that it still reaches its own real server, and fails t for each that
+// does not, naming a reset as one. It returns how many failed.
+func exchangeEach(t *testing.T, conns []*longConn) (failed int) {
+	t.Helper()
+	for _, lc := range conns {
+		if err := lc.exchange(); err != nil {
+			failed++
+			if errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("reset: %v", err)
+			} else {
+				t.Error(err)
+			}
+		}
+	}
+	return failed
+}
+
 // restartDaemon is a daemon that the test stops, or that exits on its
 // own after a hand-off.
 type restartDaemon struct {
@@ -443,15 +461,7 @@ func TestPrivilegedRestartKeepsConnections(t *testing.T) {
 	}
 	// Every connection still reaches its own real server (checked by
 	// each echo) and none was reset.
-	for _, lc := range conns {
-		if err := lc.exchange(); err != nil {
-			if errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("reset: %v", err)
-			} else {
-				t.Error(err)
-			}
-		}
-	}
+	exchangeEach(t, conns)
 
 	// A state file that was damaged is refused with a clear line, kept
 	// aside, and udr starts with an empty table.

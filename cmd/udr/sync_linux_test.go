@@ -316,17 +316,7 @@ func syncFailover(t *testing.T, unicast bool) {
 	if errs := x.end(); len(errs) > 0 {
 		t.Fatalf("connections broke: %v", errors.Join(errs...))
 	}
-	lost := 0
-	for _, lc := range conns {
-		if err := lc.exchange(); err != nil {
-			lost++
-			if errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("reset: %v", err)
-			} else {
-				t.Error(err)
-			}
-		}
-	}
+	lost := exchangeEach(t, conns)
 	t.Logf("connections lost: %d of %d", lost, len(conns))
 	// B's metrics count what it sent and received.
 	m := syncScrape(t, hostB)

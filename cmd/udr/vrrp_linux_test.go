@@ -408,15 +408,7 @@ func TestPrivilegedVRRPPair(t *testing.T) {
 		t.Fatalf("connections broke: %v", errors.Join(errs...))
 	}
 	// Each still reaches its own real server (the echo checks the name).
-	for _, lc := range conns {
-		if err := lc.exchange(); err != nil {
-			if errors.Is(err, syscall.ECONNRESET) {
-				t.Errorf("reset: %v", err)
-			} else {
-				t.Error(err)
-			}
-		}
-	}
+	exchangeEach(t, conns)
 }
 
 // needFlock skips t when flock(1), which the notify script takes its lock
