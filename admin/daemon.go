@@ -3,19 +3,20 @@ package admin
 import (
 	"fmt"
 	"io"
-	"net/netip"
 	"syscall"
+
+	"github.com/udr-lb/udr/ipvssync"
 )
 
-// The kernel's defaults for a sync daemon (net/netfilter/ipvs/ip_vs_sync.c,
-// include/net/ip_vs.h): the group IP_VS_SYNC_GROUP, the port
-// IP_VS_SYNC_PORT, a TTL of 1, and a message of at most 1500 bytes less
-// the IP and UDP headers.
-var DefaultSyncGroup = netip.AddrFrom4([4]byte{224, 0, 0, 81})
+// The kernel's defaults for a sync daemon, as package ipvssync has them
+// from net/netfilter/ipvs/ip_vs_sync.c: the group IP_VS_SYNC_GROUP, the
+// port IP_VS_SYNC_PORT, a TTL of 1, and a message of at most 1500 bytes
+// less the IP and UDP headers.
+var DefaultSyncGroup = ipvssync.DefaultGroup
 
 const (
-	DefaultSyncPort = 8848
-	DefaultSyncTTL  = 1
+	DefaultSyncPort = ipvssync.DefaultPort
+	DefaultSyncTTL  = ipvssync.DefaultTTL
 	syncMTU         = 1500
 )
 

@@ -6,15 +6,16 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/udr-lb/udr/admin"
 )
 
 // The defaults of udr.yaml's sync block: the kernel's sync daemon
-// defaults (net/netfilter/ipvs/ip_vs_sync.c).
-var DefaultSyncGroup = netip.AddrFrom4([4]byte{224, 0, 0, 81})
+// defaults, those of ipvsadm --start-daemon (admin).
+var DefaultSyncGroup = admin.DefaultSyncGroup
 
 const (
-	DefaultSyncPort = 8848
-	DefaultSyncTTL  = 1
+	DefaultSyncPort = admin.DefaultSyncPort
+	DefaultSyncTTL  = admin.DefaultSyncTTL
 	// MaxSyncMaxLen is the longest sync message: a UDP datagram's
 	// payload over IPv4 (ipvsadm's bound for --sync-maxlen).
 	MaxSyncMaxLen = 65535 - 20 - 8

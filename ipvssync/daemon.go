@@ -57,7 +57,7 @@ func (o *Options) port() uint16 {
 
 func (o *Options) ttl() int {
 	if o.TTL == 0 {
-		return 1
+		return DefaultTTL
 	}
 	return o.TTL
 }

@@ -30,6 +30,10 @@ const (
 // DefaultPort is the sync daemon's UDP port (IP_VS_SYNC_PORT).
 const DefaultPort = 8848
 
+// DefaultTTL is the multicast TTL (or hop limit) of the sync daemon's
+// messages: 1, the segment only (set_mcast_ttl's default).
+const DefaultTTL = 1
+
 // DefaultGroup is the sync daemon's IPv4 multicast group (IP_VS_SYNC_GROUP,
 // 224.0.0.81).
 var DefaultGroup = netip.AddrFrom4([4]byte{224, 0, 0, 81})
