@@ -175,6 +175,9 @@ func TestPrivilegedTrace(t *testing.T) {
 		}
 	}
 	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("tshark is not installed (.ci/run installs it), the capture's comments are unchecked: %v", err)
+		}
 		t.Log("tshark not installed: the capture is read by gopacket only")
 		return
 	}

@@ -25,11 +25,15 @@ import (
 // next segment a few seconds later.
 const vrrpTimeout = 30 * time.Second
 
-// needKeepalived skips t when keepalived is not installed.
+// needKeepalived skips t, or fails it when CI=true, unless keepalived is
+// installed.
 func needKeepalived(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("keepalived")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("keepalived is not installed (.ci/run installs the Debian package keepalived): %v", err)
+		}
 		t.Skip("keepalived is not installed (apt-get install keepalived; .ci/run installs it)")
 	}
 	return path
@@ -411,11 +415,14 @@ func TestPrivilegedVRRPPair(t *testing.T) {
 	exchangeEach(t, conns)
 }
 
-// needFlock skips t when flock(1), which the notify script takes its lock
-// with, is missing.
+// needFlock skips t, or fails it when CI=true, when flock(1), which the
+// notify script takes its lock with, is missing.
 func needFlock(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("flock"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("flock(1) is not installed (Debian package util-linux): %v", err)
+		}
 		t.Skip("flock(1) (util-linux) is not installed")
 	}
 }
