@@ -66,14 +66,7 @@ func runConfig(args []string, stdout, stderr io.Writer) error {
 // importKeepalived translates the keepalived.conf at path and checks the
 // result as udr.yaml: it returns the text, and the notice and warnings.
 func importKeepalived(path, iface string) (string, []string, error) {
-	r, err := keepalived.Import(path, keepalived.Options{Interface: iface})
-	var notes []string
-	if r != nil {
-		if r.Notice != "" {
-			notes = append(notes, r.Notice)
-		}
-		notes = append(notes, r.Warnings...)
-	}
+	r, notes, err := translateKeepalived(path, iface)
 	if err != nil {
 		return "", notes, err
 	}
@@ -87,19 +80,26 @@ func importKeepalived(path, iface string) (string, []string, error) {
 
 func translatedName(path string) string { return path + " (as udr.yaml)" }
 
+// translateKeepalived translates the keepalived.conf at path and returns,
+// even with an error, the translation's notice and warnings.
+func translateKeepalived(path, iface string) (*keepalived.Result, []string, error) {
+	r, err := keepalived.Import(path, keepalived.Options{Interface: iface})
+	var notes []string
+	if r != nil {
+		if r.Notice != "" {
+			notes = append(notes, r.Notice)
+		}
+		notes = append(notes, r.Warnings...)
+	}
+	return r, notes, err
+}
+
 // keepalivedLoader is udr run --keepalived's director.Config.Load: the
 // keepalived.conf at path read again, translated, its notice and warnings
 // returned as the load's warnings.
 func keepalivedLoader(path, iface string) func() (*config.File, *service.Config, []string, error) {
 	return func() (*config.File, *service.Config, []string, error) {
-		r, err := keepalived.Import(path, keepalived.Options{Interface: iface})
-		var notes []string
-		if r != nil {
-			if r.Notice != "" {
-				notes = append(notes, r.Notice)
-			}
-			notes = append(notes, r.Warnings...)
-		}
+		r, notes, err := translateKeepalived(path, iface)
 		if err != nil {
 			return nil, nil, notes, err
 		}
