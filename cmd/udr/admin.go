@@ -34,10 +34,7 @@ func runAdmin(args []string, stdout, stderr io.Writer) error {
 }
 
 func adminWith(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	path := os.Getenv("UDR_CONTROL")
-	if path == "" {
-		path = director.DefaultControlSocket
-	}
+	path := defaultControlPath()
 	if len(args) > 0 && (args[0] == "--control" || strings.HasPrefix(args[0], "--control=")) {
 		if v, ok := strings.CutPrefix(args[0], "--control="); ok {
 			path, args = v, args[1:]
@@ -108,6 +105,15 @@ func adminWith(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 // isRestore reports whether an argument is ipvsadm's -R, alone or bundled.
 func isRestore(a string) bool {
 	return a == "--restore" || strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && strings.Contains(a, "R")
+}
+
+// defaultControlPath is the control socket a client command talks to
+// without --control: $UDR_CONTROL, or director.DefaultControlSocket.
+func defaultControlPath() string {
+	if p := os.Getenv("UDR_CONTROL"); p != "" {
+		return p
+	}
+	return director.DefaultControlSocket
 }
 
 func controlClient(path string) *http.Client {

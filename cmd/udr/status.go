@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
-	"github.com/udr-lb/udr/director"
 	"github.com/udr-lb/udr/status"
 )
 
@@ -22,10 +20,7 @@ import (
 func runStatus(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := os.Getenv("UDR_CONTROL")
-	if path == "" {
-		path = director.DefaultControlSocket
-	}
+	path := defaultControlPath()
 	fs.StringVar(&path, "control", path, "the control socket of the running udr (UDR_CONTROL)")
 	asJSON := fs.Bool("j", false, "print the JSON of GET /v1/status")
 	fs.BoolVar(asJSON, "json", false, "the same as -j")
