@@ -31,8 +31,7 @@ type check struct {
 // real_servers, and a real_server its checker.
 type params struct {
 	delayLoop, delayBeforeRetry, connectTimeout time.Duration
-	delayLoopSt, connectTimeoutSt               *Stmt
-	delayBeforeRetrySt                          *Stmt
+	connectTimeoutSt, delayBeforeRetrySt        *Stmt
 	retry                                       int // -1: the checker's default
 	inhibit                                     bool
 	alpha                                       bool
@@ -40,7 +39,7 @@ type params struct {
 }
 
 // checker converts a checker block.
-func (t *translator) checker(st *Stmt, p params, s service) *check {
+func (t *translator) checker(st *Stmt, p params) *check {
 	kw := st.Keyword()
 	c := &check{}
 	switch kw {

@@ -46,16 +46,15 @@ func (t *translator) virtualServer(st *Stmt) {
 	s := service{st: st, proto: "tcp", scheduler: "wlc", netmask: -1}
 	p := params{retry: -1}
 	var (
-		flags         []*Stmt
-		granularity   *Stmt
-		rss           []*Stmt
-		family        string
-		familySt      *Stmt
-		opsSt         *Stmt
-		persistenceSt *Stmt
-		kindSt        *Stmt
-		quorumSt      *Stmt
-		hysteresisSt  *Stmt
+		flags        []*Stmt
+		granularity  *Stmt
+		rss          []*Stmt
+		family       string
+		familySt     *Stmt
+		opsSt        *Stmt
+		kindSt       *Stmt
+		quorumSt     *Stmt
+		hysteresisSt *Stmt
 	)
 	for _, k := range st.Block {
 		if t.commonParam(k, &p) {
@@ -87,7 +86,6 @@ func (t *translator) virtualServer(st *Stmt) {
 				}
 			}
 		case "persistence_timeout":
-			persistenceSt = k
 			s.persistence, s.timeout = true, 360
 			if len(k.Args()) > 0 {
 				if n, ok := t.uint(k, math.MaxUint32); ok {
@@ -204,7 +202,6 @@ func (t *translator) virtualServer(st *Stmt) {
 			}
 		}
 	}
-	_ = persistenceSt
 	var servers []server
 	var rsPorts []uint16
 	if kindSt == nil {
@@ -220,7 +217,7 @@ func (t *translator) virtualServer(st *Stmt) {
 		}
 	}
 	for _, r := range rss {
-		srv, port, ok := t.realServer(r, p, vips, s)
+		srv, port, ok := t.realServer(r, p, vips)
 		if ok {
 			servers = append(servers, srv)
 			rsPorts = append(rsPorts, port)
@@ -353,7 +350,7 @@ func (t *translator) method(st *Stmt) {
 
 // realServer converts one real_server of a virtual server; port is its
 // port as written.
-func (t *translator) realServer(st *Stmt, vsp params, vips []vip, s service) (r server, port uint16, ok bool) {
+func (t *translator) realServer(st *Stmt, vsp params, vips []vip) (r server, port uint16, ok bool) {
 	before := len(t.errs)
 	r.st = st
 	args := st.Args()
@@ -373,7 +370,7 @@ func (t *translator) realServer(st *Stmt, vsp params, vips []vip, s service) (r 
 	r.weight = 1
 	p := vsp
 	var checkers []*Stmt
-	var upperSt, lowerSt *Stmt
+	var lowerSt *Stmt
 	for _, k := range st.Block {
 		if t.commonParam(k, &p) {
 			continue
@@ -387,7 +384,7 @@ func (t *translator) realServer(st *Stmt, vsp params, vips []vip, s service) (r 
 			t.method(k)
 		case "uthreshold":
 			if n, ok := t.uint(k, math.MaxInt32); ok {
-				r.upper, upperSt = uint32(n), k
+				r.upper = uint32(n)
 			}
 		case "lthreshold":
 			if n, ok := t.uint(k, math.MaxInt32); ok {
@@ -404,13 +401,12 @@ func (t *translator) realServer(st *Stmt, vsp params, vips []vip, s service) (r 
 	if lowerSt != nil && r.lower > r.upper {
 		t.errorf(lowerSt, "lthreshold %d is above uthreshold %d", r.lower, r.upper)
 	}
-	_ = upperSt
 	for i, c := range checkers {
 		if i > 0 {
 			t.errorf(c, "%s: udr runs one checker per real server, the first is at %s", c.Keyword(), checkers[0].At())
 			continue
 		}
-		r.check = t.checker(c, p, s)
+		r.check = t.checker(c, p)
 	}
 	return r, port, len(t.errs) == before
 }

@@ -85,7 +85,7 @@ func (t *translator) commonParam(st *Stmt, p *params) bool {
 	switch st.Keyword() {
 	case "delay_loop":
 		if d, ok := t.timer(st, 100*time.Millisecond); ok {
-			p.delayLoop, p.delayLoopSt = d, st
+			p.delayLoop = d
 		}
 	case "delay_before_retry":
 		if d, ok := t.timer(st, 0); ok {
