@@ -81,11 +81,12 @@ type syncEntry struct {
 // records: the worker pushes without a lock and never blocks (a full queue
 // drops and counts the record), DrainSync pops.
 type syncQueue struct {
-	buf     []syncEntry
-	mask    uint64
-	head    atomic.Uint64 // next slot the worker writes
+	buf  []syncEntry
+	mask uint64
+	// head is the next slot the worker writes, and so the count of
+	// records ever queued: it only grows.
+	head    atomic.Uint64
 	tail    atomic.Uint64 // next slot the drain reads
-	queued  atomic.Uint64
 	dropped atomic.Uint64
 
 	last syncEntry // the worker's last push
@@ -120,7 +121,6 @@ func (q *syncQueue) push(e *syncEntry) {
 	q.buf[h&q.mask] = *e
 	q.last = *e
 	q.head.Store(h + 1)
-	q.queued.Add(1)
 }
 
 // syncSettings is what a worker applies at its next batch.
@@ -212,7 +212,7 @@ func (ws Workers) SyncStats() SyncStats {
 	var s SyncStats
 	for _, w := range ws {
 		if q := w.sync.queue.Load(); q != nil {
-			s.Queued += q.queued.Load()
+			s.Queued += q.head.Load()
 			s.Dropped += q.dropped.Load()
 			s.NoServer += w.sync.noServer.Load()
 		}

@@ -195,7 +195,7 @@ func TestSyncQueueFull(t *testing.T) {
 			t.Fatalf("datagram %d: %v", i, v)
 		}
 	}
-	if q, d := q.queued.Load(), q.dropped.Load(); q != 4 || d != 6 {
+	if q, d := q.head.Load(), q.dropped.Load(); q != 4 || d != 6 {
 		t.Errorf("queued %d, dropped %d; want 4 and 6", q, d)
 	}
 	if n := len(q.take()); n != 4 {
@@ -214,7 +214,7 @@ func TestSyncDoesNotAllocate(t *testing.T) {
 	h.p.Process(udrtest.TCP(h.toVIP(), client(5001), vip8080, udrtest.SYN, nil), epoch)
 	buf := make([]byte, 2048)
 	for name, f := range map[string][]byte{"connection": est, "persistent": pers} {
-		before := q.queued.Load() + q.dropped.Load()
+		before := q.head.Load() + q.dropped.Load()
 		if a := testing.AllocsPerRun(1000, func() {
 			n := copy(buf, f)
 			if v, _ := h.p.Process(buf[:n], epoch); v != VerdictForward {
@@ -226,7 +226,7 @@ func TestSyncDoesNotAllocate(t *testing.T) {
 		}); a != 0 {
 			t.Errorf("%s: %v allocs per packet with sync on, want 0", name, a)
 		}
-		if q.queued.Load()+q.dropped.Load() == before {
+		if q.head.Load()+q.dropped.Load() == before {
 			t.Errorf("%s: no record queued or dropped: the test did not exercise sync", name)
 		}
 	}
