@@ -39,13 +39,10 @@ type DaemonBackend interface {
 	Daemons() []Daemon
 }
 
-// CompleteDaemon fills in what the kernel fills in when it starts a daemon
-// (start_sync_thread): the group 224.0.0.81, port 8848 and TTL 1 when
-// they are not given, and the message length: a given maxlen is bounded
-// to 1..65535 less the headers (1024.. for a backup), and the default is
-// 1500 less the IPv4 or IPv6 and UDP headers for a master, the
-// interface's MTU (at least 1500) less them for a backup.
-func CompleteDaemon(d Daemon, mtu int) Daemon {
+// DaemonDefaults fills in the options whose defaults do not depend on the
+// interface: the group 224.0.0.81, port 8848 and TTL 1 when they are not
+// given.
+func DaemonDefaults(d Daemon) Daemon {
 	if !d.McastGroup.IsValid() {
 		d.McastGroup = DefaultSyncGroup
 	}
@@ -55,6 +52,17 @@ func CompleteDaemon(d Daemon, mtu int) Daemon {
 	if d.McastTTL == 0 {
 		d.McastTTL = DefaultSyncTTL
 	}
+	return d
+}
+
+// CompleteDaemon fills in what the kernel fills in when it starts a daemon
+// (start_sync_thread): the group 224.0.0.81, port 8848 and TTL 1 when
+// they are not given, and the message length: a given maxlen is bounded
+// to 1..65535 less the headers (1024.. for a backup), and the default is
+// 1500 less the IPv4 or IPv6 and UDP headers for a master, the
+// interface's MTU (at least 1500) less them for a backup.
+func CompleteDaemon(d Daemon, mtu int) Daemon {
+	d = DaemonDefaults(d)
 	hlen := 20 + 8
 	if d.McastGroup.Is6() && !d.McastGroup.Is4In6() {
 		hlen = 40 + 8

@@ -215,22 +215,7 @@ func daemonOf(s config.Sync, state, iface string) admin.Daemon {
 // sameDaemon reports whether a running daemon has the options and peers
 // that want and peers ask for.
 func sameDaemon(cur *daemonConfig, want admin.Daemon, peers []netip.AddrPort, noGroup bool) bool {
-	return withDefaults(cur.asked) == withDefaults(want) && slices.Equal(cur.peers, peers) && cur.noGroup == noGroup
-}
-
-// withDefaults fills in the options whose defaults do not depend on the
-// interface.
-func withDefaults(d admin.Daemon) admin.Daemon {
-	if !d.McastGroup.IsValid() {
-		d.McastGroup = admin.DefaultSyncGroup
-	}
-	if d.McastPort == 0 {
-		d.McastPort = admin.DefaultSyncPort
-	}
-	if d.McastTTL == 0 {
-		d.McastTTL = admin.DefaultSyncTTL
-	}
-	return d
+	return admin.DaemonDefaults(cur.asked) == admin.DaemonDefaults(want) && slices.Equal(cur.peers, peers) && cur.noGroup == noGroup
 }
 
 // daemonConfig is a running daemon's options: as asked, and as the
