@@ -25,10 +25,8 @@ func (sd *syncDaemons) runMaster(ctx context.Context, m *masterDaemon) {
 	drain := func(now time.Time) {
 		sd.table.DrainSync(func(recs []forwarder.SyncRecord) {
 			for i := range recs {
-				c := toWire(&recs[i])
-				full, ok := enc.Add(&c)
+				full, ok := sd.encode(&enc, &recs[i])
 				if !ok {
-					sd.stats.drop(dropEncode, 1)
 					continue
 				}
 				if full != nil {
@@ -72,6 +70,17 @@ func (sd *syncDaemons) runMaster(ctx context.Context, m *masterDaemon) {
 	}
 }
 
+// encode adds one record to enc, as Encoder.Add, and counts it dropped
+// when it cannot be encoded.
+func (sd *syncDaemons) encode(enc *ipvssync.Encoder, r *forwarder.SyncRecord) (full []byte, ok bool) {
+	c := toWire(r)
+	full, ok = enc.Add(&c)
+	if !ok {
+		sd.stats.drop(dropEncode, 1)
+	}
+	return full, ok
+}
+
 // send sends one message and counts it.
 func (sd *syncDaemons) send(m *masterDaemon, msg []byte) {
 	n := int(msg[4]) // nr_conns
@@ -103,10 +112,8 @@ func (sd *syncDaemons) dump(ctx context.Context, m *masterDaemon) {
 	}
 	err := sd.table.DumpSync(ctx, func(recs []forwarder.SyncRecord) {
 		for i := range recs {
-			c := toWire(&recs[i])
-			full, ok := enc.Add(&c)
+			full, ok := sd.encode(&enc, &recs[i])
 			if !ok {
-				sd.stats.drop(dropEncode, 1)
 				continue
 			}
 			conns++
