@@ -58,9 +58,10 @@ func (d *Director) Status() *status.Status {
 		Workers: len(d.ws),
 		IO:      d.IO().String(),
 	}
+	sorted := service.SortedServices(cfg)
 	for _, vip := range t.VIPs() {
 		v := status.VIP{Addr: vip}
-		for _, svc := range service.SortedServices(cfg) {
+		for _, svc := range sorted {
 			if svc.Addr == vip {
 				v.Services = append(v.Services, svcName(svc.Key))
 			}
