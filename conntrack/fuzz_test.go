@@ -63,7 +63,12 @@ func FuzzTCPStates(f *testing.F) {
 			case 2:
 				tb.Delete(k, now)
 			case 3:
-				tb.SetSecureTCP(arg&1 != 0)
+				secure := DefenseOff
+				if arg&1 != 0 {
+					secure = DefenseAlways
+				}
+				dropEntry, _ := tb.Defense()
+				tb.SetDefense(dropEntry, secure)
 				tb.SetTimeouts(service.Timeouts{TCP: uint32(arg >> 1), TCPFin: uint32(arg >> 2)})
 			}
 			checkTable(t, tb, reg, ids)

@@ -132,17 +132,6 @@ func (t *Table) TicksPerSecond() uint32 { return t.hz }
 // truncates ((cp->timer.expires - jiffies) / HZ, ip_vs_conn_seq_show).
 func (t *Table) SecondsLeft(e Entry, now uint32) uint32 { return e.Expires(now) / t.hz }
 
-// SetSecureTCP turns the secure_tcp defence on (DefenseAlways) or off,
-// leaving drop_entry as it is: the TCP state table of every later
-// transition changes at once (tcp_timeout_change).
-func (t *Table) SetSecureTCP(on bool) {
-	mode := DefenseOff
-	if on {
-		mode = DefenseAlways
-	}
-	t.SetDefense(t.def.dropEntry, mode)
-}
-
 // Len returns the number of entries, expired ones not yet removed included.
 func (t *Table) Len() int { return t.n }
 
