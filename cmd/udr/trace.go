@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -113,9 +112,8 @@ func adminTrace(path string, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "unix", path)
-	}}}
+	c := controlClient(path)
+	c.Timeout = 0 // the stream lasts as long as the trace; an interrupt ends it
 	resp, err := c.Do(hreq)
 	if err != nil {
 		return unreachable(path, err)
