@@ -49,8 +49,7 @@ func (t *Table) add(k Key, e Entry, left, now uint32, active bool) error {
 	s.state = e.State
 	if k.Template {
 		s.flags |= e.Flags & FlagRearmed
-	}
-	if !k.Template {
+	} else {
 		// Its evidence (defense.go) is not carried over: it counts as a
 		// connection that saw more than two packets, and its next packet
 		// confirms it.
@@ -58,11 +57,13 @@ func (t *Table) add(k Key, e Entry, left, now uint32, active bool) error {
 	}
 	t.lower(i, s.expiry)
 	t.bind(s)
-	if !k.Template && active {
-		t.moveActive(s, true)
-	}
-	if !k.Template && e.Flags&FlagControlled != 0 {
-		t.link(s, e)
+	if !k.Template {
+		if active {
+			t.moveActive(s, true)
+		}
+		if e.Flags&FlagControlled != 0 {
+			t.link(s, e)
+		}
 	}
 	t.hint = i
 	return nil
