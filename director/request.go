@@ -35,18 +35,28 @@ const MaxRequestBody = 2*admin.MaxRulesSize + 1<<20
 // JSON object with no field but args and stdin, and nothing after it but
 // white space.
 func decodeIpvsadmRequest(body []byte) (IpvsadmRequest, error) {
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return IpvsadmRequest{}, errors.New(`want a JSON object, {"args": [...], "stdin": "..."}`)
-	}
 	var req IpvsadmRequest
+	if err := decodeObject(body, &req, `want a JSON object, {"args": [...], "stdin": "..."}`); err != nil {
+		return IpvsadmRequest{}, err
+	}
+	return req, nil
+}
+
+// decodeObject decodes a control request's body into v: exactly one JSON
+// object with no field v lacks, and nothing after it but white space. A
+// body that is not an object is refused with want, which says what is.
+func decodeObject(body []byte, v any, want string) error {
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return errors.New(want)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return IpvsadmRequest{}, fmt.Errorf("decode JSON: %w", err)
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("decode JSON: %w", err)
 	}
 	end := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
-		return IpvsadmRequest{}, fmt.Errorf("trailing data after the JSON object, from byte %d of %d: want one object only", end, len(body))
+		return fmt.Errorf("trailing data after the JSON object, from byte %d of %d: want one object only", end, len(body))
 	}
-	return req, nil
+	return nil
 }

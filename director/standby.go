@@ -3,11 +3,7 @@
 package director
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 )
@@ -86,17 +82,9 @@ func (d *Director) serveStandby(w http.ResponseWriter, r *http.Request) {
 // object with the key standby, true or false, and nothing else.
 func decodeStandbyRequest(body []byte) (bool, error) {
 	const want = `want {"standby": true} or {"standby": false}`
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return false, errors.New(want)
-	}
 	var req StandbyRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return false, fmt.Errorf("decode JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return false, errors.New("trailing data after the JSON object: want one object only")
+	if err := decodeObject(body, &req, want); err != nil {
+		return false, err
 	}
 	if req.Standby == nil {
 		return false, errors.New(`no "standby" key: ` + want)

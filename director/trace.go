@@ -3,11 +3,8 @@
 package director
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -60,16 +57,8 @@ type TraceEvent struct {
 // bounds.
 func decodeTraceRequest(body []byte) (TraceRequest, forwarder.TraceFilter, time.Duration, error) {
 	var req TraceRequest
-	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
-		return req, forwarder.TraceFilter{}, 0, errors.New(`want a JSON object, {"filter": [...], "count": N, "duration": "60s"}`)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, forwarder.TraceFilter{}, 0, fmt.Errorf("decode JSON: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return req, forwarder.TraceFilter{}, 0, errors.New("trailing data after the JSON object: want one object only")
+	if err := decodeObject(body, &req, `want a JSON object, {"filter": [...], "count": N, "duration": "60s"}`); err != nil {
+		return req, forwarder.TraceFilter{}, 0, err
 	}
 	f, err := forwarder.ParseTraceFilter(req.Filter)
 	if err != nil {
