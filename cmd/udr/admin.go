@@ -133,7 +133,7 @@ func unreachable(path string, err error) error {
 // director in standby or makes it active (POST /v1/standby), and prints
 // the state it is in and whether it changed, e.g. "standby (was active)".
 func setStandby(c *http.Client, path string, on bool, stdout io.Writer) error {
-	body, _ := json.Marshal(map[string]bool{"standby": on})
+	body, _ := json.Marshal(director.StandbyRequest{Standby: &on})
 	resp, err := c.Post("http://udr/v1/standby", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return unreachable(path, err)
